@@ -1,0 +1,103 @@
+//! A small HTTP/1.1 client over the daemon's unix socket, used by the CLI.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use super::error::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the netd daemon at {socket}: {source}; is `netd daemon` running (see --socket / NETD_SOCKET)?")]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to the daemon: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("{message}")]
+    Api { status: StatusCode, message: String },
+    #[error("the daemon answered with something that is not JSON: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Self {
+        Self {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    /// One request on a fresh connection; any status comes back as it is.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "netd")
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .expect("static request parts are valid");
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// A request whose non-2xx answers become [`ClientError::Api`] with the daemon's message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let resp = self.raw(method, path, body).await?;
+        if !resp.status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&resp.body)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&resp.body).into_owned());
+            return Err(ClientError::Api {
+                status: resp.status,
+                message,
+            });
+        }
+        if resp.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&resp.body)?)
+    }
+}

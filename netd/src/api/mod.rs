@@ -1,0 +1,9 @@
+//! The API: JSON over HTTP/1.1 on a unix socket, under versioned paths (`/v1/...`). The CLI
+//! is a client of it, and so is `curl --unix-socket`.
+
+pub mod client;
+mod error;
+pub mod server;
+pub mod wire;
+
+pub use error::ApiError;

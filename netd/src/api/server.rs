@@ -1,0 +1,370 @@
+//! Routes of the API and their handlers. Handlers parse, call the engine under its lock, and
+//! shape the answer; the engine does the work.
+
+use std::{io::SeekFrom, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncReadExt, AsyncSeekExt},
+    sync::Mutex,
+};
+
+use super::{wire, ApiError};
+use crate::{
+    config::{
+        container::{ContainerSpec, CreateContainer},
+        network::{CreateNetwork, NetworkSpec},
+    },
+    engine::{containers::Started, Engine},
+    process,
+    state::model::Process,
+};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub struct Daemon {
+    engine: Mutex<Engine>,
+}
+
+type Shared = Arc<Daemon>;
+
+impl Daemon {
+    pub fn new(engine: Engine) -> Shared {
+        Arc::new(Self {
+            engine: Mutex::new(engine),
+        })
+    }
+
+    /// Waits for a process the daemon started, and records how it ended.
+    fn watch_child(self: &Arc<Self>, started: Started) {
+        let daemon = Arc::clone(self);
+        tokio::spawn(async move {
+            let Started {
+                container_id,
+                mut child,
+            } = started;
+            let pid = child.id().unwrap_or_default() as i32;
+            let code = match child.wait().await {
+                Ok(status) => exit_code(status),
+                Err(_) => -1,
+            };
+            daemon
+                .engine
+                .lock()
+                .await
+                .process_exited(&container_id, pid, code);
+        });
+    }
+
+    /// Polls a process of an earlier daemon run, which cannot be waited for.
+    pub fn watch_adopted(self: &Arc<Self>, container_id: String, process: Process) {
+        let daemon = Arc::clone(self);
+        tokio::spawn(async move {
+            while process::alive(&process) {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            daemon
+                .engine
+                .lock()
+                .await
+                .process_exited(&container_id, process.pid, -1);
+        });
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+pub fn router(daemon: Shared) -> Router {
+    Router::new()
+        .route("/v1/version", get(version))
+        .route("/v1/networks", get(list_networks).post(create_network))
+        .route("/v1/networks/prune", post(prune_networks))
+        .route(
+            "/v1/networks/{key}",
+            get(inspect_network).delete(remove_network),
+        )
+        .route("/v1/networks/{key}/connect", post(connect))
+        .route("/v1/networks/{key}/disconnect", post(disconnect))
+        .route(
+            "/v1/containers",
+            get(list_containers).post(create_container),
+        )
+        .route(
+            "/v1/containers/{key}",
+            get(inspect_container).delete(remove_container),
+        )
+        .route("/v1/containers/{key}/start", post(start_container))
+        .route("/v1/containers/{key}/logs", get(logs))
+        .route("/v1/containers/{key}/sandbox", get(sandbox))
+        .route("/v1/stats", get(stats))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /v1/version")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(daemon)
+}
+
+/// A JSON body whose errors (malformed, unknown fields, too large) come back as JSON too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("request body is larger than the limit of {MAX_BODY} bytes")
+            } else {
+                r.body_text()
+            };
+            ApiError::new(status, message)
+        })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request body: {e}"),
+            )
+        })
+    }
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": "1"}))
+}
+
+async fn list_networks(State(d): State<Shared>) -> Json<Value> {
+    let engine = d.engine.lock().await;
+    Json(
+        engine
+            .networks()
+            .map(|n| wire::network(&engine, n))
+            .collect(),
+    )
+}
+
+async fn create_network(
+    State(d): State<Shared>,
+    ApiJson(req): ApiJson<CreateNetwork>,
+) -> Result<Response, ApiError> {
+    let spec = NetworkSpec::try_from(req).map_err(crate::engine::EngineError::from)?;
+    let mut engine = d.engine.lock().await;
+    let net = engine.create_network(spec).await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": net.id}))).into_response())
+}
+
+async fn inspect_network(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = d.engine.lock().await;
+    let net = engine.network(&key)?;
+    Ok(Json(wire::network(&engine, net)))
+}
+
+async fn remove_network(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    d.engine.lock().await.remove_network(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn prune_networks(State(d): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let removed = d.engine.lock().await.prune_networks().await?;
+    Ok(Json(json!({"NetworksDeleted": removed})))
+}
+
+async fn connect(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<wire::Connect>,
+) -> Result<Json<Value>, ApiError> {
+    let mut engine = d.engine.lock().await;
+    let e = engine
+        .connect(&key, &req.container, req.ip.as_deref(), &req.aliases)
+        .await?;
+    Ok(Json(
+        json!({"EndpointID": e.id, "IPAddress": e.ip.to_string(), "InterfaceName": e.ifname.as_str()}),
+    ))
+}
+
+async fn disconnect(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<wire::Disconnect>,
+) -> Result<StatusCode, ApiError> {
+    d.engine
+        .lock()
+        .await
+        .disconnect(&key, &req.container)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_containers(State(d): State<Shared>) -> Json<Value> {
+    let engine = d.engine.lock().await;
+    Json(
+        engine
+            .containers()
+            .map(|c| wire::container(&engine, c))
+            .collect(),
+    )
+}
+
+async fn create_container(
+    State(d): State<Shared>,
+    ApiJson(req): ApiJson<CreateContainer>,
+) -> Result<Response, ApiError> {
+    let spec = ContainerSpec::try_from(req).map_err(crate::engine::EngineError::from)?;
+    let (c, started) = d.engine.lock().await.create_container(spec).await?;
+    if let Some(started) = started {
+        d.watch_child(started);
+    }
+    Ok((StatusCode::CREATED, Json(json!({"Id": c.id}))).into_response())
+}
+
+async fn start_container(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(started) = d.engine.lock().await.start_container(&key)? {
+        d.watch_child(started);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn inspect_container(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = d.engine.lock().await;
+    let c = engine.container(&key)?;
+    Ok(Json(wire::container(&engine, c)))
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn remove_container(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
+    d.engine
+        .lock()
+        .await
+        .remove_container(&key, q.force)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    offset: u64,
+}
+
+/// The log from `offset` on; `x-netd-running` says whether more may come.
+async fn logs(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let (path, running) = {
+        let engine = d.engine.lock().await;
+        let c = engine.container(&key)?;
+        (
+            engine.store().container_dir(&c.id).join("log"),
+            c.is_running(),
+        )
+    };
+    let mut data = Vec::new();
+    if let Ok(mut file) = tokio::fs::File::open(&path).await {
+        let read = async {
+            file.seek(SeekFrom::Start(q.offset)).await?;
+            file.take(MAX_BODY as u64).read_to_end(&mut data).await
+        };
+        read.await.map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading {}: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::HeaderName::from_static("x-netd-running"),
+                if running { "true" } else { "false" },
+            ),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+async fn sandbox(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<Json<process::SandboxEnv>, ApiError> {
+    let engine = d.engine.lock().await;
+    let c = engine.container(&key)?;
+    Ok(Json(engine.sandbox_env(c)))
+}
+
+/// Packet and byte counters of every container interface, from the datapath's maps.
+async fn stats(State(d): State<Shared>) -> Json<Value> {
+    let (host, ports) = {
+        let engine = d.engine.lock().await;
+        let ports: Vec<_> = engine
+            .containers()
+            .flat_map(|c| {
+                c.endpoints.iter().map(|e| {
+                    let net = engine
+                        .network(&e.network_id)
+                        .map(|n| n.name.to_string())
+                        .unwrap_or_default();
+                    (
+                        c.name.to_string(),
+                        net,
+                        e.ifname.to_string(),
+                        e.host_ifname.to_string(),
+                    )
+                })
+            })
+            .collect();
+        (Arc::clone(engine.host()), ports)
+    };
+    let mut rows = Vec::new();
+    for (container, network, ifname, port) in ports {
+        let c = host.port_counters(&port).await.unwrap_or_default();
+        rows.push(json!({
+            "Container": container, "Network": network, "Interface": ifname, "HostInterface": port,
+            // The port's ingress is what the container sent.
+            "TxPackets": c.ingress_packets, "TxBytes": c.ingress_bytes,
+            "RxPackets": c.egress_packets, "RxBytes": c.egress_bytes,
+        }));
+    }
+    Json(Value::Array(rows))
+}

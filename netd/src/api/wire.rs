@@ -1,0 +1,143 @@
+//! Response bodies, shaped like Docker's so that its users find the fields they look for.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::{
+    engine::Engine,
+    state::model::{Container, Network},
+};
+
+/// Body of `POST /v1/networks/{name}/connect`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    pub container: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// Body of `POST /v1/networks/{name}/disconnect`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disconnect {
+    pub container: String,
+}
+
+pub fn network(engine: &Engine, net: &Network) -> Value {
+    let mut containers = Map::new();
+    for c in engine.containers() {
+        if let Some(e) = c.endpoint_on(&net.id) {
+            containers.insert(
+                c.id.clone(),
+                json!({
+                    "Name": c.name,
+                    "EndpointID": e.id,
+                    "MacAddress": e.mac.to_string(),
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    let config: Vec<Value> = net
+        .subnet
+        .iter()
+        .map(|s| {
+            let mut cfg = json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()});
+            if let Some(range) = s.ip_range {
+                cfg["IPRange"] = json!(range.to_string());
+            }
+            cfg
+        })
+        .collect();
+    let mut options = Map::new();
+    if let Some(bridge) = &net.bridge {
+        options.insert(
+            "com.docker.network.bridge.name".into(),
+            json!(bridge.as_str()),
+        );
+        options.insert(
+            "com.docker.network.driver.mtu".into(),
+            json!(net.mtu.to_string()),
+        );
+    }
+    let pool = engine.pool(&net.id);
+    json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver.as_str(),
+        "EnableIPv6": false,
+        "Internal": net.internal,
+        "Attachable": false,
+        "IPAM": {"Driver": "default", "Config": config},
+        "Options": options,
+        "Labels": net.labels,
+        "Containers": containers,
+        "AddressesInUse": pool.map(|p| p.in_use()),
+        "AddressesFree": pool.map(|p| p.capacity() - p.in_use() as u64),
+    })
+}
+
+fn state(c: &Container) -> Value {
+    match &c.process {
+        None => json!({"Status": "created", "Running": false, "Pid": 0, "ExitCode": 0}),
+        Some(p) => json!({
+            "Status": if p.exit_code.is_none() { "running" } else { "exited" },
+            "Running": p.exit_code.is_none(),
+            "Pid": if p.exit_code.is_none() { p.pid } else { 0 },
+            "ExitCode": p.exit_code.unwrap_or(0),
+            "StartedAt": p.started,
+            "FinishedAt": p.finished,
+        }),
+    }
+}
+
+pub fn container(engine: &Engine, c: &Container) -> Value {
+    let mut networks = Map::new();
+    for e in &c.endpoints {
+        let Ok(net) = engine.network(&e.network_id) else {
+            continue;
+        };
+        networks.insert(
+            net.name.to_string(),
+            json!({
+                "NetworkID": net.id,
+                "EndpointID": e.id,
+                "Gateway": net.subnet.map(|s| s.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": e.ip.to_string(),
+                "IPPrefixLen": e.prefix,
+                "MacAddress": e.mac.to_string(),
+                "Aliases": e.aliases,
+                "InterfaceName": e.ifname.as_str(),
+            }),
+        );
+    }
+    if matches!(c.network_mode.as_str(), "host" | "none") {
+        if let Ok(net) = engine.network(&c.network_mode) {
+            networks.insert(
+                net.name.to_string(),
+                json!({"NetworkID": net.id, "Aliases": []}),
+            );
+        }
+    }
+    let env = engine.sandbox_env(c);
+    json!({
+        "Id": c.id,
+        "Name": c.name,
+        "Created": c.created,
+        "Path": c.command.first(),
+        "Args": c.command.get(1..).unwrap_or_default(),
+        "State": state(c),
+        "Config": {"Hostname": c.hostname, "Cmd": c.command},
+        "HostConfig": {"NetworkMode": c.network_mode},
+        "NetworkSettings": {
+            "SandboxKey": env.netns,
+            "Networks": networks,
+        },
+    })
+}

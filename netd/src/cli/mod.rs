@@ -1,0 +1,102 @@
+//! The command line: `netd daemon` and a `docker network`/`docker run`-like client of the API.
+
+mod container;
+mod network;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::client::{Client, ClientError};
+
+pub const DEFAULT_SOCKET: &str = "/run/netd/netd.sock";
+
+#[derive(Parser)]
+#[command(
+    name = "netd",
+    version,
+    about = "Container networking with an eBPF datapath"
+)]
+pub struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, env = "NETD_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Create a container and start its command.
+    Run(container::RunArgs),
+    /// Create a container (a network sandbox) without starting anything.
+    Create(container::CreateArgs),
+    /// Start the command of a created or exited container.
+    Start { container: String },
+    /// Run a command inside a container's namespace.
+    Exec(container::ExecArgs),
+    /// List containers.
+    #[command(alias = "ls")]
+    Ps(output::FormatArg),
+    /// Show containers as JSON.
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers, their interfaces and addresses.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Print what a container's command wrote.
+    Logs { container: String },
+    /// Packet and byte counters of container interfaces, read from the datapath.
+    Stats(output::FormatArg),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DaemonArgs {
+    #[arg(long, default_value = "/var/lib/netd")]
+    pub state_dir: PathBuf,
+    #[arg(long, default_value = "/sys/fs/bpf/netd")]
+    pub bpffs: PathBuf,
+    /// Live in this existing named network namespace (/run/netns/NAME, or a path).
+    #[arg(long)]
+    pub netns: Option<String>,
+}
+
+/// Runs a client command; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32, ClientError> {
+    let client = Client::new(&cli.socket);
+    match cli.command {
+        Command::Daemon(_) => unreachable!("main runs the daemon before any runtime starts"),
+        Command::Network(cmd) => network::run(&client, cmd).await,
+        Command::Run(args) => container::run(&client, args).await,
+        Command::Create(args) => container::create(&client, args).await,
+        Command::Start { container } => container::start(&client, &container).await,
+        Command::Exec(args) => container::exec(&client, args).await,
+        Command::Ps(format) => container::ps(&client, format).await,
+        Command::Inspect { containers } => container::inspect(&client, &containers).await,
+        Command::Rm { force, containers } => container::rm(&client, force, &containers).await,
+        Command::Logs { container } => container::logs(&client, &container).await,
+        Command::Stats(format) => container::stats(&client, format).await,
+    }
+}
+
+/// Percent-encodes one path segment.
+pub fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! Validated domain types built from wire input: names, network and container specs.
+//! Every error names the offending value and what is expected instead.
+
+pub mod container;
+mod error;
+pub mod mac;
+pub mod names;
+pub mod network;
+
+pub use error::ConfigError;

@@ -1,0 +1,94 @@
+//! `netd daemon`: enter the chosen namespace, load the datapath, reconcile, serve the API.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    api::server::{self, Daemon},
+    cli::DaemonArgs,
+    datapath::Datapath,
+    engine::{linux::LinuxHost, Engine},
+    link::Netlink,
+    netns,
+    state::Store,
+};
+
+/// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
+/// exists, so that every thread lives in it (a namespace is per thread).
+pub fn run(args: DaemonArgs, socket: PathBuf) -> Result<()> {
+    if let Some(name) = &args.netns {
+        let path = if name.contains('/') {
+            PathBuf::from(name)
+        } else {
+            Path::new("/run/netns").join(name)
+        };
+        netns::enter(&path)
+            .with_context(|| format!("entering network namespace {}", path.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args, socket))
+}
+
+async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
+    let store = Store::open(&args.state_dir).context("opening the state dir")?;
+    let datapath = Datapath::load(&args.bpffs).context("loading the datapath")?;
+    let nl = Netlink::current().context("opening rtnetlink")?;
+    let host = Arc::new(LinuxHost::new(nl, datapath));
+    let daemon_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+    let (engine, alive) = Engine::start(host, store, daemon_netns)
+        .await
+        .context("reconciling state")?;
+    let daemon = Daemon::new(engine);
+    for (id, process) in alive {
+        daemon.watch_adopted(id, process);
+    }
+    let listener = bind(&socket).await?;
+    log::info!("netd listening on {}", socket.display());
+    axum::serve(listener, server::router(daemon))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving the API")?;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// Binds the API socket with mode 0600, replacing a stale socket but never a live daemon's.
+async fn bind(socket: &Path) -> Result<tokio::net::UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            bail!(
+                "another daemon is listening on {}; pick another --socket",
+                socket.display()
+            );
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("removing stale socket {}", socket.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", socket.display()))?;
+    Ok(listener)
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    log::info!("shutting down; containers, links and datapath stay in place");
+}

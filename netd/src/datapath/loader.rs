@@ -1,0 +1,119 @@
+//! Loading the object and pinning: maps under `<bpffs>/maps`, links under `<bpffs>/links`, so
+//! that a restarted daemon finds the same maps and the programs keep running without it.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{MapData, PerCpuHashMap},
+    programs::{ProgramError, SchedClassifier},
+    Ebpf, EbpfLoader,
+};
+use netd_common::{
+    counters::{IfaceCounters, IfaceKey},
+    maps,
+};
+
+/// The datapath object, built by build.rs from netd-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netd"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("{op} {path}: {source}; is bpffs mounted at /sys/fs/bpf (cargo xtask setup does it)?")]
+    Bpffs {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("{op} on port {port}: {source}")]
+    Port {
+        op: &'static str,
+        port: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+pub struct Datapath {
+    pub(super) ebpf: Ebpf,
+    pub(super) links_dir: PathBuf,
+    pub(super) iface_counters: PerCpuHashMap<MapData, IfaceKey, IfaceCounters>,
+}
+
+impl Datapath {
+    /// Loads the programs; maps already pinned under `bpffs` are reused, with their contents.
+    pub fn load(bpffs: &Path) -> Result<Self, DatapathError> {
+        let maps_dir = bpffs.join("maps");
+        let links_dir = bpffs.join("links");
+        for dir in [&maps_dir, &links_dir] {
+            fs::create_dir_all(dir).map_err(|source| DatapathError::Bpffs {
+                op: "create",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&maps_dir)
+            .load(OBJECT)?;
+        for name in [maps::PROG_PORT_INGRESS, maps::PROG_PORT_EGRESS] {
+            classifier_for(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DatapathError::Program { name, source })?;
+        }
+        let map = ebpf
+            .take_map(maps::IFACE_COUNTERS)
+            .ok_or(DatapathError::Map {
+                name: maps::IFACE_COUNTERS,
+                source: aya::maps::MapError::InvalidName {
+                    name: maps::IFACE_COUNTERS.into(),
+                },
+            })?;
+        let iface_counters = PerCpuHashMap::try_from(map).map_err(|source| DatapathError::Map {
+            name: maps::IFACE_COUNTERS,
+            source,
+        })?;
+        Ok(Self {
+            ebpf,
+            links_dir,
+            iface_counters,
+        })
+    }
+
+    /// A loaded classifier, for program test-runs on crafted packets.
+    pub fn classifier(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut SchedClassifier, DatapathError> {
+        classifier_for(&mut self.ebpf, name)
+    }
+}
+
+pub(super) fn classifier_for<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, DatapathError> {
+    let program = ebpf.program_mut(name).ok_or(DatapathError::Program {
+        name,
+        source: ProgramError::UnexpectedProgramType,
+    })?;
+    program
+        .try_into()
+        .map_err(|source| DatapathError::Program { name, source })
+}

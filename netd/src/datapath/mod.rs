@@ -1,0 +1,8 @@
+//! The eBPF datapath: loads the embedded object with its maps pinned under the daemon's bpffs
+//! dir, and offers one typed handle per concern. Nothing else in the control plane touches a
+//! map or a program.
+
+mod loader;
+mod ports;
+
+pub use loader::{Datapath, DatapathError};

@@ -1,0 +1,353 @@
+//! Container lifecycle: create (namespace, interface, files), start, remove, and the sandbox
+//! a process of the container runs in.
+
+use std::path::PathBuf;
+
+use super::{endpoints::EndpointRequest, Engine, EngineError, Errors};
+use crate::{
+    config::{
+        container::{ContainerSpec, NetworkMode},
+        names::IfName,
+    },
+    process::{self, files, SandboxEnv},
+    state::{
+        model::{new_id, Container, Driver, Process, Sandbox},
+        store::write_atomic,
+    },
+};
+
+/// A process the caller must wait for, to record its exit.
+pub struct Started {
+    pub container_id: String,
+    pub child: tokio::process::Child,
+}
+
+/// What a failed create has made so far, undone in reverse.
+enum Undo {
+    Files(String),
+    Netns(PathBuf),
+}
+
+impl Engine {
+    pub async fn create_container(
+        &mut self,
+        spec: ContainerSpec,
+    ) -> Result<(Container, Option<Started>), EngineError> {
+        if let Some(other) = self.containers.values().find(|c| c.name == spec.name) {
+            return Err(EngineError::Conflict(format!(
+                "container name {} is already in use by container {}; remove it or pick another name",
+                spec.name,
+                &other.id[..12]
+            )));
+        }
+        let id = new_id();
+        let (mode_name, sandbox, network) = self.plan_sandbox(&id, &spec)?;
+        let mut c = Container {
+            hostname: spec
+                .hostname
+                .clone()
+                .unwrap_or_else(|| id[..12].to_string()),
+            id,
+            name: spec.name.clone(),
+            created: chrono::Utc::now(),
+            network_mode: mode_name,
+            sandbox,
+            endpoints: Vec::new(),
+            command: spec.command.clone(),
+            process: None,
+        };
+        let mut undo = vec![Undo::Files(c.id.clone())];
+        let result = self
+            .build_container(&mut c, &spec, network, &mut undo)
+            .await;
+        let started = match result {
+            Ok(()) if spec.start => self.start_process(&mut c),
+            Ok(()) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let started = match started.and_then(|s| {
+            self.store
+                .save_container(&c)
+                .map(|()| s)
+                .map_err(Into::into)
+        }) {
+            Ok(started) => started,
+            Err(e) => {
+                self.undo_create(&c, undo).await;
+                return Err(e);
+            }
+        };
+        self.containers.insert(c.id.clone(), c.clone());
+        Ok((c, started))
+    }
+
+    /// Resolves the network mode into a sandbox, and the bridge network to join if any.
+    fn plan_sandbox(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> Result<(String, Sandbox, Option<String>), EngineError> {
+        let own = || match &spec.netns_path {
+            Some(path) if !self.host.netns_alive(path) => {
+                Err(EngineError::Invalid(crate::config::ConfigError::invalid(
+                    "netns path",
+                    path.display().to_string(),
+                    "is not a network namespace",
+                )))
+            }
+            Some(path) => Ok(Sandbox::External { path: path.clone() }),
+            None => Ok(Sandbox::Owned {
+                path: self.store.netns_path(id),
+            }),
+        };
+        Ok(match &spec.mode {
+            NetworkMode::Host => ("host".into(), Sandbox::Host, None),
+            NetworkMode::None => ("none".into(), own()?, None),
+            NetworkMode::Container(key) => {
+                let other = self.container(key)?;
+                let sandbox = match &other.sandbox {
+                    Sandbox::Shared { container_id } => Sandbox::Shared {
+                        container_id: container_id.clone(),
+                    },
+                    Sandbox::Host => Sandbox::Host,
+                    _ => Sandbox::Shared {
+                        container_id: other.id.clone(),
+                    },
+                };
+                (format!("container:{}", other.name), sandbox, None)
+            }
+            NetworkMode::Network(key) => {
+                let net = self.network(key)?;
+                match net.driver {
+                    Driver::Host => ("host".into(), Sandbox::Host, None),
+                    Driver::Null => ("none".into(), own()?, None),
+                    Driver::Bridge => (net.name.to_string(), own()?, Some(net.id.clone())),
+                }
+            }
+        })
+    }
+
+    async fn build_container(
+        &mut self,
+        c: &mut Container,
+        spec: &ContainerSpec,
+        network: Option<String>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), EngineError> {
+        if let Sandbox::Owned { path } = &c.sandbox {
+            self.host.create_netns(path).await?;
+            undo.push(Undo::Netns(path.clone()));
+        }
+        if let Some(network_id) = network {
+            let net = self.networks[&network_id].clone();
+            let netns = self.own_netns(c)?;
+            let endpoint = self
+                .attach_endpoint(EndpointRequest {
+                    container: c.name.as_str(),
+                    netns,
+                    network: &net,
+                    ifname: IfName::parse("eth0").expect("valid"),
+                    ip: spec.ip,
+                    mac: spec.mac,
+                    aliases: spec.aliases.iter().map(|a| a.to_string()).collect(),
+                    default_route: true,
+                })
+                .await?;
+            c.endpoints.push(endpoint);
+        }
+        self.write_files(c)
+    }
+
+    async fn undo_create(&mut self, c: &Container, undo: Vec<Undo>) {
+        if let Some(p) = &c.process {
+            process::kill(p);
+        }
+        for e in &c.endpoints {
+            let _ = self.detach_endpoint(e).await;
+        }
+        for step in undo.into_iter().rev() {
+            let _ = match step {
+                Undo::Netns(path) => self
+                    .host
+                    .remove_netns(&path)
+                    .await
+                    .map_err(EngineError::from),
+                Undo::Files(id) => self.store.delete_container(&id).map_err(EngineError::from),
+            };
+        }
+    }
+
+    /// Writes hosts, resolv.conf and hostname for the container's processes.
+    pub(super) fn write_files(&self, c: &Container) -> Result<(), EngineError> {
+        let dir = self.store.container_dir(&c.id);
+        std::fs::create_dir_all(&dir).map_err(|source| crate::state::StoreError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let ips: Vec<_> = c.endpoints.iter().map(|e| e.ip).collect();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        write_atomic(
+            &dir.join("hosts"),
+            files::hosts(&c.hostname, &ips, &[]).as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("resolv.conf"),
+            files::resolv_conf(&host_resolv).as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("hostname"),
+            format!("{}\n", c.hostname).as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Persists a changed container and refreshes its files.
+    pub(super) fn commit_container(&mut self, c: Container) -> Result<(), EngineError> {
+        self.write_files(&c)?;
+        self.store.save_container(&c)?;
+        self.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// The namespace, files and hostname that processes of `c` get.
+    pub fn sandbox_env(&self, c: &Container) -> SandboxEnv {
+        let owner = match &c.sandbox {
+            Sandbox::Shared { container_id } => self.containers.get(container_id).unwrap_or(c),
+            _ => c,
+        };
+        match &owner.sandbox {
+            Sandbox::Host | Sandbox::Shared { .. } => SandboxEnv {
+                netns: Some(self.daemon_netns.clone()),
+                hostname: None,
+                binds: Vec::new(),
+            },
+            Sandbox::Owned { path } | Sandbox::External { path } => {
+                let dir = self.store.container_dir(&owner.id);
+                SandboxEnv {
+                    netns: Some(path.clone()),
+                    hostname: Some(owner.hostname.clone()),
+                    binds: ["hosts", "resolv.conf", "hostname"]
+                        .into_iter()
+                        .map(|f| (dir.join(f), PathBuf::from("/etc").join(f)))
+                        .collect(),
+                }
+            }
+        }
+    }
+
+    fn start_process(&self, c: &mut Container) -> Result<Option<Started>, EngineError> {
+        let log = self.store.container_dir(&c.id).join("log");
+        let (child, process) = process::spawn(&c.command, &self.sandbox_env(c), &log)
+            .map_err(|e| EngineError::Process(e.to_string()))?;
+        c.process = Some(process);
+        Ok(Some(Started {
+            container_id: c.id.clone(),
+            child,
+        }))
+    }
+
+    /// Starts the container's command (again).
+    pub fn start_container(&mut self, key: &str) -> Result<Option<Started>, EngineError> {
+        let mut c = self.container(key)?.clone();
+        if c.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already running",
+                c.name
+            )));
+        }
+        if c.command.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "container {} has no command to start; create it with one after --",
+                c.name
+            )));
+        }
+        let started = self.start_process(&mut c)?;
+        self.commit_container(c)?;
+        Ok(started)
+    }
+
+    /// Records the exit of a container process, if it is still the one recorded.
+    pub fn process_exited(&mut self, id: &str, pid: i32, code: i32) {
+        let Some(mut c) = self.containers.get(id).cloned() else {
+            return;
+        };
+        match &mut c.process {
+            Some(p) if p.pid == pid && p.exit_code.is_none() => {
+                p.exit_code = Some(code);
+                p.finished = Some(chrono::Utc::now());
+            }
+            _ => return,
+        }
+        if let Err(e) = self.commit_container(c) {
+            log::warn!("recording the exit of container {id}: {e}");
+        }
+    }
+
+    pub async fn remove_container(
+        &mut self,
+        key: &str,
+        force: bool,
+    ) -> Result<String, EngineError> {
+        let c = self.container(key)?.clone();
+        if c.is_running() && !force {
+            return Err(EngineError::Conflict(format!(
+                "container {} is running; stop it first or use rm -f",
+                c.name
+            )));
+        }
+        let dependents: Vec<String> = self
+            .containers
+            .values()
+            .filter(|o| {
+                o.sandbox
+                    == (Sandbox::Shared {
+                        container_id: c.id.clone(),
+                    })
+            })
+            .map(|o| o.name.to_string())
+            .collect();
+        if !dependents.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "container {} shares its network namespace with {}; remove them first",
+                c.name,
+                dependents.join(", ")
+            )));
+        }
+        let mut errors = Errors::default();
+        if let Some(p) = c.process.as_ref().filter(|p| p.exit_code.is_none()) {
+            process::kill(p);
+        }
+        for e in &c.endpoints {
+            errors.note(self.detach_endpoint(e).await);
+        }
+        if let Sandbox::Owned { path } = &c.sandbox {
+            errors.note(self.host.remove_netns(path).await);
+        }
+        errors.note(self.store.delete_container(&c.id));
+        self.containers.remove(&c.id);
+        errors.finish().map(|()| c.name.to_string())
+    }
+
+    /// Marks processes of an earlier run that are gone; returns the ones still alive.
+    pub(super) fn refresh_processes(&mut self) -> Vec<(String, Process)> {
+        let mut alive = Vec::new();
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        for id in ids {
+            let Some(p) = self.containers[&id]
+                .process
+                .clone()
+                .filter(|p| p.exit_code.is_none())
+            else {
+                continue;
+            };
+            if process::alive(&p) {
+                alive.push((id, p));
+            } else {
+                // Not our child any more: its exit status is lost with the earlier daemon.
+                self.process_exited(&id, p.pid, -1);
+            }
+        }
+        alive
+    }
+}

@@ -1,0 +1,218 @@
+//! Container interfaces: address, veth and datapath for one container on one network, and
+//! live connect/disconnect.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use super::{host::Plug, Engine, EngineError};
+use crate::{
+    config::{
+        mac::Mac,
+        names::{IfName, Name},
+        network::parse_ipv4,
+    },
+    state::model::{new_id, Container, Endpoint, Network, Sandbox},
+};
+
+/// What a new interface should look like; the engine fills in the rest.
+pub(super) struct EndpointRequest<'a> {
+    pub container: &'a str,
+    pub netns: PathBuf,
+    pub network: &'a Network,
+    pub ifname: IfName,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<Mac>,
+    pub aliases: Vec<String>,
+    pub default_route: bool,
+}
+
+impl Engine {
+    /// Reserves an address and plugs the interface; on failure the address is released.
+    pub(super) async fn attach_endpoint(
+        &mut self,
+        req: EndpointRequest<'_>,
+    ) -> Result<Endpoint, EngineError> {
+        let net = req.network;
+        let pool = self.pools.get_mut(&net.id).ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "network {} ({} driver) gives containers no interface",
+                net.name,
+                net.driver.as_str()
+            ))
+        })?;
+        let ip = match req.ip {
+            Some(ip) => pool.reserve(ip, req.container).map(|()| ip)?,
+            None => pool.allocate(req.container)?,
+        };
+        let prefix = pool.spec().subnet.prefix();
+        let endpoint = Endpoint {
+            id: new_id(),
+            network_id: net.id.clone(),
+            ifname: req.ifname,
+            host_ifname: self.new_host_ifname(),
+            ip,
+            prefix,
+            mac: req.mac.unwrap_or_else(|| Mac::from_ipv4(ip)),
+            aliases: req.aliases,
+            default_route: req.default_route && !net.internal,
+        };
+        let plug = plug_of(net, req.netns, &endpoint);
+        if let Err(e) = self.host.plug(&plug).await {
+            self.release(&net.id, ip);
+            return Err(e.into());
+        }
+        Ok(endpoint)
+    }
+
+    /// Removes the interface and frees its address.
+    pub(super) async fn detach_endpoint(&mut self, endpoint: &Endpoint) -> Result<(), EngineError> {
+        let result = self.host.unplug(endpoint.host_ifname.as_str()).await;
+        self.release(&endpoint.network_id, endpoint.ip);
+        result.map_err(Into::into)
+    }
+
+    fn release(&mut self, network_id: &str, ip: Ipv4Addr) {
+        if let Some(pool) = self.pools.get_mut(network_id) {
+            pool.release(ip);
+        }
+    }
+
+    /// `veth` and 7 hex digits, not used by any endpoint.
+    fn new_host_ifname(&self) -> IfName {
+        loop {
+            let name = format!("veth{}", &new_id()[..7]);
+            let taken = self
+                .containers
+                .values()
+                .flat_map(|c| &c.endpoints)
+                .any(|e| e.host_ifname.as_str() == name);
+            if !taken {
+                return IfName::parse(&name).expect("11 ASCII bytes");
+            }
+        }
+    }
+
+    /// The namespace a container's interfaces go into, if it may have interfaces of its own.
+    pub(super) fn own_netns(&self, c: &Container) -> Result<PathBuf, EngineError> {
+        match &c.sandbox {
+            Sandbox::Owned { path } | Sandbox::External { path } if c.network_mode != "none" => Ok(path.clone()),
+            _ => Err(EngineError::Conflict(format!(
+                "container {} uses --network {}: it shares a namespace or has none of its own to connect",
+                c.name, c.network_mode
+            ))),
+        }
+    }
+
+    pub async fn connect(
+        &mut self,
+        network: &str,
+        container: &str,
+        ip: Option<&str>,
+        aliases: &[String],
+    ) -> Result<Endpoint, EngineError> {
+        let net = self.network(network)?.clone();
+        let c = self.container(container)?.clone();
+        let ip = ip.map(|ip| parse_ipv4("IP address", ip)).transpose()?;
+        for alias in aliases {
+            Name::parse("alias", alias)?;
+        }
+        if c.endpoint_on(&net.id).is_some() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already connected to network {}",
+                c.name, net.name
+            )));
+        }
+        let netns = self.own_netns(&c)?;
+        let ifname = next_ifname(&c);
+        let default_route = !c.endpoints.iter().any(|e| e.default_route);
+        let endpoint = self
+            .attach_endpoint(EndpointRequest {
+                container: c.name.as_str(),
+                netns,
+                network: &net,
+                ifname,
+                ip,
+                mac: None,
+                aliases: aliases.to_vec(),
+                default_route,
+            })
+            .await?;
+        let mut updated = c.clone();
+        updated.endpoints.push(endpoint.clone());
+        if let Err(e) = self.commit_container(updated) {
+            let _ = self.detach_endpoint(&endpoint).await;
+            return Err(e);
+        }
+        Ok(endpoint)
+    }
+
+    pub async fn disconnect(&mut self, network: &str, container: &str) -> Result<(), EngineError> {
+        let net = self.network(network)?.clone();
+        let c = self.container(container)?.clone();
+        let Some(endpoint) = c.endpoint_on(&net.id).cloned() else {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not connected to network {}",
+                c.name, net.name
+            )));
+        };
+        let mut updated = c.clone();
+        updated.endpoints.retain(|e| e.id != endpoint.id);
+        let result = self.detach_endpoint(&endpoint).await;
+        if endpoint.default_route {
+            self.move_default_route(&mut updated).await;
+        }
+        self.commit_container(updated)?;
+        result
+    }
+
+    /// After the interface with the default route left, routes through the next one that
+    /// may carry it, as Docker does.
+    async fn move_default_route(&mut self, c: &mut Container) {
+        let Ok(netns) = self.own_netns(c) else { return };
+        for e in c.endpoints.iter_mut() {
+            let Some(net) = self.networks.get(&e.network_id) else {
+                continue;
+            };
+            let Some(subnet) = net.subnet.filter(|_| !net.internal) else {
+                continue;
+            };
+            if self
+                .host
+                .set_default_route(&netns, subnet.gateway)
+                .await
+                .is_ok()
+            {
+                e.default_route = true;
+                return;
+            }
+        }
+    }
+}
+
+/// The kernel work that makes `endpoint` exist in `netns`.
+pub(super) fn plug_of(net: &Network, netns: PathBuf, endpoint: &Endpoint) -> Plug {
+    let gateway = net.subnet.map(|s| s.gateway);
+    Plug {
+        endpoint_id: endpoint.id.clone(),
+        netns,
+        bridge: net.bridge.clone().expect("bridge networks have a bridge"),
+        host_ifname: endpoint.host_ifname.clone(),
+        ifname: endpoint.ifname.clone(),
+        ip: endpoint.ip,
+        prefix: endpoint.prefix,
+        mac: endpoint.mac,
+        mtu: net.mtu,
+        default_gateway: gateway.filter(|_| endpoint.default_route),
+    }
+}
+
+/// The lowest ethN not used by the container.
+pub(super) fn next_ifname(c: &Container) -> IfName {
+    let n = (0..)
+        .find(|n| {
+            !c.endpoints
+                .iter()
+                .any(|e| e.ifname.as_str() == format!("eth{n}"))
+        })
+        .expect("fewer than u32::MAX interfaces");
+    IfName::parse(&format!("eth{n}")).expect("short")
+}

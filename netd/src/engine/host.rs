@@ -1,0 +1,98 @@
+//! What the engine asks of the machine: links, namespaces and the datapath. The engine only
+//! talks to this trait, so that its planning and rollback are tested with a fake.
+
+use std::{net::Ipv4Addr, path::Path};
+
+use ipnetwork::Ipv4Network;
+use netd_common::counters::IfaceCounters;
+
+use crate::config::{mac::Mac, names::IfName};
+
+/// Everything needed to create one container interface on a bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plug {
+    pub endpoint_id: String,
+    pub netns: std::path::PathBuf,
+    pub bridge: IfName,
+    pub host_ifname: IfName,
+    pub ifname: IfName,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: Mac,
+    pub mtu: u32,
+    /// Install the container's default route through this gateway.
+    pub default_gateway: Option<Ipv4Addr>,
+}
+
+/// A bridge with its gateway address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeSpec {
+    pub network_id: String,
+    pub name: IfName,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    pub mtu: u32,
+}
+
+/// A link that carries netd's ownership mark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedLink {
+    pub name: String,
+    /// The network or endpoint id in the mark.
+    pub owner: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {target}: {source}")]
+pub struct HostError {
+    pub op: &'static str,
+    pub target: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl HostError {
+    pub fn new(
+        op: &'static str,
+        target: impl ToString,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            op,
+            target: target.to_string(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Prefix of the alias netd puts on every link it creates; links without it are never touched.
+pub const OWNER_MARK: &str = "netd:";
+
+#[async_trait::async_trait]
+pub trait Host: Send + Sync {
+    /// Destinations of the host's routes, except those through netd's own bridges.
+    async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError>;
+    /// Creates the bridge with its gateway address, or completes one that exists.
+    async fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<(), HostError>;
+    async fn link_exists(&self, name: &str) -> Result<bool, HostError>;
+    async fn remove_link(&self, name: &str) -> Result<(), HostError>;
+    /// Links in the daemon's namespace that carry netd's mark.
+    async fn owned_links(&self) -> Result<Vec<OwnedLink>, HostError>;
+
+    /// Creates a namespace at `path` with `lo` up.
+    async fn create_netns(&self, path: &Path) -> Result<(), HostError>;
+    async fn remove_netns(&self, path: &Path) -> Result<(), HostError>;
+    fn netns_alive(&self, path: &Path) -> bool;
+
+    /// Creates the veth pair, configures the container side and attaches the datapath. On
+    /// failure nothing of it remains.
+    async fn plug(&self, plug: &Plug) -> Result<(), HostError>;
+    /// Detaches the datapath and removes the veth pair.
+    async fn unplug(&self, host_ifname: &str) -> Result<(), HostError>;
+    /// Makes sure the datapath is attached to an existing port (after a restart).
+    async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError>;
+    /// Ports the datapath still has pinned, by host interface name.
+    fn pinned_ports(&self) -> Vec<String>;
+    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
+    async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
+}

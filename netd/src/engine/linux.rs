@@ -1,0 +1,274 @@
+//! The real [`Host`]: rtnetlink for links and routes, bind-mounted namespaces, and the eBPF
+//! datapath on every bridge port.
+
+use std::{net::Ipv4Addr, path::Path, sync::Mutex};
+
+use ipnetwork::Ipv4Network;
+use netd_common::counters::IfaceCounters;
+
+use super::host::{BridgeSpec, Host, HostError, OwnedLink, Plug, OWNER_MARK};
+use crate::{datapath::Datapath, link::Netlink, netns};
+
+pub struct LinuxHost {
+    nl: Netlink,
+    datapath: Mutex<Datapath>,
+}
+
+impl LinuxHost {
+    pub fn new(nl: Netlink, datapath: Datapath) -> Self {
+        Self {
+            nl,
+            datapath: Mutex::new(datapath),
+        }
+    }
+
+    fn datapath(&self) -> std::sync::MutexGuard<'_, Datapath> {
+        self.datapath.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn configure_plug(&self, p: &Plug, peer: &str) -> Result<u32, HostError> {
+        let host = p.host_ifname.as_str();
+        let bridge = self
+            .nl
+            .index(p.bridge.as_str())
+            .await
+            .map_err(|e| HostError::new("find bridge", &p.bridge, e))?;
+        let host_index = self
+            .nl
+            .index(host)
+            .await
+            .map_err(|e| HostError::new("find", host, e))?;
+        self.nl
+            .enslave(host_index, host, bridge)
+            .await
+            .map_err(|e| HostError::new("plug", host, e))?;
+        let peer_index = self
+            .nl
+            .index(peer)
+            .await
+            .map_err(|e| HostError::new("find", peer, e))?;
+        self.nl
+            .move_to_netns(peer_index, peer, &p.netns)
+            .await
+            .map_err(|e| HostError::new("plug", peer, e))?;
+        let inside = Netlink::in_netns(&p.netns)
+            .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
+        let ifname = p.ifname.as_str();
+        let index = inside
+            .index(peer)
+            .await
+            .map_err(|e| HostError::new("find", peer, e))?;
+        inside
+            .configure(index, ifname, p.mac.0, p.mtu)
+            .await
+            .map_err(|e| HostError::new("configure", ifname, e))?;
+        inside
+            .add_address(index, ifname, p.ip, p.prefix)
+            .await
+            .map_err(|e| HostError::new("address", ifname, e))?;
+        if let Some(gateway) = p.default_gateway {
+            inside
+                .add_default_route(gateway)
+                .await
+                .map_err(|e| HostError::new("route", ifname, e))?;
+        }
+        self.datapath()
+            .attach_port(host, host_index)
+            .map_err(|e| HostError::new("attach datapath to", host, e))?;
+        Ok(host_index)
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for LinuxHost {
+    async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError> {
+        let owned: Vec<u32> = self
+            .nl
+            .links()
+            .await
+            .map_err(|e| HostError::new("list", "links", e))?
+            .into_iter()
+            .filter(|l| {
+                l.alias
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(OWNER_MARK))
+            })
+            .map(|l| l.index)
+            .collect();
+        let routes = self
+            .nl
+            .ipv4_routes()
+            .await
+            .map_err(|e| HostError::new("list", "routes", e))?;
+        Ok(routes
+            .into_iter()
+            .filter(|(_, oif)| !oif.is_some_and(|i| owned.contains(&i)))
+            .map(|(net, _)| net)
+            .collect())
+    }
+
+    async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
+        let name = b.name.as_str();
+        let err = |op| move |e| HostError::new(op, name, e);
+        let (index, created) = match self.nl.link(name).await.map_err(err("find bridge"))? {
+            Some(link) => (link.index, false),
+            None => {
+                let alias = format!("{OWNER_MARK}{}", b.network_id);
+                (
+                    self.nl
+                        .create_bridge(name, &alias, b.mtu)
+                        .await
+                        .map_err(err("create"))?,
+                    true,
+                )
+            }
+        };
+        let result = async {
+            self.nl
+                .add_address(index, name, b.gateway, b.prefix)
+                .await
+                .map_err(err("address"))?;
+            self.nl.set_up(index, name).await.map_err(err("set up"))
+        }
+        .await;
+        if result.is_err() && created {
+            let _ = self.nl.delete(index, name).await;
+        }
+        result
+    }
+
+    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
+        Ok(self
+            .nl
+            .link(name)
+            .await
+            .map_err(|e| HostError::new("find", name, e))?
+            .is_some())
+    }
+
+    async fn remove_link(&self, name: &str) -> Result<(), HostError> {
+        match self
+            .nl
+            .link(name)
+            .await
+            .map_err(|e| HostError::new("find", name, e))?
+        {
+            Some(link) => match self.nl.delete(link.index, name).await {
+                Err(e) if !e.is_not_found() => Err(HostError::new("remove", name, e)),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    async fn owned_links(&self) -> Result<Vec<OwnedLink>, HostError> {
+        let links = self
+            .nl
+            .links()
+            .await
+            .map_err(|e| HostError::new("list", "links", e))?;
+        Ok(links
+            .into_iter()
+            .filter_map(|l| {
+                let owner = l.alias?.strip_prefix(OWNER_MARK)?.to_string();
+                Some(OwnedLink {
+                    name: l.name,
+                    owner,
+                })
+            })
+            .collect())
+    }
+
+    async fn create_netns(&self, path: &Path) -> Result<(), HostError> {
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || netns::create(&target))
+            .await
+            .map_err(|e| HostError::new("create namespace", path.display(), e))?
+            .map_err(|e| HostError::new("create namespace", path.display(), e))?;
+        let lo_up = async {
+            let inside = Netlink::in_netns(path)?;
+            let lo = inside.index("lo").await?;
+            inside.set_up(lo, "lo").await
+        };
+        if let Err(e) = lo_up.await {
+            let _ = netns::remove(path);
+            return Err(HostError::new("bring up lo in", path.display(), e));
+        }
+        Ok(())
+    }
+
+    async fn remove_netns(&self, path: &Path) -> Result<(), HostError> {
+        netns::remove(path).map_err(|e| HostError::new("remove namespace", path.display(), e))
+    }
+
+    fn netns_alive(&self, path: &Path) -> bool {
+        netns::is_namespace(path)
+    }
+
+    async fn plug(&self, p: &Plug) -> Result<(), HostError> {
+        let host = p.host_ifname.as_str();
+        // Temporary name of the container side until it is renamed inside the namespace.
+        let peer = format!("vp{}", &host[4..]);
+        let alias = format!("{OWNER_MARK}{}", p.endpoint_id);
+        self.nl
+            .create_veth(host, &peer, p.mtu, &alias)
+            .await
+            .map_err(|e| HostError::new("create veth", host, e))?;
+        if let Err(e) = self.configure_plug(p, &peer).await {
+            // Deleting one end removes the pair, wherever the peer went.
+            let _ = self.unplug(host).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn unplug(&self, host_ifname: &str) -> Result<(), HostError> {
+        let link = self
+            .nl
+            .link(host_ifname)
+            .await
+            .map_err(|e| HostError::new("find", host_ifname, e))?;
+        let detached = self
+            .datapath()
+            .detach_port(host_ifname, link.as_ref().map(|l| l.index))
+            .map_err(|e| HostError::new("detach datapath from", host_ifname, e));
+        if let Some(link) = link {
+            match self.nl.delete(link.index, host_ifname).await {
+                Err(e) if !e.is_not_found() => {
+                    return Err(HostError::new("remove", host_ifname, e))
+                }
+                _ => {}
+            }
+        }
+        detached
+    }
+
+    async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError> {
+        let index = self
+            .nl
+            .index(host_ifname)
+            .await
+            .map_err(|e| HostError::new("find", host_ifname, e))?;
+        self.datapath()
+            .attach_port(host_ifname, index)
+            .map_err(|e| HostError::new("attach datapath to", host_ifname, e))
+    }
+
+    fn pinned_ports(&self) -> Vec<String> {
+        self.datapath().pinned_ports()
+    }
+
+    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError> {
+        let inside =
+            Netlink::in_netns(netns).map_err(|e| HostError::new("enter", netns.display(), e))?;
+        inside
+            .add_default_route(gateway)
+            .await
+            .map_err(|e| HostError::new("route via", gateway, e))
+    }
+
+    async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters> {
+        let index = self.nl.index(host_ifname).await.ok()?;
+        self.datapath().port_counters(index)
+    }
+}

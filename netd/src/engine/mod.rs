@@ -1,0 +1,118 @@
+//! The engine: validates requests against the current state, plans the kernel work through
+//! [`Host`], persists the result, and rolls back what it did when a step fails.
+
+pub mod containers;
+mod endpoints;
+mod error;
+pub mod host;
+pub mod linux;
+mod networks;
+mod reconcile;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::Arc,
+};
+
+pub use error::{EngineError, Errors};
+pub use host::Host;
+
+use crate::{
+    ipam::Pool,
+    state::{
+        model::{Container, Network},
+        Store,
+    },
+};
+
+pub struct Engine {
+    host: Arc<dyn Host>,
+    store: Store,
+    networks: BTreeMap<String, Network>,
+    containers: BTreeMap<String, Container>,
+    /// Address pools of bridge networks, by network id; rebuilt from endpoints on load.
+    pools: HashMap<String, Pool>,
+    /// The daemon's own namespace, for `--network host` containers.
+    daemon_netns: PathBuf,
+}
+
+impl Engine {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn daemon_netns(&self) -> &std::path::Path {
+        &self.daemon_netns
+    }
+
+    pub fn networks(&self) -> impl Iterator<Item = &Network> {
+        self.networks.values()
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &Container> {
+        self.containers.values()
+    }
+
+    pub fn pool(&self, network_id: &str) -> Option<&Pool> {
+        self.pools.get(network_id)
+    }
+
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    /// Finds a network by full id, then name, then unique id prefix (Docker's order).
+    pub fn network(&self, key: &str) -> Result<&Network, EngineError> {
+        find(&self.networks, key, |n| n.name.as_str())
+            .ok_or_else(|| EngineError::not_found("network", key))
+    }
+
+    pub fn container(&self, key: &str) -> Result<&Container, EngineError> {
+        find(&self.containers, key, |c| c.name.as_str())
+            .ok_or_else(|| EngineError::not_found("container", key))
+    }
+
+    /// Names of the containers with an interface on `network_id`.
+    fn members(&self, network_id: &str) -> Vec<String> {
+        self.containers
+            .values()
+            .filter(|c| {
+                c.endpoint_on(network_id).is_some() || self.uses_network_mode(c, network_id)
+            })
+            .map(|c| c.name.to_string())
+            .collect()
+    }
+
+    /// Containers in host or none mode belong to the predefined host/none networks.
+    fn uses_network_mode(&self, c: &Container, network_id: &str) -> bool {
+        self.networks.get(network_id).is_some_and(|n| {
+            n.predefined && n.subnet.is_none() && c.network_mode == n.name.as_str()
+        })
+    }
+}
+
+fn find<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    key: &str,
+    name: impl Fn(&T) -> &str,
+) -> Option<&'a T> {
+    if key.is_empty() {
+        return None;
+    }
+    if let Some(v) = map.get(key) {
+        return Some(v);
+    }
+    if let Some(v) = map.values().find(|v| name(v) == key) {
+        return Some(v);
+    }
+    let mut matches = map
+        .range(key.to_string()..)
+        .take_while(|(id, _)| id.starts_with(key));
+    match (matches.next(), matches.next()) {
+        (Some((_, v)), None) => Some(v),
+        _ => None,
+    }
+}

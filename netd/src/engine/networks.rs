@@ -1,0 +1,206 @@
+//! Network lifecycle: create (with subnet choice and overlap checks), remove, prune, and the
+//! predefined networks of a first start.
+
+use std::collections::BTreeMap;
+
+use ipnetwork::Ipv4Network;
+
+use super::{host::BridgeSpec, Engine, EngineError};
+use crate::{
+    config::{
+        names::{IfName, Name},
+        network::{NetworkSpec, SubnetSpec, DEFAULT_MTU},
+    },
+    ipam::{self, Pool},
+    state::model::{new_id, Driver, Network},
+};
+
+/// Device of the default `bridge` network.
+pub const DEFAULT_BRIDGE: &str = "netd0";
+pub const DEFAULT_SUBNET: &str = "172.17.0.0/16";
+
+impl Engine {
+    pub async fn create_network(&mut self, spec: NetworkSpec) -> Result<Network, EngineError> {
+        if let Some(other) = self.networks.values().find(|n| n.name == spec.name) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists ({})",
+                spec.name,
+                &other.id[..12]
+            )));
+        }
+        let routes = self.host.routes().await?;
+        let subnet = match spec.subnet {
+            Some(subnet) => {
+                self.check_overlap(subnet.subnet, &routes)?;
+                subnet
+            }
+            None => self.free_default_subnet(&routes)?,
+        };
+        let id = new_id();
+        let bridge = IfName::parse(&format!("nd-{}", &id[..12]))?;
+        let net = Network {
+            id,
+            name: spec.name,
+            driver: Driver::Bridge,
+            created: chrono::Utc::now(),
+            predefined: false,
+            internal: spec.internal,
+            subnet: Some(subnet),
+            bridge: Some(bridge),
+            mtu: spec.mtu,
+            labels: spec.labels,
+        };
+        self.add_bridge_network(net).await
+    }
+
+    /// Creates the bridge of `net`, persists it and opens its address pool.
+    async fn add_bridge_network(&mut self, net: Network) -> Result<Network, EngineError> {
+        let bridge = bridge_spec(&net).expect("a bridge network");
+        self.host.ensure_bridge(&bridge).await?;
+        if let Err(e) = self.store.save_network(&net) {
+            let _ = self.host.remove_link(bridge.name.as_str()).await;
+            return Err(e.into());
+        }
+        let subnet = net.subnet.expect("a bridge network");
+        self.pools
+            .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
+        self.networks.insert(net.id.clone(), net.clone());
+        Ok(net)
+    }
+
+    fn check_overlap(
+        &self,
+        subnet: Ipv4Network,
+        routes: &[Ipv4Network],
+    ) -> Result<(), EngineError> {
+        for net in self.networks.values() {
+            if let Some(other) = net.subnet.filter(|s| ipam::overlaps(s.subnet, subnet)) {
+                return Err(EngineError::Conflict(format!(
+                    "subnet {subnet} overlaps subnet {} of network {}",
+                    other.subnet, net.name
+                )));
+            }
+        }
+        if let Some(route) = routes.iter().find(|r| ipam::overlaps(**r, subnet)) {
+            return Err(EngineError::Conflict(format!(
+                "subnet {subnet} overlaps the host route to {route}; pick another --subnet"
+            )));
+        }
+        Ok(())
+    }
+
+    fn free_default_subnet(&self, routes: &[Ipv4Network]) -> Result<SubnetSpec, EngineError> {
+        let mut taken: Vec<Ipv4Network> = self
+            .networks
+            .values()
+            .filter_map(|n| n.subnet)
+            .map(|s| s.subnet)
+            .collect();
+        taken.extend_from_slice(routes);
+        ipam::first_free(&taken)
+            .map(SubnetSpec::with_default_gateway)
+            .ok_or_else(|| {
+                EngineError::Conflict(
+                    "all of the default address pools (172.17-31.0.0/16, 192.168.0.0/16 in /20s) are in use; give --subnet"
+                        .into(),
+                )
+            })
+    }
+
+    pub async fn remove_network(&mut self, key: &str) -> Result<String, EngineError> {
+        let net = self.network(key)?.clone();
+        if net.predefined {
+            return Err(EngineError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        let members = self.members(&net.id);
+        if !members.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "network {} has active endpoints: {}; disconnect or remove them first",
+                net.name,
+                members.join(", ")
+            )));
+        }
+        if let Some(bridge) = &net.bridge {
+            self.host.remove_link(bridge.as_str()).await?;
+        }
+        self.store.delete_network(&net.id)?;
+        self.pools.remove(&net.id);
+        self.networks.remove(&net.id);
+        Ok(net.name.to_string())
+    }
+
+    /// Removes every user-defined network without containers; returns their names.
+    pub async fn prune_networks(&mut self) -> Result<Vec<String>, EngineError> {
+        let unused: Vec<String> = self
+            .networks
+            .values()
+            .filter(|n| !n.predefined && self.members(&n.id).is_empty())
+            .map(|n| n.id.clone())
+            .collect();
+        let mut removed = Vec::new();
+        for id in unused {
+            removed.push(self.remove_network(&id).await?);
+        }
+        Ok(removed)
+    }
+
+    /// First start: `bridge` on netd0 (172.17.0.0/16 unless a host route overlaps it), `host`
+    /// and `none`.
+    pub(super) async fn create_predefined(&mut self) -> Result<(), EngineError> {
+        let has = |e: &Engine, name: &str| {
+            e.networks
+                .values()
+                .any(|n| n.predefined && n.name.as_str() == name)
+        };
+        if !has(self, "bridge") {
+            let routes = self.host.routes().await?;
+            let preferred: Ipv4Network = DEFAULT_SUBNET.parse().expect("valid");
+            let subnet = if self.check_overlap(preferred, &routes).is_ok() {
+                SubnetSpec::with_default_gateway(preferred)
+            } else {
+                self.free_default_subnet(&routes)?
+            };
+            let mut net = predefined("bridge", Driver::Bridge);
+            net.subnet = Some(subnet);
+            net.bridge = Some(IfName::parse(DEFAULT_BRIDGE)?);
+            self.add_bridge_network(net).await?;
+        }
+        for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
+            if !has(self, name) {
+                let net = predefined(name, driver);
+                self.store.save_network(&net)?;
+                self.networks.insert(net.id.clone(), net);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn predefined(name: &str, driver: Driver) -> Network {
+    Network {
+        id: new_id(),
+        name: Name::parse("network name", name).expect("valid"),
+        driver,
+        created: chrono::Utc::now(),
+        predefined: true,
+        internal: false,
+        subnet: None,
+        bridge: None,
+        mtu: DEFAULT_MTU,
+        labels: BTreeMap::new(),
+    }
+}
+
+pub(super) fn bridge_spec(net: &Network) -> Option<BridgeSpec> {
+    let subnet = net.subnet?;
+    Some(BridgeSpec {
+        network_id: net.id.clone(),
+        name: net.bridge.clone()?,
+        gateway: subnet.gateway,
+        prefix: subnet.subnet.prefix(),
+        mtu: net.mtu,
+    })
+}

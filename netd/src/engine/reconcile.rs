@@ -1,0 +1,154 @@
+//! Start-up: load the persisted state, rebuild the address pools, make the kernel match it
+//! (recreate what is missing, adopt what survived), and remove only orphans netd owns.
+
+use std::{collections::HashSet, path::PathBuf, sync::Arc};
+
+use super::{endpoints::plug_of, networks::bridge_spec, Engine, EngineError, Errors, Host};
+use crate::{
+    ipam::Pool,
+    state::{
+        model::{Container, Process, Sandbox},
+        Store,
+    },
+};
+
+impl Engine {
+    /// Loads and reconciles. Returns the engine and the container processes of an earlier run
+    /// that are still alive, for the caller to watch.
+    pub async fn start(
+        host: Arc<dyn Host>,
+        store: Store,
+        daemon_netns: PathBuf,
+    ) -> Result<(Self, Vec<(String, Process)>), EngineError> {
+        let (networks, containers) = store.load()?;
+        let mut engine = Engine {
+            host,
+            store,
+            networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+            containers: containers.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            pools: Default::default(),
+            daemon_netns,
+        };
+        engine.rebuild_pools();
+        engine.create_predefined().await?;
+        let mut errors = Errors::default();
+        for net in engine.networks.values() {
+            if let Some(bridge) = bridge_spec(net) {
+                errors.note(engine.host.ensure_bridge(&bridge).await);
+            }
+        }
+        let ids: Vec<String> = engine.containers.keys().cloned().collect();
+        for id in ids {
+            let c = engine.containers[&id].clone();
+            errors.note(engine.restore_container(&c).await);
+        }
+        engine.remove_orphans(&mut errors).await;
+        if let Err(e) = errors.finish() {
+            log::warn!("reconcile finished with errors: {e}");
+        }
+        let alive = engine.refresh_processes();
+        Ok((engine, alive))
+    }
+
+    /// Reserves every persisted address, so that none is given out twice.
+    fn rebuild_pools(&mut self) {
+        for net in self.networks.values() {
+            if let Some(subnet) = net.subnet {
+                self.pools
+                    .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
+            }
+        }
+        for c in self.containers.values() {
+            for e in &c.endpoints {
+                let Some(pool) = self.pools.get_mut(&e.network_id) else {
+                    log::warn!(
+                        "container {} has an endpoint on unknown network {}",
+                        c.name,
+                        e.network_id
+                    );
+                    continue;
+                };
+                if let Err(err) = pool.reserve(e.ip, c.name.as_str()) {
+                    log::warn!("container {}: {err}", c.name);
+                }
+            }
+        }
+    }
+
+    async fn restore_container(&self, c: &Container) -> Result<(), EngineError> {
+        let netns = match &c.sandbox {
+            Sandbox::Owned { path } => {
+                if !self.host.netns_alive(path) {
+                    log::info!("recreating the namespace of container {}", c.name);
+                    self.host.remove_netns(path).await?;
+                    self.host.create_netns(path).await?;
+                }
+                path.clone()
+            }
+            Sandbox::External { path } if self.host.netns_alive(path) => path.clone(),
+            Sandbox::External { path } => {
+                log::warn!(
+                    "namespace {} of container {} is gone",
+                    path.display(),
+                    c.name
+                );
+                return Ok(());
+            }
+            Sandbox::Host | Sandbox::Shared { .. } => return Ok(()),
+        };
+        for e in &c.endpoints {
+            let Some(net) = self.networks.get(&e.network_id) else {
+                continue;
+            };
+            if self.host.link_exists(e.host_ifname.as_str()).await? {
+                self.host.adopt_port(e.host_ifname.as_str()).await?;
+            } else {
+                log::info!("recreating interface {} of container {}", e.ifname, c.name);
+                self.host.unplug(e.host_ifname.as_str()).await?;
+                self.host.plug(&plug_of(net, netns.clone(), e)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Links, namespaces and pinned ports that carry netd's mark but are in no state.
+    async fn remove_orphans(&self, errors: &mut Errors) {
+        let mut owners: HashSet<&str> = self.networks.keys().map(String::as_str).collect();
+        let mut ports = HashSet::new();
+        let mut namespaces = HashSet::new();
+        for c in self.containers.values() {
+            for e in &c.endpoints {
+                owners.insert(&e.id);
+                ports.insert(e.host_ifname.to_string());
+            }
+            if let Sandbox::Owned { path } = &c.sandbox {
+                namespaces.insert(path.clone());
+            }
+        }
+        if let Some(links) = errors.note(self.host.owned_links().await) {
+            for link in links.iter().filter(|l| !owners.contains(l.owner.as_str())) {
+                log::info!("removing orphan link {}", link.name);
+                errors.note(self.host.remove_link(&link.name).await);
+            }
+        }
+        for port in self
+            .host
+            .pinned_ports()
+            .into_iter()
+            .filter(|p| !ports.contains(p))
+        {
+            errors.note(self.host.unplug(&port).await);
+        }
+        let entries = std::fs::read_dir(self.store.netns_dir())
+            .into_iter()
+            .flatten()
+            .flatten();
+        for path in entries
+            .map(|e| e.path())
+            .filter(|p| !namespaces.contains(p))
+        {
+            log::info!("removing orphan namespace {}", path.display());
+            errors.note(self.host.remove_netns(&path).await);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! netd: Docker-style container networking with an eBPF datapath.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod datapath;
+pub mod engine;
+pub mod ipam;
+pub mod link;
+pub mod netns;
+pub mod process;
+pub mod state;

@@ -1,0 +1,333 @@
+//! rtnetlink work: bridges, veth pairs, addresses and routes, in the daemon's namespace or in
+//! a container's. No shelling out to `ip`.
+
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, IntoRawFd, OwnedFd},
+    path::Path,
+};
+
+use futures::TryStreamExt;
+use ipnetwork::Ipv4Network;
+use rtnetlink::sys::TokioSocket;
+use rtnetlink::{
+    packet_route::{
+        link::{LinkAttribute, LinkMessage},
+        route::{RouteAddress, RouteAttribute, RouteType},
+    },
+    Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+
+use crate::netns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{op} {target}: {source}")]
+    Netlink {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("{op} {target}: {source}")]
+    Io {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interface {0} not found")]
+    NotFound(String),
+}
+
+impl LinkError {
+    /// Whether the kernel answered "no such object" (ENODEV, ENOENT, ESRCH).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            LinkError::NotFound(_) => true,
+            LinkError::Netlink {
+                source: rtnetlink::Error::NetlinkError(msg),
+                ..
+            } => msg
+                .code
+                .is_some_and(|c| [libc::ENODEV, libc::ENOENT, libc::ESRCH].contains(&-c.get())),
+            _ => false,
+        }
+    }
+}
+
+fn nl(op: &'static str, target: impl ToString) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+    let target = target.to_string();
+    move |source| LinkError::Netlink { op, target, source }
+}
+
+/// A link as netd sees it when looking for what it owns.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub alias: Option<String>,
+    pub controller: Option<u32>,
+}
+
+/// An rtnetlink connection bound to one namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// A connection in the calling thread's namespace (the daemon's).
+    pub fn current() -> Result<Self, LinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| LinkError::Io {
+            op: "open netlink socket",
+            target: "daemon namespace".into(),
+            source,
+        })?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// A connection inside the namespace at `path`; it ends when the value is dropped.
+    pub fn in_netns(path: &Path) -> Result<Self, LinkError> {
+        let io = |source| LinkError::Io {
+            op: "open netlink socket in",
+            target: path.display().to_string(),
+            source,
+        };
+        let fd: OwnedFd = netns::netlink_socket_in(path).map_err(io)?;
+        // SAFETY: the descriptor is a NETLINK_ROUTE socket we own; ownership moves here.
+        let socket =
+            unsafe { <TokioSocket as std::os::fd::FromRawFd>::from_raw_fd(fd.into_raw_fd()) };
+        let (conn, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, LinkError> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list", "links"))?;
+        Ok(msgs.into_iter().map(link_info).collect())
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, LinkError> {
+        let result: Result<Vec<LinkMessage>, _> = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_collect()
+            .await;
+        match result.map_err(nl("get link", name)) {
+            Ok(msgs) => Ok(msgs.into_iter().next().map(link_info)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn index(&self, name: &str) -> Result<u32, LinkError> {
+        self.link(name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| LinkError::NotFound(name.to_string()))
+    }
+
+    pub async fn create_bridge(&self, name: &str, alias: &str, mtu: u32) -> Result<u32, LinkError> {
+        let msg = LinkBridge::new(name).mtu(mtu).alias(alias).up().build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl("create bridge", name))?;
+        self.index(name).await
+    }
+
+    /// Creates a veth pair whose host end carries `alias` (netd's ownership mark).
+    pub async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        mtu: u32,
+        alias: &str,
+    ) -> Result<(), LinkError> {
+        let msg = LinkVeth::new(host, peer).mtu(mtu).alias(alias).build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl("create veth", host))
+    }
+
+    pub async fn set(
+        &self,
+        op: &'static str,
+        target: &str,
+        msg: LinkMessage,
+    ) -> Result<(), LinkError> {
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(nl(op, target))
+    }
+
+    pub async fn set_up(&self, index: u32, name: &str) -> Result<(), LinkError> {
+        self.set(
+            "set up",
+            name,
+            LinkUnspec::new_with_index(index).up().build(),
+        )
+        .await
+    }
+
+    pub async fn enslave(&self, index: u32, name: &str, bridge: u32) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .controller(bridge)
+            .up()
+            .build();
+        self.set("attach to bridge", name, msg).await
+    }
+
+    pub async fn move_to_netns(
+        &self,
+        index: u32,
+        name: &str,
+        netns: &Path,
+    ) -> Result<(), LinkError> {
+        let ns = std::fs::File::open(netns).map_err(|source| LinkError::Io {
+            op: "open namespace",
+            target: netns.display().to_string(),
+            source,
+        })?;
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.set("move to namespace", name, msg).await
+    }
+
+    /// Renames, sets MAC and MTU, and brings up an interface in this namespace.
+    pub async fn configure(
+        &self,
+        index: u32,
+        name: &str,
+        mac: [u8; 6],
+        mtu: u32,
+    ) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .name(name)
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .up()
+            .build();
+        self.set("configure", name, msg).await
+    }
+
+    pub async fn add_address(
+        &self,
+        index: u32,
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), LinkError> {
+        match self
+            .handle
+            .address()
+            .add(index, ip.into(), prefix)
+            .execute()
+            .await
+        {
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.code.is_some_and(|c| -c.get() == libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            other => other.map_err(nl("add address", format!("{ip}/{prefix} on {name}"))),
+        }
+    }
+
+    pub async fn add_default_route(&self, gateway: Ipv4Addr) -> Result<(), LinkError> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl("add default route via", gateway))
+    }
+
+    pub async fn delete(&self, index: u32, name: &str) -> Result<(), LinkError> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(nl("delete link", name))
+    }
+
+    /// IPv4 destinations of the main routing table, except the default route, with the
+    /// interface they leave through.
+    pub async fn ipv4_routes(&self) -> Result<Vec<(Ipv4Network, Option<u32>)>, LinkError> {
+        let msgs: Vec<_> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list", "routes"))?;
+        let mut routes = Vec::new();
+        for msg in msgs {
+            let prefix = msg.header.destination_prefix_length;
+            if msg.header.table != libc::RT_TABLE_MAIN
+                || msg.header.kind != RouteType::Unicast
+                || prefix == 0
+            {
+                continue;
+            }
+            let mut dest = None;
+            let mut oif = None;
+            for attr in &msg.attributes {
+                match attr {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dest = Some(*ip),
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    _ => {}
+                }
+            }
+            if let Some(net) = dest.and_then(|ip| Ipv4Network::new(ip, prefix).ok()) {
+                routes.push((net, oif));
+            }
+        }
+        Ok(routes)
+    }
+}
+
+fn link_info(msg: LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        index: msg.header.index,
+        name: String::new(),
+        alias: None,
+        controller: None,
+    };
+    for attr in msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => info.name = n,
+            LinkAttribute::IfAlias(a) => info.alias = Some(a),
+            LinkAttribute::Controller(c) => info.controller = Some(c),
+            _ => {}
+        }
+    }
+    info
+}

@@ -1,0 +1,92 @@
+//! Network namespaces: create one bind-mounted at a path (as `ip netns add` does, but under the
+//! daemon's state dir), remove it, enter one, and open sockets inside one.
+
+use std::{
+    fs::{self, File},
+    io,
+    os::fd::{AsFd, FromRawFd, OwnedFd},
+    path::Path,
+};
+
+use nix::{
+    mount::{mount, umount2, MntFlags, MsFlags},
+    sched::{setns, unshare, CloneFlags},
+    sys::statfs::{statfs, NSFS_MAGIC},
+};
+
+fn nix_io(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Creates a new network namespace and bind-mounts it at `path`. The namespace lives as long
+/// as the mount, whatever process created it.
+pub fn create(path: &Path) -> io::Result<()> {
+    File::create(path)?;
+    let target = path.to_path_buf();
+    // A fresh thread, so that the unshare does not move any thread of the runtime.
+    let result = std::thread::spawn(move || -> io::Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(nix_io)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(nix_io)
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?;
+    if result.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
+/// Unmounts and removes a namespace made by [`create`]. The namespace itself goes away with the
+/// last process or mount that holds it. Missing or already unmounted paths are fine.
+pub fn remove(path: &Path) -> io::Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(nix_io(e)),
+    }
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `path` is a live namespace (an nsfs mount), not just the file left behind.
+pub fn is_namespace(path: &Path) -> bool {
+    statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
+}
+
+/// Moves the calling thread into the namespace at `path`.
+pub fn enter(path: &Path) -> io::Result<()> {
+    let ns = File::open(path)?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_io)
+}
+
+/// Opens a NETLINK_ROUTE socket that lives in the namespace at `path`; a socket stays in the
+/// namespace it was created in, whichever thread uses it later.
+pub fn netlink_socket_in(path: &Path) -> io::Result<OwnedFd> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || -> io::Result<OwnedFd> {
+        enter(&path)?;
+        // SAFETY: plain socket(2) call; the fd is owned by the returned OwnedFd.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}

@@ -1,0 +1,6 @@
+//! Desired state: the persisted model of networks and containers, and its atomic store.
+
+pub mod model;
+pub mod store;
+
+pub use store::{Store, StoreError};

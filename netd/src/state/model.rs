@@ -1,0 +1,121 @@
+//! What netd persists. Everything else (address pools, indexes) is derived from it on load.
+
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    mac::Mac,
+    names::{IfName, Name},
+    network::SubnetSpec,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Bridge,
+    Host,
+    Null,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Host => "host",
+            Driver::Null => "null",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub id: String,
+    pub name: Name,
+    pub driver: Driver,
+    pub created: DateTime<Utc>,
+    /// Created by the daemon itself (bridge, host, none); cannot be removed.
+    pub predefined: bool,
+    pub internal: bool,
+    /// Bridge networks only.
+    pub subnet: Option<SubnetSpec>,
+    pub bridge: Option<IfName>,
+    pub mtu: u32,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a container's network stack lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Sandbox {
+    /// A namespace netd created and bind-mounted at `path`; removed with the container.
+    Owned { path: PathBuf },
+    /// A namespace the caller brought (`--netns-path`); never removed by netd.
+    External { path: PathBuf },
+    /// The daemon's own namespace (`--network host`).
+    Host,
+    /// Another container's namespace (`--network container:OTHER`).
+    Shared { container_id: String },
+}
+
+/// One interface of a container on one network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub id: String,
+    pub network_id: String,
+    /// Name inside the container: eth0, eth1, …
+    pub ifname: IfName,
+    /// Host side of the veth pair, a port of the network's bridge.
+    pub host_ifname: IfName,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: Mac,
+    pub aliases: Vec<String>,
+    /// Whether the container's default route goes through this endpoint's gateway.
+    pub default_route: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: i32,
+    /// Start time in clock ticks since boot (/proc/PID/stat field 22), to tell a reused pid.
+    pub start_ticks: u64,
+    pub started: DateTime<Utc>,
+    pub exit_code: Option<i32>,
+    pub finished: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    pub id: String,
+    pub name: Name,
+    pub created: DateTime<Utc>,
+    pub hostname: String,
+    /// As the user gave it: a network name, `host`, `none` or `container:NAME`.
+    pub network_mode: String,
+    pub sandbox: Sandbox,
+    pub endpoints: Vec<Endpoint>,
+    pub command: Vec<String>,
+    pub process: Option<Process>,
+}
+
+impl Container {
+    pub fn endpoint_on(&self, network_id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.network_id == network_id)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| p.exit_code.is_none())
+    }
+}
+
+/// 64 random hex digits, like Docker's ids.
+pub fn new_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

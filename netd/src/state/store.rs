@@ -1,0 +1,239 @@
+//! The state directory: one JSON file per network and per container, each replaced atomically
+//! (write to a temporary file, fsync, rename, fsync the directory), so that a crash leaves
+//! either the old or the new version, never half of one.
+
+use std::{
+    fs::{self, File},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::model::{Container, Network};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("state file {path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        for dir in ["networks", "containers", "netns"] {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(io_err("create", &path))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a container's own namespace is bind-mounted.
+    pub fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.root.join("netns").join(container_id)
+    }
+
+    pub fn netns_dir(&self) -> PathBuf {
+        self.root.join("netns")
+    }
+
+    /// Folder of a container's files: config, hosts, resolv.conf, log.
+    pub fn container_dir(&self, container_id: &str) -> PathBuf {
+        self.root.join("containers").join(container_id)
+    }
+
+    pub fn save_network(&self, net: &Network) -> Result<(), StoreError> {
+        let path = self.root.join("networks").join(format!("{}.json", net.id));
+        write_json(&path, net)
+    }
+
+    pub fn delete_network(&self, id: &str) -> Result<(), StoreError> {
+        let path = self.root.join("networks").join(format!("{id}.json"));
+        remove_file(&path)?;
+        sync_dir(path.parent().expect("has a parent"))
+    }
+
+    pub fn save_container(&self, c: &Container) -> Result<(), StoreError> {
+        let dir = self.container_dir(&c.id);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        write_json(&dir.join("config.json"), c)
+    }
+
+    pub fn delete_container(&self, id: &str) -> Result<(), StoreError> {
+        let dir = self.container_dir(id);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove", &dir)(e)),
+            _ => {}
+        }
+        sync_dir(&self.root.join("containers"))
+    }
+
+    pub fn load(&self) -> Result<(Vec<Network>, Vec<Container>), StoreError> {
+        let mut networks = Vec::new();
+        for path in list(&self.root.join("networks"))? {
+            if path.extension().is_some_and(|e| e == "json") {
+                networks.push(read_json(&path)?);
+            }
+        }
+        let mut containers = Vec::new();
+        for dir in list(&self.root.join("containers"))? {
+            let config = dir.join("config.json");
+            if config.exists() {
+                containers.push(read_json(&config)?);
+            }
+        }
+        Ok((networks, containers))
+    }
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
+        paths.push(entry.map_err(io_err("read", dir))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `value` at `path` atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).expect("state types always serialize");
+    write_atomic(path, &bytes)
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    file.write_all(bytes).map_err(io_err("write", &tmp))?;
+    file.sync_data().map_err(io_err("fsync", &tmp))?;
+    fs::rename(&tmp, path).map_err(io_err("rename", path))?;
+    sync_dir(path.parent().expect("state files live in a folder"))
+}
+
+fn remove_file(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{
+        config::{mac::Mac, names::IfName, names::Name, network::SubnetSpec},
+        state::model::{Driver, Endpoint, Sandbox},
+    };
+
+    fn network() -> Network {
+        Network {
+            id: "a".repeat(64),
+            name: Name::parse("n", "net1").unwrap(),
+            driver: Driver::Bridge,
+            created: chrono::Utc::now(),
+            predefined: false,
+            internal: true,
+            subnet: Some(SubnetSpec::parse("10.3.0.0/24", Some("10.3.0.128/25"), None).unwrap()),
+            bridge: Some(IfName::parse("nd-aaaaaaaaaaaa").unwrap()),
+            mtu: 1400,
+            labels: BTreeMap::from([("k".into(), "v".into())]),
+        }
+    }
+
+    fn container(net: &Network) -> Container {
+        Container {
+            id: "b".repeat(64),
+            name: Name::parse("c", "web").unwrap(),
+            created: chrono::Utc::now(),
+            hostname: "web".into(),
+            network_mode: "net1".into(),
+            sandbox: Sandbox::Owned {
+                path: "/x/netns/b".into(),
+            },
+            endpoints: vec![Endpoint {
+                id: "c".repeat(64),
+                network_id: net.id.clone(),
+                ifname: IfName::parse("eth0").unwrap(),
+                host_ifname: IfName::parse("veth1234567").unwrap(),
+                ip: "10.3.0.130".parse().unwrap(),
+                prefix: 24,
+                mac: Mac::from_ipv4("10.3.0.130".parse().unwrap()),
+                aliases: vec!["api".into()],
+                default_route: true,
+            }],
+            command: vec!["sleep".into(), "1".into()],
+            process: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let net = network();
+        let c = container(&net);
+        store.save_network(&net).unwrap();
+        store.save_container(&c).unwrap();
+        let (nets, cs) = Store::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(nets, vec![net.clone()]);
+        assert_eq!(cs, vec![c.clone()]);
+        store.delete_container(&c.id).unwrap();
+        store.delete_network(&net.id).unwrap();
+        let (nets, cs) = store.load().unwrap();
+        assert!(nets.is_empty() && cs.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fs::write(dir.path().join("networks/x.json"), b"{not json").unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("networks/x.json"), "{err}");
+    }
+}

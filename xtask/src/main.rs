@@ -1,0 +1,94 @@
+//! `cargo xtask`: bootstrap the machine, build, run the daemon, run every test tier, benchmark.
+
+mod bench;
+mod bootstrap;
+mod cmd;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, run, test and benchmark netd")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (apt packages, nightly rust-src, bpf-linker, bpffs). Idempotent.
+    Setup,
+    /// Build the daemon (and the embedded eBPF object).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build and run the daemon in the foreground; extra arguments go to `netd daemon`.
+    Run {
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run fmt, clippy and every test tier (unit, program test-runs, end-to-end).
+    Test {
+        /// Only run tests whose name contains this filter.
+        filter: Option<String>,
+    },
+    /// Set up, then run the benchmarks in throwaway namespaces and print the figures.
+    Bench {
+        /// Containers to create for the run/rm latency benchmark.
+        #[arg(long, default_value_t = 200)]
+        containers: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => bootstrap::setup(),
+        Task::Build { release } => {
+            bootstrap::setup()?;
+            build(release)
+        }
+        Task::Run { release, args } => {
+            bootstrap::setup()?;
+            build(release)?;
+            let mut daemon = cmd::new(netd_binary(release));
+            daemon.arg("daemon").args(args);
+            cmd::exec(daemon)
+        }
+        Task::Test { filter } => {
+            bootstrap::setup()?;
+            test::all(filter.as_deref())
+        }
+        Task::Bench { containers } => {
+            bootstrap::setup()?;
+            build(true)?;
+            bench::run(&netd_binary(true), containers)
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+pub fn netd_binary(release: bool) -> PathBuf {
+    let profile = if release { "release" } else { "debug" };
+    workspace_root().join("target").join(profile).join("netd")
+}
+
+fn build(release: bool) -> Result<()> {
+    let mut cargo = cmd::cargo();
+    cargo.args(["build", "-p", "netd"]);
+    if release {
+        cargo.arg("--release");
+    }
+    cmd::run(cargo)
+}
