@@ -36,15 +36,8 @@ impl Datapath {
                 source: e,
             }
         };
-        let key = IfaceKey { ifindex };
-        if self.iface_counters.get(&key, 0).is_err() {
-            let zero =
-                aya::maps::PerCpuValues::try_from(vec![IfaceCounters::default(); nr_cpus()?])
-                    .map_err(|e| err("seed counters")(e.into()))?;
-            self.iface_counters
-                .insert(key, zero, 0)
-                .map_err(|e| err("seed counters")(e.into()))?;
-        }
+        self.track(ifindex)
+            .map_err(|e| err("seed counters")(e.into()))?;
         for (prog, attach, direction) in DIRECTIONS {
             let pin = self.link_pin(port, direction);
             if pin.exists() {
@@ -61,6 +54,28 @@ impl Datapath {
             link.pin(&pin).map_err(|e| err("pin link")(e.into()))?;
         }
         Ok(())
+    }
+
+    /// Gives `ifindex` a zeroed counter entry, unless it has one. The programs count only
+    /// interfaces that have an entry: they never insert, so no stranger fills the map.
+    pub fn track(&mut self, ifindex: u32) -> Result<(), MapError> {
+        let key = IfaceKey { ifindex };
+        if self.iface_counters.get(&key, 0).is_ok() {
+            return Ok(());
+        }
+        let cpus = aya::util::nr_cpus().map_err(|(call, io_error)| {
+            MapError::SyscallError(aya::sys::SyscallError { call, io_error })
+        })?;
+        let zero = aya::maps::PerCpuValues::try_from(vec![IfaceCounters::default(); cpus])?;
+        self.iface_counters.insert(key, zero, 0)
+    }
+
+    /// Forgets the counters of `ifindex`.
+    pub fn untrack(&mut self, ifindex: u32) -> Result<(), MapError> {
+        match self.iface_counters.remove(&IfaceKey { ifindex }) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stops counting on `port` and forgets its counters. Keeps going past failures.
@@ -80,15 +95,12 @@ impl Datapath {
             }
         }
         if let Some(ifindex) = ifindex {
-            match self.iface_counters.remove(&IfaceKey { ifindex }) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => {
-                    first_error.get_or_insert(DatapathError::Port {
-                        op: "remove counters",
-                        port: port.to_string(),
-                        source: e.into(),
-                    });
-                }
+            if let Err(e) = self.untrack(ifindex) {
+                first_error.get_or_insert(DatapathError::Port {
+                    op: "remove counters",
+                    port: port.to_string(),
+                    source: e.into(),
+                });
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -122,12 +134,4 @@ impl Datapath {
             .filter_map(|k| k.ok().map(|k| k.ifindex))
             .collect()
     }
-}
-
-fn nr_cpus() -> Result<usize, DatapathError> {
-    aya::util::nr_cpus().map_err(|(path, source)| DatapathError::Bpffs {
-        op: "read",
-        path: path.into(),
-        source,
-    })
 }

@@ -1,1 +1,476 @@
+//! Engine tests against a fake host: planning, validation and rollback, no privileges needed.
 
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use ipnetwork::Ipv4Network;
+use netd_common::counters::IfaceCounters;
+
+use super::{
+    host::{BridgeSpec, Host, HostError, OwnedLink, Plug},
+    Engine, EngineError,
+};
+use crate::{
+    config::{
+        container::{ContainerSpec, CreateContainer},
+        network::{CreateNetwork, NetworkSpec},
+    },
+    state::Store,
+};
+
+#[derive(Default)]
+struct Kernel {
+    /// Link name -> owner mark.
+    links: BTreeMap<String, String>,
+    netns: BTreeSet<PathBuf>,
+    plugs: BTreeMap<String, Plug>,
+    routes: Vec<Ipv4Network>,
+    fail_plug: bool,
+}
+
+#[derive(Default)]
+struct FakeHost(Mutex<Kernel>);
+
+impl FakeHost {
+    fn k(&self) -> std::sync::MutexGuard<'_, Kernel> {
+        self.0.lock().unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for FakeHost {
+    async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError> {
+        Ok(self.k().routes.clone())
+    }
+    async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
+        self.k()
+            .links
+            .insert(b.name.to_string(), b.network_id.clone());
+        Ok(())
+    }
+    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
+        Ok(self.k().links.contains_key(name))
+    }
+    async fn remove_link(&self, name: &str) -> Result<(), HostError> {
+        self.k().links.remove(name);
+        Ok(())
+    }
+    async fn owned_links(&self) -> Result<Vec<OwnedLink>, HostError> {
+        Ok(self
+            .k()
+            .links
+            .iter()
+            .map(|(name, owner)| OwnedLink {
+                name: name.clone(),
+                owner: owner.clone(),
+            })
+            .collect())
+    }
+    async fn create_netns(&self, path: &Path) -> Result<(), HostError> {
+        std::fs::write(path, b"").unwrap();
+        self.k().netns.insert(path.to_path_buf());
+        Ok(())
+    }
+    async fn remove_netns(&self, path: &Path) -> Result<(), HostError> {
+        let _ = std::fs::remove_file(path);
+        self.k().netns.remove(path);
+        Ok(())
+    }
+    fn netns_alive(&self, path: &Path) -> bool {
+        self.k().netns.contains(path)
+    }
+    async fn plug(&self, plug: &Plug) -> Result<(), HostError> {
+        let mut k = self.k();
+        if k.fail_plug {
+            return Err(HostError::new(
+                "plug",
+                &plug.host_ifname,
+                std::io::Error::other("injected"),
+            ));
+        }
+        k.links
+            .insert(plug.host_ifname.to_string(), plug.endpoint_id.clone());
+        k.plugs.insert(plug.host_ifname.to_string(), plug.clone());
+        Ok(())
+    }
+    async fn unplug(&self, host_ifname: &str) -> Result<(), HostError> {
+        let mut k = self.k();
+        k.links.remove(host_ifname);
+        k.plugs.remove(host_ifname);
+        Ok(())
+    }
+    async fn adopt_port(&self, _: &str) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn pinned_ports(&self) -> Vec<String> {
+        Vec::new()
+    }
+    async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn port_counters(&self, _: &str) -> Option<IfaceCounters> {
+        None
+    }
+}
+
+struct Lab {
+    host: Arc<FakeHost>,
+    dir: tempfile::TempDir,
+    engine: Engine,
+}
+
+async fn lab_with_routes(routes: &[&str]) -> Lab {
+    let host = Arc::new(FakeHost::default());
+    host.k().routes = routes.iter().map(|r| r.parse().unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&host, dir.path()).await;
+    Lab { host, dir, engine }
+}
+
+async fn lab() -> Lab {
+    lab_with_routes(&[]).await
+}
+
+async fn start(host: &Arc<FakeHost>, dir: &Path) -> Engine {
+    let store = Store::open(dir).unwrap();
+    let host: Arc<dyn Host> = host.clone();
+    Engine::start(host, store, "/proc/self/ns/net".into())
+        .await
+        .unwrap()
+        .0
+}
+
+fn net_spec(name: &str, subnet: Option<&str>) -> NetworkSpec {
+    NetworkSpec::try_from(CreateNetwork {
+        name: name.into(),
+        subnet: subnet.map(Into::into),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn spec(name: &str, network: &str, ip: Option<&str>) -> ContainerSpec {
+    ContainerSpec::try_from(CreateContainer {
+        name: name.into(),
+        network: Some(network.into()),
+        ip: ip.map(Into::into),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+impl Lab {
+    async fn run(
+        &mut self,
+        name: &str,
+        network: &str,
+        ip: Option<&str>,
+    ) -> Result<Ipv4Addr, EngineError> {
+        let (c, _) = self
+            .engine
+            .create_container(spec(name, network, ip))
+            .await?;
+        Ok(c.endpoints
+            .first()
+            .map(|e| e.ip)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Links, namespaces and container folders that exist.
+    fn footprint(&self) -> (usize, usize, usize) {
+        let k = self.host.k();
+        let dirs = std::fs::read_dir(self.dir.path().join("containers"))
+            .unwrap()
+            .count();
+        (k.links.len(), k.netns.len(), dirs)
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn first_start_creates_the_predefined_networks() {
+    let lab = lab().await;
+    let names: BTreeSet<_> = lab.engine.networks().map(|n| n.name.to_string()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["bridge".into(), "host".into(), "none".into()])
+    );
+    let bridge = lab.engine.network("bridge").unwrap();
+    assert_eq!(bridge.subnet.unwrap().subnet.to_string(), "172.17.0.0/16");
+    assert_eq!(bridge.subnet.unwrap().gateway, ip("172.17.0.1"));
+    assert!(lab.host.k().links.contains_key("netd0"));
+}
+
+#[tokio::test]
+async fn default_bridge_avoids_a_host_route() {
+    let lab = lab_with_routes(&["172.17.5.0/24"]).await;
+    let bridge = lab.engine.network("bridge").unwrap();
+    assert_eq!(bridge.subnet.unwrap().subnet.to_string(), "172.18.0.0/16");
+}
+
+#[tokio::test]
+async fn networks_take_free_pools_and_refuse_overlaps() {
+    let mut lab = lab_with_routes(&["172.19.0.0/16"]).await;
+    let n1 = lab
+        .engine
+        .create_network(net_spec("n1", None))
+        .await
+        .unwrap();
+    assert_eq!(n1.subnet.unwrap().subnet.to_string(), "172.18.0.0/16");
+    assert_eq!(
+        n1.bridge.unwrap().to_string(),
+        format!("nd-{}", &n1.id[..12])
+    );
+    let n2 = lab
+        .engine
+        .create_network(net_spec("n2", None))
+        .await
+        .unwrap();
+    assert_eq!(n2.subnet.unwrap().subnet.to_string(), "172.20.0.0/16");
+
+    let dup = lab
+        .engine
+        .create_network(net_spec("n1", Some("10.9.0.0/24")))
+        .await;
+    assert!(matches!(dup, Err(EngineError::Conflict(m)) if m.contains("n1")));
+    let over = lab
+        .engine
+        .create_network(net_spec("n3", Some("172.18.3.0/24")))
+        .await;
+    assert!(
+        matches!(over, Err(EngineError::Conflict(m)) if m.contains("172.18.3.0/24") && m.contains("n1"))
+    );
+    let route = lab
+        .engine
+        .create_network(net_spec("n3", Some("172.19.1.0/24")))
+        .await;
+    assert!(
+        matches!(route, Err(EngineError::Conflict(m)) if m.contains("host route to 172.19.0.0/16"))
+    );
+    assert_eq!(
+        lab.engine.networks().count(),
+        5,
+        "failed creates leave no network"
+    );
+}
+
+#[tokio::test]
+async fn addresses_are_handed_out_in_order_and_statics_are_checked() {
+    let mut lab = lab().await;
+    assert_eq!(
+        lab.run("a", "bridge", None).await.unwrap(),
+        ip("172.17.0.2")
+    );
+    assert_eq!(
+        lab.run("b", "bridge", None).await.unwrap(),
+        ip("172.17.0.3")
+    );
+    assert_eq!(
+        lab.run("c", "bridge", Some("172.17.0.50")).await.unwrap(),
+        ip("172.17.0.50")
+    );
+    let before = lab.footprint();
+    let taken = lab
+        .run("d", "bridge", Some("172.17.0.50"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        taken.contains("172.17.0.50") && taken.contains("by c"),
+        "{taken}"
+    );
+    let gateway = lab
+        .run("d", "bridge", Some("172.17.0.1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(gateway.contains("gateway"), "{gateway}");
+    let outside = lab
+        .run("d", "bridge", Some("10.0.0.1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        outside.contains("10.0.0.1") && outside.contains("172.17.0.0/16"),
+        "{outside}"
+    );
+    let dup = lab.run("a", "bridge", None).await.unwrap_err().to_string();
+    assert!(dup.contains("container name a is already in use"), "{dup}");
+    let unknown = lab.run("d", "nope", None).await.unwrap_err().to_string();
+    assert_eq!(unknown, "network nope not found");
+    assert_eq!(
+        lab.footprint(),
+        before,
+        "failed creates leave nothing behind"
+    );
+    assert_eq!(
+        lab.engine
+            .pool(&lab.engine.network("bridge").unwrap().id.clone())
+            .unwrap()
+            .in_use(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_failed_plug_leaves_nothing_behind() {
+    let mut lab = lab().await;
+    let before = lab.footprint();
+    lab.host.k().fail_plug = true;
+    let err = lab.run("a", "bridge", None).await.unwrap_err().to_string();
+    assert!(err.contains("injected"), "{err}");
+    assert_eq!(lab.footprint(), before);
+    assert!(lab.engine.container("a").is_err());
+    lab.host.k().fail_plug = false;
+    assert_eq!(
+        lab.run("a", "bridge", None).await.unwrap(),
+        ip("172.17.0.2"),
+        "address was released"
+    );
+}
+
+#[tokio::test]
+async fn exhausted_pool_is_an_error() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_network(net_spec("tiny", Some("10.7.0.0/30")))
+        .await
+        .unwrap();
+    assert_eq!(lab.run("a", "tiny", None).await.unwrap(), ip("10.7.0.2"));
+    let err = lab.run("b", "tiny", None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no free address") && err.contains("10.7.0.0/30"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn networks_in_use_and_predefined_ones_stay() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_network(net_spec("n1", None))
+        .await
+        .unwrap();
+    lab.run("web", "n1", None).await.unwrap();
+    let err = lab
+        .engine
+        .remove_network("n1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("web"), "{err}");
+    let err = lab.engine.remove_network("bridge").await.unwrap_err();
+    assert!(matches!(err, EngineError::Forbidden(_)));
+    assert!(lab.engine.prune_networks().await.unwrap().is_empty());
+    lab.engine.remove_container("web", false).await.unwrap();
+    assert_eq!(
+        lab.engine.prune_networks().await.unwrap(),
+        vec!["n1".to_string()]
+    );
+    assert!(!lab.host.k().links.keys().any(|l| l.starts_with("nd-")));
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_move_addresses() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_network(net_spec("n1", Some("192.168.100.0/24")))
+        .await
+        .unwrap();
+    lab.run("a", "bridge", None).await.unwrap();
+    let e = lab
+        .engine
+        .connect("n1", "a", Some("192.168.100.100"), &[])
+        .await
+        .unwrap();
+    assert_eq!((e.ifname.as_str(), e.ip), ("eth1", ip("192.168.100.100")));
+    assert!(!e.default_route, "eth0 keeps the default route");
+    let again = lab
+        .engine
+        .connect("n1", "a", None, &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("already connected"), "{again}");
+    lab.engine.disconnect("n1", "a").await.unwrap();
+    assert_eq!(lab.engine.container("a").unwrap().endpoints.len(), 1);
+    let e = lab
+        .engine
+        .connect("n1", "a", Some("192.168.100.100"), &[])
+        .await
+        .unwrap();
+    assert_eq!(e.ip, ip("192.168.100.100"), "the address was freed");
+}
+
+#[tokio::test]
+async fn shared_namespaces() {
+    let mut lab = lab().await;
+    lab.run("a", "bridge", None).await.unwrap();
+    let (b, _) = lab
+        .engine
+        .create_container(spec("b", "container:a", None))
+        .await
+        .unwrap();
+    assert!(b.endpoints.is_empty());
+    let a = lab.engine.container("a").unwrap().clone();
+    assert_eq!(
+        lab.engine.sandbox_env(&b).netns,
+        lab.engine.sandbox_env(&a).netns
+    );
+    let err = lab
+        .engine
+        .remove_container("a", true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shares its network namespace with b"), "{err}");
+    let err = lab
+        .engine
+        .connect("bridge", "b", None, &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("container:a"), "{err}");
+    let (none, _) = lab
+        .engine
+        .create_container(spec("n", "none", None))
+        .await
+        .unwrap();
+    assert!(none.endpoints.is_empty());
+    assert!(lab.engine.connect("bridge", "n", None, &[]).await.is_err());
+}
+
+#[tokio::test]
+async fn restart_keeps_everything_and_removes_only_owned_orphans() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_network(net_spec("n1", None))
+        .await
+        .unwrap();
+    lab.run("a", "n1", None).await.unwrap();
+    lab.run("b", "bridge", Some("172.17.0.2")).await.unwrap();
+    lab.host
+        .k()
+        .links
+        .insert("vethorphan".into(), "f".repeat(64));
+    let mut engine = start(&lab.host, lab.dir.path()).await;
+    assert!(!lab.host.k().links.contains_key("vethorphan"));
+    assert_eq!(engine.containers().count(), 2);
+    let (c, _) = engine
+        .create_container(spec("c", "bridge", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.endpoints[0].ip,
+        ip("172.17.0.3"),
+        "the held address is not given out again"
+    );
+    assert_eq!(engine.networks().count(), 4);
+}

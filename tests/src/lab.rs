@@ -1,0 +1,285 @@
+//! A throwaway host: its own network namespace with a netd daemon living in it.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The netd binary under test (`cargo build -p netd` makes it; `cargo xtask test` does that).
+pub fn netd_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NETD_BIN") {
+        return bin.into();
+    }
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/netd");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p netd` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+pub struct Lab {
+    /// Name of the host namespace under /run/netns.
+    pub netns: String,
+    pub dir: tempfile::TempDir,
+    pub bpffs: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        let netns = crate::unique("nh");
+        run("ip", &["netns", "add", &netns]);
+        let lab = Self {
+            dir: tempfile::Builder::new()
+                .prefix("netd-lab")
+                .tempdir()
+                .expect("tempdir"),
+            bpffs: PathBuf::from("/sys/fs/bpf").join(format!("netd-{netns}")),
+            netns,
+            daemon: None,
+        };
+        run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"]);
+        let mut lab = lab;
+        lab.start_daemon();
+        lab
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("netd.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Starts the daemon and waits until its API answers.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--bpffs")
+            .arg(&self.bpffs)
+            .arg("--netns")
+            .arg(&self.netns)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting netd daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.netd(&["network", "ls"]).status.success() {
+                return;
+            }
+            if let Some(status) = self
+                .daemon
+                .as_mut()
+                .and_then(|d| d.try_wait().ok().flatten())
+            {
+                panic!("netd daemon exited with {status}:\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "netd daemon did not answer within 20 s:\n{}",
+            self.daemon_log()
+        );
+    }
+
+    /// SIGKILLs the daemon, as a crash would.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this lab's daemon.
+    pub fn netd(&self, args: &[&str]) -> Output {
+        Command::new(netd_bin())
+            .env("NETD_SOCKET", self.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running netd")
+    }
+
+    /// Runs the CLI and returns its stdout; panics with stderr if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.netd(args);
+        assert!(
+            out.status.success(),
+            "netd {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI, expects it to fail, and returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.netd(args);
+        assert!(
+            !out.status.success(),
+            "netd {} should have failed but printed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).expect("netd printed JSON")
+    }
+
+    /// `netd inspect NAME`, first element.
+    pub fn inspect(&self, container: &str) -> Value {
+        self.json(&["inspect", container])[0].clone()
+    }
+
+    /// Runs a command inside a container; returns its output.
+    pub fn exec(&self, container: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", container, "--"];
+        args.extend_from_slice(cmd);
+        self.netd(&args)
+    }
+
+    /// Runs a command inside a container and returns stdout; panics if it fails.
+    pub fn exec_ok(&self, container: &str, cmd: &[&str]) -> String {
+        let out = self.exec(container, cmd);
+        assert!(
+            out.status.success(),
+            "{} in {container} failed ({}):\n{}{}",
+            cmd.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command in the lab's host namespace.
+    pub fn host(&self, cmd: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", &self.netns];
+        args.extend_from_slice(cmd);
+        let out = Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Names of the links in the lab's host namespace.
+    pub fn host_links(&self) -> Vec<String> {
+        self.host(&["ip", "-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// Files in the daemon's namespace folder: one per container namespace.
+    pub fn namespaces(&self) -> usize {
+        std::fs::read_dir(self.state_dir().join("netns"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Kills every process living in one of this lab's namespaces.
+    fn kill_lab_processes(&self) {
+        let mut inodes = Vec::new();
+        let host_ns = Path::new("/run/netns").join(&self.netns);
+        let entries = std::fs::read_dir(self.state_dir().join("netns"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for path in entries.map(|e| e.path()).chain([host_ns]) {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                inodes.push((meta.dev(), meta.ino()));
+            }
+        }
+        for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = proc.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(meta) = std::fs::metadata(proc.path().join("ns/net")) else {
+                continue;
+            };
+            if pid != std::process::id() as i32 && inodes.contains(&(meta.dev(), meta.ino())) {
+                // SAFETY: plain kill(2) on a process of this lab.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- netd daemon log ({}) ---\n{}",
+                self.netns,
+                self.daemon_log()
+            );
+        }
+        self.kill_daemon();
+        self.kill_lab_processes();
+        let entries = std::fs::read_dir(self.state_dir().join("netns"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for path in entries.map(|e| e.path()) {
+            let _ = netd::netns::remove(&path);
+        }
+        // Deleting the host namespace deletes its bridges and the veths with their peers.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.bpffs);
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,145 @@
+//! Tier 2: the real eBPF object, loaded and run on crafted packets with BPF_PROG_TEST_RUN.
+//! No namespace and no attachment: the kernel runs the program as if the packet arrived on lo.
+
+use aya::programs::{TestRun, TestRunOptions};
+use integration_tests::{privileged, unique};
+use netd::datapath::Datapath;
+use netd_common::maps;
+
+/// TCX_NEXT: the counting programs never decide a packet's fate.
+const TCX_NEXT: u32 = -1i32 as u32;
+/// Interface the kernel's test run gives the packet when the context names none.
+const LO: u32 = 1;
+
+struct Loaded {
+    dp: Datapath,
+    bpffs: std::path::PathBuf,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bpffs);
+    }
+}
+
+fn load() -> Loaded {
+    let bpffs = std::path::PathBuf::from("/sys/fs/bpf").join(unique("netd-tr"));
+    let dp = Datapath::load(&bpffs).expect("loading the datapath object");
+    Loaded { dp, bpffs }
+}
+
+/// An Ethernet + IPv4 + UDP frame with `payload` bytes of data.
+fn udp_frame(payload: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 8 + payload];
+    f[0..6].copy_from_slice(&[0x02, 0x42, 0xac, 0x11, 0, 3]);
+    f[6..12].copy_from_slice(&[0x02, 0x42, 0xac, 0x11, 0, 2]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + 8 + payload) as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[172, 17, 0, 2]);
+    ip[16..20].copy_from_slice(&[172, 17, 0, 3]);
+    f
+}
+
+fn run(dp: &mut Datapath, program: &'static str, frame: &[u8], repeat: u32) -> u32 {
+    let prog = dp.classifier(program).expect("program is loaded");
+    let mut out = vec![0u8; frame.len() + 64];
+    let result = prog
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(
+        &out[..result.data_size_out as usize],
+        frame,
+        "counting must not change the packet"
+    );
+    result.return_value
+}
+
+#[test]
+fn ingress_counts_packets_and_bytes_of_a_tracked_port() {
+    if !privileged("ingress_counts_packets_and_bytes_of_a_tracked_port") {
+        return;
+    }
+    let mut l = load();
+    l.dp.track(LO).unwrap();
+    let frame = udp_frame(100);
+    assert_eq!(run(&mut l.dp, maps::PROG_PORT_INGRESS, &frame, 1), TCX_NEXT);
+    assert_eq!(run(&mut l.dp, maps::PROG_PORT_INGRESS, &frame, 9), TCX_NEXT);
+    let c = l.dp.port_counters(LO).expect("tracked");
+    assert_eq!(
+        (c.ingress_packets, c.ingress_bytes),
+        (10, 10 * frame.len() as u64)
+    );
+    assert_eq!((c.egress_packets, c.egress_bytes), (0, 0));
+}
+
+#[test]
+fn egress_counts_into_its_own_direction() {
+    if !privileged("egress_counts_into_its_own_direction") {
+        return;
+    }
+    let mut l = load();
+    l.dp.track(LO).unwrap();
+    let frame = udp_frame(1000);
+    assert_eq!(run(&mut l.dp, maps::PROG_PORT_EGRESS, &frame, 3), TCX_NEXT);
+    let c = l.dp.port_counters(LO).expect("tracked");
+    assert_eq!(
+        (c.egress_packets, c.egress_bytes),
+        (3, 3 * frame.len() as u64)
+    );
+    assert_eq!(c.ingress_packets, 0);
+}
+
+#[test]
+fn untracked_interfaces_are_neither_counted_nor_added() {
+    if !privileged("untracked_interfaces_are_neither_counted_nor_added") {
+        return;
+    }
+    let mut l = load();
+    l.dp.track(LO + 1000).unwrap();
+    assert_eq!(
+        run(&mut l.dp, maps::PROG_PORT_INGRESS, &udp_frame(10), 5),
+        TCX_NEXT
+    );
+    assert_eq!(
+        l.dp.port_counters(LO),
+        None,
+        "the program must not insert entries"
+    );
+    assert_eq!(l.dp.port_counters(LO + 1000).unwrap().ingress_packets, 0);
+    assert_eq!(l.dp.counted_ifindexes(), vec![LO + 1000]);
+    l.dp.untrack(LO + 1000).unwrap();
+    assert!(l.dp.counted_ifindexes().is_empty());
+}
+
+#[test]
+fn counters_survive_a_reload_through_the_pinned_map() {
+    if !privileged("counters_survive_a_reload_through_the_pinned_map") {
+        return;
+    }
+    let mut l = load();
+    l.dp.track(LO).unwrap();
+    run(&mut l.dp, maps::PROG_PORT_INGRESS, &udp_frame(10), 4);
+    let again = Datapath::load(&l.bpffs).expect("reloading");
+    assert_eq!(again.port_counters(LO).unwrap().ingress_packets, 4);
+}
+
+#[test]
+fn truncated_frames_are_counted_by_their_length_and_passed() {
+    if !privileged("truncated_frames_are_counted_by_their_length_and_passed") {
+        return;
+    }
+    let mut l = load();
+    l.dp.track(LO).unwrap();
+    let runt = vec![0u8; 14];
+    assert_eq!(run(&mut l.dp, maps::PROG_PORT_INGRESS, &runt, 1), TCX_NEXT);
+    assert_eq!(l.dp.port_counters(LO).unwrap().ingress_bytes, 14);
+}
