@@ -26,6 +26,10 @@ pub fn all(filter: Option<&str>) -> Result<()> {
     unit.args(filter);
     cmd::run(unit)?;
 
+    // The end-to-end tests drive the netd binary itself.
+    let mut build = cmd::cargo();
+    build.args(["build", "-p", "netd"]);
+    cmd::run(build)?;
     let mut integration = cmd::cargo();
     integration.args(["test", "-p", "integration-tests"]);
     integration.args(filter);

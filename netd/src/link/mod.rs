@@ -140,14 +140,28 @@ impl Netlink {
     }
 
     pub async fn create_bridge(&self, name: &str, alias: &str, mtu: u32) -> Result<u32, LinkError> {
-        let msg = LinkBridge::new(name).mtu(mtu).alias(alias).up().build();
+        let msg = LinkBridge::new(name).mtu(mtu).up().build();
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
             .map_err(nl("create bridge", name))?;
-        self.index(name).await
+        let index = self.index(name).await?;
+        self.mark(index, name, alias).await?;
+        Ok(index)
+    }
+
+    /// Sets the alias that marks a link as netd's. The kernel ignores IFLA_IFALIAS when a
+    /// link is created, so it is a second request.
+    async fn mark(&self, index: u32, name: &str, alias: &str) -> Result<(), LinkError> {
+        let result = self
+            .set("mark", name, LinkUnspec::new_with_index(index).alias(alias).build())
+            .await;
+        if result.is_err() {
+            let _ = self.delete(index, name).await;
+        }
+        result
     }
 
     /// Creates a veth pair whose host end carries `alias` (netd's ownership mark).
@@ -158,13 +172,15 @@ impl Netlink {
         mtu: u32,
         alias: &str,
     ) -> Result<(), LinkError> {
-        let msg = LinkVeth::new(host, peer).mtu(mtu).alias(alias).build();
+        let msg = LinkVeth::new(host, peer).mtu(mtu).build();
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(nl("create veth", host))
+            .map_err(nl("create veth", host))?;
+        let index = self.index(host).await?;
+        self.mark(index, host, alias).await
     }
 
     pub async fn set(
