@@ -6,7 +6,9 @@ use std::process::Command;
 use integration_tests::{privileged, unique, Lab};
 
 fn ping(lab: &Lab, from: &str, to: &str) -> bool {
-    lab.exec(from, &["ping", "-c", "1", "-W", "2", to]).status.success()
+    lab.exec(from, &["ping", "-c", "1", "-W", "2", to])
+        .status
+        .success()
 }
 
 fn ifaces(lab: &Lab, container: &str) -> Vec<String> {
@@ -24,19 +26,48 @@ fn containers_on_one_user_network_talk() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "app"]);
-    lab.ok(&["run", "-d", "--name", "server", "--network", "app", "--", "sleep", "600"]);
-    lab.ok(&["run", "-d", "--name", "client", "--network", "app", "--hostname", "cli", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--network",
+        "app",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "app",
+        "--hostname",
+        "cli",
+        "--",
+        "sleep",
+        "600",
+    ]);
     let server_ip = lab.inspect("server")["NetworkSettings"]["Networks"]["app"]["IPAddress"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(server_ip, "172.18.0.2");
     // A real TCP exchange: a listener in one container, a client in the other.
-    lab.ok(&["exec", "server", "--", "sh", "-c", "python3 -c \"
+    lab.ok(&[
+        "exec",
+        "server",
+        "--",
+        "sh",
+        "-c",
+        "python3 -c \"
 import socket
 s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen()
 c, addr = s.accept(); c.sendall(('hello ' + addr[0]).encode()); c.close()
-\" > /dev/null 2>&1 &"]);
+\" > /dev/null 2>&1 &",
+    ]);
     let reply = lab.exec_ok(
         "client",
         &["python3", "-c", &format!(
@@ -57,24 +88,60 @@ fn host_none_and_container_modes() {
         return;
     }
     let lab = Lab::new();
-    lab.ok(&["run", "-d", "--name", "h", "--network", "host", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h",
+        "--network",
+        "host",
+        "--",
+        "sleep",
+        "600",
+    ]);
     let host_view = ifaces(&lab, "h");
-    assert!(host_view.contains(&"netd0".to_string()), "host mode sees the host's interfaces: {host_view:?}");
+    assert!(
+        host_view.contains(&"netd0".to_string()),
+        "host mode sees the host's interfaces: {host_view:?}"
+    );
     assert_eq!(host_view, lab.host_links());
 
-    lab.ok(&["run", "-d", "--name", "n", "--network", "none", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "n",
+        "--network",
+        "none",
+        "--",
+        "sleep",
+        "600",
+    ]);
     assert_eq!(ifaces(&lab, "n"), vec!["lo"]);
     let lo = lab.exec_ok("n", &["ip", "-o", "link", "show", "lo"]);
     assert!(lo.contains("UP"), "{lo}");
 
     lab.ok(&["run", "-d", "--name", "a", "--", "sleep", "600"]);
-    lab.ok(&["run", "-d", "--name", "side", "--network", "container:a", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "side",
+        "--network",
+        "container:a",
+        "--",
+        "sleep",
+        "600",
+    ]);
     let addr_a = lab.exec_ok("a", &["ip", "-o", "-4", "addr", "show", "eth0"]);
     let addr_side = lab.exec_ok("side", &["ip", "-o", "-4", "addr", "show", "eth0"]);
     assert_eq!(addr_a, addr_side, "container:OTHER shares the namespace");
     let link_side = lab.exec_ok("side", &["ip", "-o", "link", "show", "eth0"]);
     assert!(link_side.contains("02:42:ac:11:00:02"), "{link_side}");
-    assert_eq!(lab.inspect("side")["HostConfig"]["NetworkMode"], "container:a");
+    assert_eq!(
+        lab.inspect("side")["HostConfig"]["NetworkMode"],
+        "container:a"
+    );
     let err = lab.fails(&["rm", "-f", "a"]);
     assert!(err.contains("side"), "{err}");
     lab.ok(&["rm", "-f", "side", "a", "n", "h"]);
@@ -88,10 +155,29 @@ fn connect_and_disconnect_live() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "--subnet", "10.50.0.0/24", "back"]);
-    lab.ok(&["run", "-d", "--name", "db", "--network", "back", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "back",
+        "--",
+        "sleep",
+        "600",
+    ]);
     lab.ok(&["run", "-d", "--name", "web", "--", "sleep", "600"]);
     assert!(!ping(&lab, "web", "10.50.0.2"), "not connected yet");
-    lab.ok(&["network", "connect", "--ip", "10.50.0.77", "--alias", "frontend", "back", "web"]);
+    lab.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "10.50.0.77",
+        "--alias",
+        "frontend",
+        "back",
+        "web",
+    ]);
     assert_eq!(ifaces(&lab, "web"), vec!["lo", "eth0", "eth1"]);
     let eth1 = lab.exec_ok("web", &["ip", "-o", "-4", "addr", "show", "eth1"]);
     assert!(eth1.contains("10.50.0.77/24"), "{eth1}");
@@ -100,7 +186,10 @@ fn connect_and_disconnect_live() {
     assert_eq!(nets["back"]["Aliases"][0], "frontend");
     assert_eq!(nets.as_object().unwrap().len(), 2);
     let route = lab.exec_ok("web", &["ip", "route", "show", "default"]);
-    assert!(route.contains("dev eth0"), "the first network keeps the default route: {route}");
+    assert!(
+        route.contains("dev eth0"),
+        "the first network keeps the default route: {route}"
+    );
 
     lab.ok(&["network", "disconnect", "back", "web"]);
     assert_eq!(ifaces(&lab, "web"), vec!["lo", "eth0"]);
@@ -120,7 +209,11 @@ fn rm_leaves_no_veth_namespace_or_address() {
     let before = lab.host_links();
     lab.ok(&["run", "-d", "--name", "a", "--", "sleep", "600"]);
     let pid = lab.inspect("a")["State"]["Pid"].as_i64().unwrap();
-    let veth = lab.host_links().into_iter().find(|l| l.starts_with("veth")).expect("a veth");
+    let veth = lab
+        .host_links()
+        .into_iter()
+        .find(|l| l.starts_with("veth"))
+        .expect("a veth");
     assert_eq!(veth.len(), 11, "veth + 7 hex: {veth}");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     lab.ok(&["rm", "-f", "a"]);
@@ -128,10 +221,20 @@ fn rm_leaves_no_veth_namespace_or_address() {
     assert_eq!(lab.namespaces(), 0);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z"), "the process was stopped: {stat}");
-    assert!(lab.bpffs.join("links").read_dir().unwrap().next().is_none(), "no pinned link left");
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "the process was stopped: {stat}"
+    );
+    assert_eq!(
+        lab.json(&["stats", "--format", "json"]),
+        serde_json::json!([]),
+        "no counters left"
+    );
     lab.ok(&["create", "--name", "b"]);
-    assert_eq!(lab.inspect("b")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], "172.17.0.2");
+    assert_eq!(
+        lab.inspect("b")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
+        "172.17.0.2"
+    );
 }
 
 #[test]
@@ -140,13 +243,27 @@ fn foreground_run_logs_and_exit_codes() {
         return;
     }
     let lab = Lab::new();
-    let out = lab.netd(&["run", "--name", "fg", "--", "sh", "-c", "echo hi from $(hostname); exit 3"]);
+    let out = lab.netd(&[
+        "run",
+        "--name",
+        "fg",
+        "--",
+        "sh",
+        "-c",
+        "echo hi from $(hostname); exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     let id = lab.inspect("fg")["Id"].as_str().unwrap().to_string();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("hi from {}\n", &id[..12]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("hi from {}\n", &id[..12])
+    );
     assert_eq!(lab.ok(&["logs", "fg"]), format!("hi from {}\n", &id[..12]));
     let state = &lab.inspect("fg")["State"];
-    assert_eq!((state["Status"].as_str(), state["ExitCode"].as_i64()), (Some("exited"), Some(3)));
+    assert_eq!(
+        (state["Status"].as_str(), state["ExitCode"].as_i64()),
+        (Some("exited"), Some(3))
+    );
     lab.ok(&["start", "fg"]);
     let out = lab.netd(&["run", "--rm", "--name", "gone", "--", "true"]);
     assert!(out.status.success());
@@ -162,21 +279,46 @@ fn netns_path_attaches_an_existing_namespace() {
     }
     let lab = Lab::new();
     let runtime_ns = unique("rt");
-    let ok = Command::new("ip").args(["netns", "add", &runtime_ns]).status().unwrap().success();
+    let ok = Command::new("ip")
+        .args(["netns", "add", &runtime_ns])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
     let path = format!("/run/netns/{runtime_ns}");
     let result = std::panic::catch_unwind(|| {
-        lab.ok(&["run", "-d", "--name", "ext", "--netns-path", &path, "--", "sleep", "600"]);
-        let addr = Command::new("ip").args(["-n", &runtime_ns, "-4", "-o", "addr", "show", "eth0"]).output().unwrap();
+        lab.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "ext",
+            "--netns-path",
+            &path,
+            "--",
+            "sleep",
+            "600",
+        ]);
+        let addr = Command::new("ip")
+            .args(["-n", &runtime_ns, "-4", "-o", "addr", "show", "eth0"])
+            .output()
+            .unwrap();
         assert!(String::from_utf8_lossy(&addr.stdout).contains("172.17.0.2/16"));
         lab.ok(&["run", "-d", "--name", "peer", "--", "sleep", "600"]);
         assert!(ping(&lab, "peer", "172.17.0.2"));
         lab.ok(&["rm", "-f", "ext"]);
-        assert!(std::path::Path::new(&path).exists(), "a namespace netd did not make is not removed");
-        let links = Command::new("ip").args(["-n", &runtime_ns, "-o", "link"]).output().unwrap();
+        assert!(
+            std::path::Path::new(&path).exists(),
+            "a namespace netd did not make is not removed"
+        );
+        let links = Command::new("ip")
+            .args(["-n", &runtime_ns, "-o", "link"])
+            .output()
+            .unwrap();
         assert!(!String::from_utf8_lossy(&links.stdout).contains("eth0"));
     });
-    let _ = Command::new("ip").args(["netns", "del", &runtime_ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &runtime_ns])
+        .status();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -189,57 +331,122 @@ fn sigkill_and_restart_keep_everything() {
     }
     let mut lab = Lab::new();
     lab.ok(&["network", "create", "--subnet", "10.60.0.0/24", "keep"]);
-    lab.ok(&["run", "-d", "--name", "a", "--network", "keep", "--", "sleep", "600"]);
-    lab.ok(&["run", "-d", "--name", "b", "--network", "keep", "--", "sleep", "600"]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "keep",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "keep",
+        "--",
+        "sleep",
+        "600",
+    ]);
     lab.ok(&["network", "connect", "bridge", "b"]);
     let before_ps = lab.json(&["ps", "--format", "json"]);
     let before_nets = lab.json(&["network", "ls", "--format", "json"]);
     let links = lab.host_links();
-    let sandbox = lab.inspect("a")["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_string();
+    let sandbox = lab.inspect("a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
     lab.kill_daemon();
     let ping_direct = Command::new("nsenter")
         .arg(format!("--net={sandbox}"))
         .args(["ping", "-c", "1", "-W", "2", "10.60.0.3"])
-        .status()
+        .output()
         .unwrap();
-    assert!(ping_direct.success(), "containers keep talking while the daemon is down");
+    assert!(
+        ping_direct.status.success(),
+        "containers keep talking while the daemon is down"
+    );
     lab.start_daemon();
     assert_eq!(lab.json(&["ps", "--format", "json"]), before_ps);
-    assert_eq!(lab.json(&["network", "ls", "--format", "json"]), before_nets);
+    assert_eq!(
+        lab.json(&["network", "ls", "--format", "json"]),
+        before_nets
+    );
     assert_eq!(lab.host_links(), links, "adopted, not recreated");
     assert!(ping(&lab, "a", "10.60.0.3"));
-    lab.ok(&["run", "-d", "--name", "c", "--network", "keep", "--", "sleep", "600"]);
-    assert_eq!(lab.inspect("c")["NetworkSettings"]["Networks"]["keep"]["IPAddress"], "10.60.0.4");
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "keep",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        lab.inspect("c")["NetworkSettings"]["Networks"]["keep"]["IPAddress"],
+        "10.60.0.4"
+    );
     assert_eq!(lab.inspect("a")["State"]["Status"], "running");
 
     // A veth lost while the daemon was down is recreated with the same address.
     let veth = lab.inspect("a");
-    let ip_a = veth["NetworkSettings"]["Networks"]["keep"]["IPAddress"].as_str().unwrap().to_string();
+    let ip_a = veth["NetworkSettings"]["Networks"]["keep"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
     lab.kill_daemon();
     let port = lab
         .host_links()
         .into_iter()
         .filter(|l| l.starts_with("veth"))
         .find(|l| {
-            let out = Command::new("ip").args(["netns", "exec", &lab.netns, "ip", "-o", "link", "show", l]).output().unwrap();
+            let out = Command::new("ip")
+                .args(["netns", "exec", &lab.netns, "ip", "-o", "link", "show", l])
+                .output()
+                .unwrap();
             String::from_utf8_lossy(&out.stdout).contains("alias netd:")
         })
         .expect("a netd veth");
     lab.host(&["ip", "link", "del", &port]);
     // An orphan carrying netd's mark goes; a link netd does not own stays.
     lab.host(&["ip", "link", "add", "orphan0", "type", "bridge"]);
-    lab.host(&["ip", "link", "set", "orphan0", "alias", "netd:0000000000000000"]);
+    lab.host(&[
+        "ip",
+        "link",
+        "set",
+        "orphan0",
+        "alias",
+        "netd:0000000000000000",
+    ]);
     lab.host(&["ip", "link", "add", "theirs0", "type", "bridge"]);
     lab.start_daemon();
     let links = lab.host_links();
-    assert!(!links.contains(&"orphan0".to_string()) && links.contains(&"theirs0".to_string()), "{links:?}");
-    let count = lab.host_links().iter().filter(|l| l.starts_with("veth")).count();
+    assert!(
+        !links.contains(&"orphan0".to_string()) && links.contains(&"theirs0".to_string()),
+        "{links:?}"
+    );
+    let count = lab
+        .host_links()
+        .iter()
+        .filter(|l| l.starts_with("veth"))
+        .count();
     assert_eq!(count, 4);
     for c in ["a", "b", "c"] {
         let nets = &lab.inspect(c)["NetworkSettings"]["Networks"];
         assert!(nets["keep"]["IPAddress"].is_string());
     }
-    assert_eq!(lab.inspect("a")["NetworkSettings"]["Networks"]["keep"]["IPAddress"], ip_a.as_str());
+    assert_eq!(
+        lab.inspect("a")["NetworkSettings"]["Networks"]["keep"]["IPAddress"],
+        ip_a.as_str()
+    );
     assert!(ping(&lab, "c", "10.60.0.2"));
     assert!(ping(&lab, "c", "10.60.0.3"));
 }
@@ -256,7 +463,15 @@ fn fifty_parallel_runs_get_fifty_addresses() {
             std::thread::spawn(move || {
                 Command::new(integration_tests::netd_bin())
                     .env("NETD_SOCKET", socket)
-                    .args(["run", "-d", "--name", &format!("p{i}"), "--", "sleep", "600"])
+                    .args([
+                        "run",
+                        "-d",
+                        "--name",
+                        &format!("p{i}"),
+                        "--",
+                        "sleep",
+                        "600",
+                    ])
                     .output()
                     .unwrap()
             })
@@ -264,18 +479,31 @@ fn fifty_parallel_runs_get_fifty_addresses() {
         .collect();
     for h in handles {
         let out = h.join().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let all = lab.json(&["ps", "--format", "json"]);
     let mut ips: Vec<String> = all
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].as_str().unwrap().to_string())
+        .map(|c| {
+            c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 50);
-    let expected: std::collections::BTreeSet<String> = (2..52).map(|i| format!("172.17.0.{i}")).collect();
-    assert_eq!(ips.into_iter().collect::<std::collections::BTreeSet<_>>(), expected);
+    let expected: std::collections::BTreeSet<String> =
+        (2..52).map(|i| format!("172.17.0.{i}")).collect();
+    assert_eq!(
+        ips.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
 }

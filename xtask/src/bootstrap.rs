@@ -77,12 +77,23 @@ fn nightly_rust_src() -> Result<()> {
         }
     };
     let rust_src = Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
-    if rust_src.exists() {
-        return Ok(());
+    if !rust_src.exists() {
+        nightly_component("rust-src")?;
     }
-    println!("xtask setup: adding rust-src to the nightly toolchain");
+    // The eBPF crate is linted with the nightly's clippy.
+    let mut clippy = Command::new("cargo");
+    clippy.args(["+nightly", "clippy", "--version"]);
+    if cmd::output(clippy).is_none() {
+        nightly_component("clippy")?;
+    }
+    Ok(())
+}
+
+/// Adds a component to the installed nightly; this never changes its rustc or libLLVM.
+fn nightly_component(name: &str) -> Result<()> {
+    println!("xtask setup: adding {name} to the nightly toolchain");
     let mut add = Command::new("rustup");
-    add.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
+    add.args(["component", "add", name, "--toolchain", "nightly"]);
     cmd::run(add)
 }
 

@@ -1,5 +1,5 @@
-//! Loading the object and pinning: maps under `<bpffs>/maps`, links under `<bpffs>/links`, so
-//! that a restarted daemon finds the same maps and the programs keep running without it.
+//! Loading the object, with its maps pinned under `<bpffs>/maps` so that a restarted daemon
+//! finds the same maps (and counters).
 
 use std::{
     fs,
@@ -53,7 +53,6 @@ pub enum DatapathError {
 
 pub struct Datapath {
     pub(super) ebpf: Ebpf,
-    pub(super) links_dir: PathBuf,
     pub(super) iface_counters: PerCpuHashMap<MapData, IfaceKey, IfaceCounters>,
 }
 
@@ -61,14 +60,11 @@ impl Datapath {
     /// Loads the programs; maps already pinned under `bpffs` are reused, with their contents.
     pub fn load(bpffs: &Path) -> Result<Self, DatapathError> {
         let maps_dir = bpffs.join("maps");
-        let links_dir = bpffs.join("links");
-        for dir in [&maps_dir, &links_dir] {
-            fs::create_dir_all(dir).map_err(|source| DatapathError::Bpffs {
-                op: "create",
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        fs::create_dir_all(&maps_dir).map_err(|source| DatapathError::Bpffs {
+            op: "create",
+            path: maps_dir.clone(),
+            source,
+        })?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .load(OBJECT)?;
@@ -91,7 +87,6 @@ impl Datapath {
         })?;
         Ok(Self {
             ebpf,
-            links_dir,
             iface_counters,
         })
     }

@@ -1,11 +1,15 @@
 //! Bridge ports: the counter programs on both directions of each container veth, and the
 //! per-interface counters they fill.
-
-use std::path::PathBuf;
+//!
+//! Ports use netlink (clsact + cls_bpf) attachments rather than TCX links: every TCX attach
+//! waits for a full RCU grace period (about 10 ms here), twice per container, which alone
+//! would exceed the budget of `netd run`. A netlink filter lives as long as its device, so
+//! the programs keep running without the daemon, and they go away with the veth.
 
 use aya::{
     maps::MapError,
-    programs::{links::FdLink, tc::TcAttachType},
+    programs::tc::{self, NlOptions, TcAttachOptions, TcAttachType, TcError, TcHandle},
+    programs::ProgramError,
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
@@ -14,44 +18,53 @@ use netd_common::{
 
 use super::{loader::classifier_for, Datapath, DatapathError};
 
-const DIRECTIONS: [(&str, TcAttachType, &str); 2] = [
-    (maps::PROG_PORT_INGRESS, TcAttachType::Ingress, "ingress"),
-    (maps::PROG_PORT_EGRESS, TcAttachType::Egress, "egress"),
+const DIRECTIONS: [(&str, TcAttachType); 2] = [
+    (maps::PROG_PORT_INGRESS, TcAttachType::Ingress),
+    (maps::PROG_PORT_EGRESS, TcAttachType::Egress),
 ];
 
-impl Datapath {
-    fn link_pin(&self, port: &str, direction: &str) -> PathBuf {
-        // bpffs refuses names with dots.
-        self.links_dir.join(format!("{port}-{direction}"))
-    }
+/// netd's filters sit at a fixed priority and handle, so that a restarted daemon finds what
+/// an earlier run attached (the kernel refuses a second filter there) instead of stacking.
+const FILTER: NlOptions = NlOptions {
+    priority: 1,
+    handle: TcHandle::new(0, 0x4e44),
+    classid: None,
+};
 
-    /// Starts counting on `port` (a host-side veth). Idempotent: a port whose links are already
-    /// pinned, by this run or an earlier one, is adopted as it is.
+fn is_eexist(e: &ProgramError) -> bool {
+    matches!(e, ProgramError::TcError(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST))
+}
+
+impl Datapath {
+    /// Starts counting on `port` (a host-side veth). Idempotent: filters an earlier run left
+    /// on the port are adopted as they are.
     pub fn attach_port(&mut self, port: &str, ifindex: u32) -> Result<(), DatapathError> {
-        let err = |op: &'static str| {
-            let port = port.to_string();
-            move |e: Box<dyn std::error::Error + Send + Sync>| DatapathError::Port {
+        let err =
+            |op: &'static str, e: Box<dyn std::error::Error + Send + Sync>| DatapathError::Port {
                 op,
-                port,
+                port: port.to_string(),
                 source: e,
-            }
-        };
+            };
         self.track(ifindex)
-            .map_err(|e| err("seed counters")(e.into()))?;
-        for (prog, attach, direction) in DIRECTIONS {
-            let pin = self.link_pin(port, direction);
-            if pin.exists() {
-                continue;
-            }
+            .map_err(|e| err("seed counters", e.into()))?;
+        match tc::qdisc_add_clsact(port) {
+            Ok(()) => {}
+            Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(err("add clsact", e.into())),
+        }
+        for (prog, attach) in DIRECTIONS {
             let program = classifier_for(&mut self.ebpf, prog)?;
-            let id = program
-                .attach(port, attach)
-                .map_err(|e| err("attach")(e.into()))?;
-            let link = program
-                .take_link(id)
-                .map_err(|e| err("take link")(e.into()))?;
-            let link = FdLink::try_from(link).map_err(|e| err("link fd")(e.into()))?;
-            link.pin(&pin).map_err(|e| err("pin link")(e.into()))?;
+            match program.attach_with_options(port, attach, TcAttachOptions::Netlink(FILTER)) {
+                Ok(id) => {
+                    let link = program
+                        .take_link(id)
+                        .map_err(|e| err("take link", e.into()))?;
+                    // Dropping the handle would detach; the filter must outlive the daemon.
+                    std::mem::forget(link);
+                }
+                Err(e) if is_eexist(&e) => {}
+                Err(e) => return Err(err("attach", e.into())),
+            }
         }
         Ok(())
     }
@@ -70,53 +83,12 @@ impl Datapath {
         self.iface_counters.insert(key, zero, 0)
     }
 
-    /// Forgets the counters of `ifindex`.
+    /// Forgets the counters of `ifindex`. The filters go with the device itself.
     pub fn untrack(&mut self, ifindex: u32) -> Result<(), MapError> {
         match self.iface_counters.remove(&IfaceKey { ifindex }) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Stops counting on `port` and forgets its counters. Keeps going past failures.
-    pub fn detach_port(&mut self, port: &str, ifindex: Option<u32>) -> Result<(), DatapathError> {
-        let mut first_error = None;
-        for (_, _, direction) in DIRECTIONS {
-            // Removing the last reference (the pin) detaches the TCX link.
-            let pin = self.link_pin(port, direction);
-            if let Err(e) = std::fs::remove_file(&pin) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    first_error.get_or_insert(DatapathError::Bpffs {
-                        op: "unpin",
-                        path: pin,
-                        source: e,
-                    });
-                }
-            }
-        }
-        if let Some(ifindex) = ifindex {
-            if let Err(e) = self.untrack(ifindex) {
-                first_error.get_or_insert(DatapathError::Port {
-                    op: "remove counters",
-                    port: port.to_string(),
-                    source: e.into(),
-                });
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Ports with pinned links, by name: what an earlier run attached.
-    pub fn pinned_ports(&self) -> Vec<String> {
-        let mut ports: Vec<String> = std::fs::read_dir(&self.links_dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|n| n.rsplit_once('-').map(|(p, _)| p.to_string()))
-            .collect();
-        ports.sort();
-        ports.dedup();
-        ports
     }
 
     /// Counters of the port with `ifindex`, summed over CPUs.

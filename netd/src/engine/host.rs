@@ -87,12 +87,12 @@ pub trait Host: Send + Sync {
     /// Creates the veth pair, configures the container side and attaches the datapath. On
     /// failure nothing of it remains.
     async fn plug(&self, plug: &Plug) -> Result<(), HostError>;
-    /// Detaches the datapath and removes the veth pair.
+    /// Removes the veth pair (its datapath attachment goes with it) and its counters.
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError>;
     /// Makes sure the datapath is attached to an existing port (after a restart).
     async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError>;
-    /// Ports the datapath still has pinned, by host interface name.
-    fn pinned_ports(&self) -> Vec<String>;
+    /// Drops datapath state (counters) of every port but these host interfaces.
+    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
 }

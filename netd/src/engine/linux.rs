@@ -7,7 +7,11 @@ use ipnetwork::Ipv4Network;
 use netd_common::counters::IfaceCounters;
 
 use super::host::{BridgeSpec, Host, HostError, OwnedLink, Plug, OWNER_MARK};
-use crate::{datapath::Datapath, link::Netlink, netns};
+use crate::{
+    datapath::Datapath,
+    link::{Netlink, VethPeer},
+    netns,
+};
 
 pub struct LinuxHost {
     nl: Netlink,
@@ -26,42 +30,34 @@ impl LinuxHost {
         self.datapath.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn configure_plug(&self, p: &Plug, peer: &str) -> Result<u32, HostError> {
+    /// Counts and filters from the first frame: the datapath is attached before the host end
+    /// joins the bridge, and the container end gets its address last.
+    async fn complete_plug(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
+        self.datapath()
+            .attach_port(host, host_index)
+            .map_err(|e| HostError::new("attach datapath to", host, e))?;
         let bridge = self
             .nl
             .index(p.bridge.as_str())
             .await
             .map_err(|e| HostError::new("find bridge", &p.bridge, e))?;
-        let host_index = self
-            .nl
-            .index(host)
-            .await
-            .map_err(|e| HostError::new("find", host, e))?;
         self.nl
             .enslave(host_index, host, bridge)
             .await
             .map_err(|e| HostError::new("plug", host, e))?;
-        let peer_index = self
-            .nl
-            .index(peer)
-            .await
-            .map_err(|e| HostError::new("find", peer, e))?;
-        self.nl
-            .move_to_netns(peer_index, peer, &p.netns)
-            .await
-            .map_err(|e| HostError::new("plug", peer, e))?;
         let inside = Netlink::in_netns(&p.netns)
             .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
         let ifname = p.ifname.as_str();
         let index = inside
-            .index(peer)
+            .index(ifname)
             .await
-            .map_err(|e| HostError::new("find", peer, e))?;
+            .map_err(|e| HostError::new("find", ifname, e))?;
+        // Not up at creation: the kernel refuses IFF_UP on a peer created in another namespace.
         inside
-            .configure(index, ifname, p.mac.0, p.mtu)
+            .set_up(index, ifname)
             .await
-            .map_err(|e| HostError::new("configure", ifname, e))?;
+            .map_err(|e| HostError::new("set up", ifname, e))?;
         inside
             .add_address(index, ifname, p.ip, p.prefix)
             .await
@@ -72,10 +68,7 @@ impl LinuxHost {
                 .await
                 .map_err(|e| HostError::new("route", ifname, e))?;
         }
-        self.datapath()
-            .attach_port(host, host_index)
-            .map_err(|e| HostError::new("attach datapath to", host, e))?;
-        Ok(host_index)
+        Ok(())
     }
 }
 
@@ -180,6 +173,7 @@ impl Host for LinuxHost {
     }
 
     async fn create_netns(&self, path: &Path) -> Result<(), HostError> {
+        let t = std::time::Instant::now();
         let target = path.to_path_buf();
         tokio::task::spawn_blocking(move || netns::create(&target))
             .await
@@ -194,6 +188,7 @@ impl Host for LinuxHost {
             let _ = netns::remove(path);
             return Err(HostError::new("bring up lo in", path.display(), e));
         }
+        log::debug!("namespace {} ready after {:?}", path.display(), t.elapsed());
         Ok(())
     }
 
@@ -207,15 +202,20 @@ impl Host for LinuxHost {
 
     async fn plug(&self, p: &Plug) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
-        // Temporary name of the container side until it is renamed inside the namespace.
-        let peer = format!("vp{}", &host[4..]);
         let alias = format!("{OWNER_MARK}{}", p.endpoint_id);
-        self.nl
-            .create_veth(host, &peer, p.mtu, &alias)
+        let peer = VethPeer {
+            netns: &p.netns,
+            name: p.ifname.as_str(),
+            mac: p.mac.0,
+            mtu: p.mtu,
+        };
+        let host_index = self
+            .nl
+            .create_veth_into(host, &alias, &peer)
             .await
             .map_err(|e| HostError::new("create veth", host, e))?;
-        if let Err(e) = self.configure_plug(p, &peer).await {
-            // Deleting one end removes the pair, wherever the peer went.
+        if let Err(e) = self.complete_plug(p, host_index).await {
+            // Deleting one end removes the pair, wherever the peer is.
             let _ = self.unplug(host).await;
             return Err(e);
         }
@@ -223,24 +223,22 @@ impl Host for LinuxHost {
     }
 
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError> {
-        let link = self
+        let Some(link) = self
             .nl
             .link(host_ifname)
             .await
-            .map_err(|e| HostError::new("find", host_ifname, e))?;
-        let detached = self
+            .map_err(|e| HostError::new("find", host_ifname, e))?
+        else {
+            return Ok(());
+        };
+        let untracked = self
             .datapath()
-            .detach_port(host_ifname, link.as_ref().map(|l| l.index))
-            .map_err(|e| HostError::new("detach datapath from", host_ifname, e));
-        if let Some(link) = link {
-            match self.nl.delete(link.index, host_ifname).await {
-                Err(e) if !e.is_not_found() => {
-                    return Err(HostError::new("remove", host_ifname, e))
-                }
-                _ => {}
-            }
+            .untrack(link.index)
+            .map_err(|e| HostError::new("forget counters of", host_ifname, e));
+        match self.nl.delete(link.index, host_ifname).await {
+            Err(e) if !e.is_not_found() => Err(HostError::new("remove", host_ifname, e)),
+            _ => untracked,
         }
-        detached
     }
 
     async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError> {
@@ -254,8 +252,27 @@ impl Host for LinuxHost {
             .map_err(|e| HostError::new("attach datapath to", host_ifname, e))
     }
 
-    fn pinned_ports(&self) -> Vec<String> {
-        self.datapath().pinned_ports()
+    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
+        let mut live = Vec::new();
+        for name in keep {
+            if let Some(link) = self
+                .nl
+                .link(name)
+                .await
+                .map_err(|e| HostError::new("find", name, e))?
+            {
+                live.push(link.index);
+            }
+        }
+        let mut datapath = self.datapath();
+        for index in datapath.counted_ifindexes() {
+            if !live.contains(&index) {
+                datapath.untrack(index).map_err(|e| {
+                    HostError::new("forget counters of", format!("ifindex {index}"), e)
+                })?;
+            }
+        }
+        Ok(())
     }
 
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError> {

@@ -104,14 +104,14 @@ impl Engine {
                 self.host.adopt_port(e.host_ifname.as_str()).await?;
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);
-                self.host.unplug(e.host_ifname.as_str()).await?;
                 self.host.plug(&plug_of(net, netns.clone(), e)).await?;
             }
         }
         Ok(())
     }
 
-    /// Links, namespaces and pinned ports that carry netd's mark but are in no state.
+    /// Links and namespaces that carry netd's mark but are in no state, and counters of
+    /// ports that are gone.
     async fn remove_orphans(&self, errors: &mut Errors) {
         let mut owners: HashSet<&str> = self.networks.keys().map(String::as_str).collect();
         let mut ports = HashSet::new();
@@ -131,14 +131,8 @@ impl Engine {
                 errors.note(self.host.remove_link(&link.name).await);
             }
         }
-        for port in self
-            .host
-            .pinned_ports()
-            .into_iter()
-            .filter(|p| !ports.contains(p))
-        {
-            errors.note(self.host.unplug(&port).await);
-        }
+        let ports: Vec<String> = ports.into_iter().collect();
+        errors.note(self.host.forget_ports_except(&ports).await);
         let entries = std::fs::read_dir(self.store.netns_dir())
             .into_iter()
             .flatten()

@@ -106,8 +106,8 @@ impl Host for FakeHost {
     async fn adopt_port(&self, _: &str) -> Result<(), HostError> {
         Ok(())
     }
-    fn pinned_ports(&self) -> Vec<String> {
-        Vec::new()
+    async fn forget_ports_except(&self, _: &[String]) -> Result<(), HostError> {
+        Ok(())
     }
     async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {
         Ok(())

@@ -12,10 +12,10 @@ use ipnetwork::Ipv4Network;
 use rtnetlink::sys::TokioSocket;
 use rtnetlink::{
     packet_route::{
-        link::{LinkAttribute, LinkMessage},
+        link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage},
         route::{RouteAddress, RouteAttribute, RouteType},
     },
-    Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 
 use crate::netns;
@@ -59,6 +59,14 @@ impl LinkError {
 fn nl(op: &'static str, target: impl ToString) -> impl FnOnce(rtnetlink::Error) -> LinkError {
     let target = target.to_string();
     move |source| LinkError::Netlink { op, target, source }
+}
+
+/// The container end of a veth pair.
+pub struct VethPeer<'a> {
+    pub netns: &'a Path,
+    pub name: &'a str,
+    pub mac: [u8; 6],
+    pub mtu: u32,
 }
 
 /// A link as netd sees it when looking for what it owns.
@@ -156,7 +164,11 @@ impl Netlink {
     /// link is created, so it is a second request.
     async fn mark(&self, index: u32, name: &str, alias: &str) -> Result<(), LinkError> {
         let result = self
-            .set("mark", name, LinkUnspec::new_with_index(index).alias(alias).build())
+            .set(
+                "mark",
+                name,
+                LinkUnspec::new_with_index(index).alias(alias).build(),
+            )
             .await;
         if result.is_err() {
             let _ = self.delete(index, name).await;
@@ -164,23 +176,42 @@ impl Netlink {
         result
     }
 
-    /// Creates a veth pair whose host end carries `alias` (netd's ownership mark).
-    pub async fn create_veth(
+    /// Creates a veth pair whose container end is born inside its namespace, already named,
+    /// with its MAC and MTU; the host end stays down until it is plugged. Creating the
+    /// peer in place avoids moving it, which costs an RCU grace period. Returns the host
+    /// end's index; the host end carries `alias`, netd's ownership mark.
+    pub async fn create_veth_into(
         &self,
         host: &str,
-        peer: &str,
-        mtu: u32,
         alias: &str,
-    ) -> Result<(), LinkError> {
-        let msg = LinkVeth::new(host, peer).mtu(mtu).build();
+        peer: &VethPeer<'_>,
+    ) -> Result<u32, LinkError> {
+        let ns = std::fs::File::open(peer.netns).map_err(|source| LinkError::Io {
+            op: "open namespace",
+            target: peer.netns.display().to_string(),
+            source,
+        })?;
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.name)
+            .address(peer.mac.to_vec())
+            .mtu(peer.mtu)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host)
+            .mtu(peer.mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        let target = format!("{host} (peer {} in {})", peer.name, peer.netns.display());
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(nl("create veth", host))?;
+            .map_err(nl("create veth", target))?;
         let index = self.index(host).await?;
-        self.mark(index, host, alias).await
+        self.mark(index, host, alias).await?;
+        Ok(index)
     }
 
     pub async fn set(
@@ -212,40 +243,6 @@ impl Netlink {
             .up()
             .build();
         self.set("attach to bridge", name, msg).await
-    }
-
-    pub async fn move_to_netns(
-        &self,
-        index: u32,
-        name: &str,
-        netns: &Path,
-    ) -> Result<(), LinkError> {
-        let ns = std::fs::File::open(netns).map_err(|source| LinkError::Io {
-            op: "open namespace",
-            target: netns.display().to_string(),
-            source,
-        })?;
-        let msg = LinkUnspec::new_with_index(index)
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
-        self.set("move to namespace", name, msg).await
-    }
-
-    /// Renames, sets MAC and MTU, and brings up an interface in this namespace.
-    pub async fn configure(
-        &self,
-        index: u32,
-        name: &str,
-        mac: [u8; 6],
-        mtu: u32,
-    ) -> Result<(), LinkError> {
-        let msg = LinkUnspec::new_with_index(index)
-            .name(name)
-            .address(mac.to_vec())
-            .mtu(mtu)
-            .up()
-            .build();
-        self.set("configure", name, msg).await
     }
 
     pub async fn add_address(
