@@ -158,7 +158,17 @@ fn default_pools_and_network_listing() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "one"]);
-    lab.ok(&["network", "create", "--internal", "--mtu", "1400", "two"]);
+    lab.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--mtu",
+        "1400",
+        "-o",
+        "com.docker.network.bridge.name=br-two",
+        "two",
+    ]);
+    assert!(lab.host_links().contains(&"br-two".to_string()));
     let subnet =
         |n: &str| lab.json(&["network", "inspect", n])[0]["IPAM"]["Config"][0]["Subnet"].clone();
     assert_eq!(subnet("bridge"), "172.17.0.0/16");
@@ -320,6 +330,27 @@ fn bad_input_is_named_and_leaves_nothing_behind() {
         ),
         (&["network", "create", "n1"], "n1"),
         (&["network", "create", "bad name"], "bad name"),
+        (
+            &[
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.bridge.name=averyveryverylongname",
+                "x",
+            ],
+            "averyveryverylongname",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.bridge.name=lo",
+                "x",
+            ],
+            "lo",
+        ),
+        (&["network", "create", "-o", "colour=red", "x"], "colour"),
         (
             &[
                 "run",

@@ -69,20 +69,17 @@ pub struct CreateArgs {
     /// k=v, repeatable.
     #[arg(long = "label")]
     labels: Vec<String>,
+    /// Driver option k=v, repeatable: com.docker.network.bridge.name, com.docker.network.driver.mtu.
+    #[arg(short = 'o', long = "opt")]
+    options: Vec<String>,
     name: String,
 }
 
 pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<i32, ClientError> {
     match cmd {
         NetworkCommand::Create(args) => {
-            let labels: BTreeMap<String, String> = args
-                .labels
-                .iter()
-                .map(|l| match l.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (l.clone(), String::new()),
-                })
-                .collect();
+            let labels = key_values(&args.labels);
+            let options = key_values(&args.options);
             let req = CreateNetwork {
                 name: args.name,
                 driver: Some(args.driver),
@@ -92,6 +89,7 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<i32, ClientErro
                 internal: args.internal,
                 mtu: args.mtu,
                 labels,
+                options,
             };
             let body = serde_json::to_value(req).expect("serializes");
             let resp = client
@@ -185,6 +183,17 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<i32, ClientErro
         }
     }
     Ok(0)
+}
+
+/// `k=v` pairs; a bare `k` has an empty value.
+fn key_values(pairs: &[String]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
 }
 
 pub fn as_array(v: &Value) -> &[Value] {

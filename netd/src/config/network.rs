@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, net::Ipv4Addr};
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
-use super::{names::Name, ConfigError};
+use super::{
+    names::{IfName, Name},
+    ConfigError,
+};
 
 /// The only driver that creates networks today; `host` and `null` exist once each.
 pub const DRIVER_BRIDGE: &str = "bridge";
@@ -30,7 +33,15 @@ pub struct CreateNetwork {
     pub mtu: Option<u32>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Driver options, Docker's names (`-o com.docker.network.bridge.name=br0`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
+
+/// Bridge device name option, as Docker spells it.
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// MTU option, as Docker spells it.
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 
 /// A validated bridge network request. The subnet is chosen from the default pools when the
 /// user gave none.
@@ -41,6 +52,8 @@ pub struct NetworkSpec {
     pub internal: bool,
     pub mtu: u32,
     pub labels: BTreeMap<String, String>,
+    /// A bridge device name chosen by the user instead of `nd-<id>`.
+    pub bridge_name: Option<IfName>,
 }
 
 /// A subnet with its dynamic range and gateway, all consistent with each other.
@@ -76,7 +89,27 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             }
             None => None,
         };
-        let mtu = match req.mtu {
+        let mut bridge_name = None;
+        let mut mtu = req.mtu;
+        for (key, value) in &req.options {
+            match key.as_str() {
+                OPT_BRIDGE_NAME => bridge_name = Some(IfName::parse(value)?),
+                OPT_MTU => {
+                    let parsed = value
+                        .parse()
+                        .map_err(|_| ConfigError::invalid("MTU", value, "not a number"))?;
+                    mtu = Some(parsed);
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "network option",
+                        key,
+                        format!("unknown; known options are {OPT_BRIDGE_NAME} and {OPT_MTU}"),
+                    ))
+                }
+            }
+        }
+        let mtu = match mtu {
             None => DEFAULT_MTU,
             Some(mtu @ 68..=65535) => mtu,
             Some(mtu) => {
@@ -98,6 +131,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             internal: req.internal,
             mtu,
             labels: req.labels,
+            bridge_name,
         })
     }
 }
@@ -302,5 +336,29 @@ mod tests {
             .to_string()
             .contains("\"10\""));
         assert_eq!(req(|r| r.mtu = Some(9000)).unwrap().mtu, 9000);
+        let long = req(|r| {
+            r.options
+                .insert(OPT_BRIDGE_NAME.into(), "averyveryverylongname".into());
+        });
+        assert!(long
+            .unwrap_err()
+            .to_string()
+            .contains("averyveryverylongname"));
+        let named = req(|r| {
+            r.options.insert(OPT_BRIDGE_NAME.into(), "br-web".into());
+            r.options.insert(OPT_MTU.into(), "1450".into());
+        });
+        let named = named.unwrap();
+        assert_eq!(
+            (named.bridge_name.unwrap().as_str(), named.mtu),
+            ("br-web", 1450)
+        );
+        let unknown = req(|r| {
+            r.options.insert(
+                "com.docker.network.bridge.enable_icc".into(),
+                "false".into(),
+            );
+        });
+        assert!(unknown.unwrap_err().to_string().contains("enable_icc"));
     }
 }

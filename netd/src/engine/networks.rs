@@ -37,7 +37,13 @@ impl Engine {
             None => self.free_default_subnet(&routes)?,
         };
         let id = new_id();
-        let bridge = IfName::parse(&format!("nd-{}", &id[..12]))?;
+        let bridge = match spec.bridge_name {
+            Some(name) => {
+                self.check_bridge_name(&name).await?;
+                name
+            }
+            None => IfName::parse(&format!("nd-{}", &id[..12]))?,
+        };
         let net = Network {
             id,
             name: spec.name,
@@ -66,6 +72,26 @@ impl Engine {
             .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
         self.networks.insert(net.id.clone(), net.clone());
         Ok(net)
+    }
+
+    /// A chosen bridge name must be free: netd never takes over a link it did not create.
+    async fn check_bridge_name(&self, name: &IfName) -> Result<(), EngineError> {
+        if let Some(net) = self
+            .networks
+            .values()
+            .find(|n| n.bridge.as_ref() == Some(name))
+        {
+            return Err(EngineError::Conflict(format!(
+                "bridge {name} is already used by network {}",
+                net.name
+            )));
+        }
+        if self.host.link_exists(name.as_str()).await? {
+            return Err(EngineError::Conflict(format!(
+                "an interface named {name} already exists on the host; pick another bridge name"
+            )));
+        }
+        Ok(())
     }
 
     fn check_overlap(
