@@ -178,6 +178,30 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `netd run -d --name NAME ARGS -- sleep 600`, which must succeed.
+    pub fn run_d(&self, name: &str, args: &[&str]) {
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "sleep", "600"]);
+        self.ok(&all);
+    }
+
+    /// The address of `container` on `network`, from `netd inspect`; empty if it has none.
+    pub fn ip(&self, container: &str, network: &str) -> String {
+        let c = self.inspect(container);
+        c["NetworkSettings"]["Networks"][network]["IPAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Whether one ping from `from` to `to` is answered within 2 s.
+    pub fn ping(&self, from: &str, to: &str) -> bool {
+        self.exec(from, &["ping", "-c", "1", "-W", "2", to])
+            .status
+            .success()
+    }
+
     /// Runs a command in the lab's host namespace.
     pub fn host(&self, cmd: &[&str]) -> String {
         let mut args = vec!["netns", "exec", &self.netns];

@@ -26,34 +26,9 @@ fn containers_on_one_user_network_talk() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "app"]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "server",
-        "--network",
-        "app",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "client",
-        "--network",
-        "app",
-        "--hostname",
-        "cli",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    let server_ip = lab.inspect("server")["NetworkSettings"]["Networks"]["app"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    lab.run_d("server", &["--network", "app"]);
+    lab.run_d("client", &["--network", "app", "--hostname", "cli"]);
+    let server_ip = lab.ip("server", "app");
     assert_eq!(server_ip, "172.18.0.2");
     // A real TCP exchange: a listener in one container, a client in the other.
     lab.ok(&[
@@ -88,17 +63,7 @@ fn host_none_and_container_modes() {
         return;
     }
     let lab = Lab::new();
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "h",
-        "--network",
-        "host",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("h", &["--network", "host"]);
     let host_view = ifaces(&lab, "h");
     assert!(
         host_view.contains(&"netd0".to_string()),
@@ -106,33 +71,13 @@ fn host_none_and_container_modes() {
     );
     assert_eq!(host_view, lab.host_links());
 
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "n",
-        "--network",
-        "none",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("n", &["--network", "none"]);
     assert_eq!(ifaces(&lab, "n"), vec!["lo"]);
     let lo = lab.exec_ok("n", &["ip", "-o", "link", "show", "lo"]);
     assert!(lo.contains("UP"), "{lo}");
 
-    lab.ok(&["run", "-d", "--name", "a", "--", "sleep", "600"]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "side",
-        "--network",
-        "container:a",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("a", &[]);
+    lab.run_d("side", &["--network", "container:a"]);
     let addr_a = lab.exec_ok("a", &["ip", "-o", "-4", "addr", "show", "eth0"]);
     let addr_side = lab.exec_ok("side", &["ip", "-o", "-4", "addr", "show", "eth0"]);
     assert_eq!(addr_a, addr_side, "container:OTHER shares the namespace");
@@ -155,19 +100,9 @@ fn connect_and_disconnect_live() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "--subnet", "10.50.0.0/24", "back"]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
-        "--network",
-        "back",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    lab.ok(&["run", "-d", "--name", "web", "--", "sleep", "600"]);
-    assert!(!ping(&lab, "web", "10.50.0.2"), "not connected yet");
+    lab.run_d("db", &["--network", "back"]);
+    lab.run_d("web", &[]);
+    assert!(!lab.ping("web", "10.50.0.2"), "not connected yet");
     lab.ok(&[
         "network",
         "connect",
@@ -181,7 +116,7 @@ fn connect_and_disconnect_live() {
     assert_eq!(ifaces(&lab, "web"), vec!["lo", "eth0", "eth1"]);
     let eth1 = lab.exec_ok("web", &["ip", "-o", "-4", "addr", "show", "eth1"]);
     assert!(eth1.contains("10.50.0.77/24"), "{eth1}");
-    assert!(ping(&lab, "web", "10.50.0.2"));
+    assert!(lab.ping("web", "10.50.0.2"));
     let nets = &lab.inspect("web")["NetworkSettings"]["Networks"];
     assert_eq!(nets["back"]["Aliases"][0], "frontend");
     assert_eq!(nets.as_object().unwrap().len(), 2);
@@ -193,7 +128,7 @@ fn connect_and_disconnect_live() {
 
     lab.ok(&["network", "disconnect", "back", "web"]);
     assert_eq!(ifaces(&lab, "web"), vec!["lo", "eth0"]);
-    assert!(!ping(&lab, "web", "10.50.0.2"));
+    assert!(!lab.ping("web", "10.50.0.2"));
     let back = &lab.json(&["network", "inspect", "back"])[0];
     assert_eq!(back["AddressesInUse"], 1, "the address was freed");
     let err = lab.fails(&["network", "connect", "back", "db"]);
@@ -207,7 +142,7 @@ fn rm_leaves_no_veth_namespace_or_address() {
     }
     let lab = Lab::new();
     let before = lab.host_links();
-    lab.ok(&["run", "-d", "--name", "a", "--", "sleep", "600"]);
+    lab.run_d("a", &[]);
     let pid = lab.inspect("a")["State"]["Pid"].as_i64().unwrap();
     let veth = lab
         .host_links()
@@ -231,10 +166,7 @@ fn rm_leaves_no_veth_namespace_or_address() {
         "no counters left"
     );
     lab.ok(&["create", "--name", "b"]);
-    assert_eq!(
-        lab.inspect("b")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
-        "172.17.0.2"
-    );
+    assert_eq!(lab.ip("b", "bridge"), "172.17.0.2");
 }
 
 #[test]
@@ -303,8 +235,8 @@ fn netns_path_attaches_an_existing_namespace() {
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&addr.stdout).contains("172.17.0.2/16"));
-        lab.ok(&["run", "-d", "--name", "peer", "--", "sleep", "600"]);
-        assert!(ping(&lab, "peer", "172.17.0.2"));
+        lab.run_d("peer", &[]);
+        assert!(lab.ping("peer", "172.17.0.2"));
         lab.ok(&["rm", "-f", "ext"]);
         assert!(
             std::path::Path::new(&path).exists(),
@@ -331,28 +263,8 @@ fn sigkill_and_restart_keep_everything() {
     }
     let mut lab = Lab::new();
     lab.ok(&["network", "create", "--subnet", "10.60.0.0/24", "keep"]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "a",
-        "--network",
-        "keep",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "b",
-        "--network",
-        "keep",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("a", &["--network", "keep"]);
+    lab.run_d("b", &["--network", "keep"]);
     lab.ok(&["network", "connect", "bridge", "b"]);
     let before_ps = lab.json(&["ps", "--format", "json"]);
     let before_nets = lab.json(&["network", "ls", "--format", "json"]);
@@ -378,22 +290,9 @@ fn sigkill_and_restart_keep_everything() {
         before_nets
     );
     assert_eq!(lab.host_links(), links, "adopted, not recreated");
-    assert!(ping(&lab, "a", "10.60.0.3"));
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c",
-        "--network",
-        "keep",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    assert_eq!(
-        lab.inspect("c")["NetworkSettings"]["Networks"]["keep"]["IPAddress"],
-        "10.60.0.4"
-    );
+    assert!(lab.ping("a", "10.60.0.3"));
+    lab.run_d("c", &["--network", "keep"]);
+    assert_eq!(lab.ip("c", "keep"), "10.60.0.4");
     assert_eq!(lab.inspect("a")["State"]["Status"], "running");
 
     // A veth lost while the daemon was down is recreated with the same address.
@@ -443,12 +342,9 @@ fn sigkill_and_restart_keep_everything() {
         let nets = &lab.inspect(c)["NetworkSettings"]["Networks"];
         assert!(nets["keep"]["IPAddress"].is_string());
     }
-    assert_eq!(
-        lab.inspect("a")["NetworkSettings"]["Networks"]["keep"]["IPAddress"],
-        ip_a.as_str()
-    );
-    assert!(ping(&lab, "c", "10.60.0.2"));
-    assert!(ping(&lab, "c", "10.60.0.3"));
+    assert_eq!(lab.ip("a", "keep"), ip_a.as_str());
+    assert!(lab.ping("c", "10.60.0.2"));
+    assert!(lab.ping("c", "10.60.0.3"));
 }
 
 #[test]

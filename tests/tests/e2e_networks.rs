@@ -14,20 +14,17 @@ fn two_containers_on_the_default_bridge_ping_each_other() {
         return;
     }
     let lab = Lab::new();
-    lab.ok(&["run", "-d", "--name", "a", "--", "sleep", "600"]);
-    lab.ok(&["run", "-d", "--name", "b", "--", "sleep", "600"]);
+    lab.run_d("a", &[]);
+    lab.run_d("b", &[]);
     let a = lab.inspect("a");
     let net = &a["NetworkSettings"]["Networks"]["bridge"];
     assert_eq!(net["IPAddress"], "172.17.0.2");
     assert_eq!(net["Gateway"], "172.17.0.1");
     assert_eq!(net["MacAddress"], "02:42:ac:11:00:02");
-    assert_eq!(
-        lab.inspect("b")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
-        "172.17.0.3"
-    );
-    assert!(ping(&lab, "a", "172.17.0.3"));
-    assert!(ping(&lab, "b", "172.17.0.2"));
-    assert!(ping(&lab, "a", "172.17.0.1"), "the gateway answers");
+    assert_eq!(lab.ip("b", "bridge"), "172.17.0.3");
+    assert!(lab.ping("a", "172.17.0.3"));
+    assert!(lab.ping("b", "172.17.0.2"));
+    assert!(lab.ping("a", "172.17.0.1"), "the gateway answers");
     let route = lab.exec_ok("a", &["ip", "route", "show", "default"]);
     assert!(route.contains("via 172.17.0.1 dev eth0"), "{route}");
 
@@ -61,30 +58,8 @@ fn user_network_with_subnet_gateway_and_static_ip() {
         "team=web",
         "n1",
     ]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "n1",
-        "--ip",
-        "192.168.100.100",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
-        "--network",
-        "n1",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("web", &["--network", "n1", "--ip", "192.168.100.100"]);
+    lab.run_d("db", &["--network", "n1"]);
     let net = &lab.json(&["network", "inspect", "n1"])[0];
     assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "192.168.100.0/24");
     assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "192.168.100.254");
@@ -98,12 +73,12 @@ fn user_network_with_subnet_gateway_and_static_ip() {
     let addr = lab.exec_ok("web", &["ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains("192.168.100.100/24"), "{addr}");
     assert_eq!(
-        lab.inspect("db")["NetworkSettings"]["Networks"]["n1"]["IPAddress"],
+        lab.ip("db", "n1"),
         "192.168.100.1",
         "the gateway is not .1, so .1 is the first free address"
     );
-    assert!(ping(&lab, "web", "192.168.100.1"));
-    assert!(ping(&lab, "db", "192.168.100.254"));
+    assert!(lab.ping("web", "192.168.100.1"));
+    assert!(lab.ping("db", "192.168.100.254"));
     let bridge = net["Options"]["com.docker.network.bridge.name"]
         .as_str()
         .unwrap()
@@ -196,17 +171,7 @@ fn default_pools_and_network_listing() {
     let listed = lab.json(&["network", "ls", "--format", "json"]);
     assert_eq!(listed.as_array().unwrap().len(), 5);
 
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "m",
-        "--network",
-        "two",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("m", &["--network", "two"]);
     let link = lab.exec_ok("m", &["ip", "-o", "link", "show", "eth0"]);
     assert!(link.contains("mtu 1400"), "{link}");
     let routes = lab.exec_ok("m", &["ip", "route"]);
@@ -245,19 +210,7 @@ fn bad_input_is_named_and_leaves_nothing_behind() {
     }
     let lab = Lab::new();
     lab.ok(&["network", "create", "--subnet", "10.30.0.0/24", "n1"]);
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "a",
-        "--network",
-        "n1",
-        "--ip",
-        "10.30.0.10",
-        "--",
-        "sleep",
-        "600",
-    ]);
+    lab.run_d("a", &["--network", "n1", "--ip", "10.30.0.10"]);
     let links = lab.host_links();
     let cases: &[(&[&str], &str)] = &[
         (
@@ -521,10 +474,7 @@ fn bad_input_is_named_and_leaves_nothing_behind() {
     assert_eq!(n1["AddressesInUse"], 1, "no stray address reservation");
     // The next dynamic address is the lowest free one: nothing was kept by the failures.
     lab.ok(&["create", "--name", "b", "--network", "n1"]);
-    assert_eq!(
-        lab.inspect("b")["NetworkSettings"]["Networks"]["n1"]["IPAddress"],
-        "10.30.0.2"
-    );
+    assert_eq!(lab.ip("b", "n1"), "10.30.0.2");
 }
 
 #[test]
