@@ -5,12 +5,6 @@ use std::process::Command;
 
 use integration_tests::{privileged, unique, Lab};
 
-fn ping(lab: &Lab, from: &str, to: &str) -> bool {
-    lab.exec(from, &["ping", "-c", "1", "-W", "2", to])
-        .status
-        .success()
-}
-
 fn ifaces(lab: &Lab, container: &str) -> Vec<String> {
     lab.exec_ok(container, &["ip", "-o", "link", "show"])
         .lines()

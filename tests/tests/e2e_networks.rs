@@ -2,12 +2,6 @@
 
 use integration_tests::{privileged, Lab};
 
-fn ping(lab: &Lab, from: &str, to: &str) -> bool {
-    lab.exec(from, &["ping", "-c", "1", "-W", "2", to])
-        .status
-        .success()
-}
-
 #[test]
 fn two_containers_on_the_default_bridge_ping_each_other() {
     if !privileged("two_containers_on_the_default_bridge_ping_each_other") {
