@@ -6,5 +6,6 @@ mod error;
 pub mod mac;
 pub mod names;
 pub mod network;
+pub mod port;
 
 pub use error::ConfigError;
