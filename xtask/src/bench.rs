@@ -69,6 +69,18 @@ impl BenchHost {
 
 impl Drop for BenchHost {
     fn drop(&mut self) {
+        // Remove every container through the daemon, so that their processes stop too.
+        let socket = self.socket();
+        if let Ok(out) = api_body(&socket, "GET", "/v1/containers", "") {
+            for id in out.split("\"Id\":\"").skip(1).filter_map(|s| s.get(..64)) {
+                let _ = api(
+                    &socket,
+                    "DELETE",
+                    &format!("/v1/containers/{id}?force=true"),
+                    "",
+                );
+            }
+        }
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
@@ -99,6 +111,15 @@ fn sh(program: &str, args: &[&str]) -> Result<()> {
 
 /// One HTTP/1.1 request on the API socket; returns the status code.
 fn api(socket: &Path, method: &str, path: &str, body: &str) -> Result<u16> {
+    api_exchange(socket, method, path, body).map(|(status, _)| status)
+}
+
+/// One HTTP/1.1 request on the API socket; returns the reply body.
+fn api_body(socket: &Path, method: &str, path: &str, body: &str) -> Result<String> {
+    api_exchange(socket, method, path, body).map(|(_, reply)| reply)
+}
+
+fn api_exchange(socket: &Path, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
     let mut stream = UnixStream::connect(socket)?;
     write!(
         stream,
@@ -115,7 +136,11 @@ fn api(socket: &Path, method: &str, path: &str, body: &str) -> Result<u16> {
     if status >= 300 {
         bail!("{method} {path}: {reply}");
     }
-    Ok(status)
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -161,7 +186,7 @@ pub fn run(netd: &Path, containers: usize) -> Result<()> {
         )?;
         rm_api.push(t.elapsed());
     }
-    report("run -d via API (netns, veth, addr, route, attach)", run_api);
+    report("run -d via API (netns+veth+addr+route+attach)", run_api);
     report("rm -f (API)", rm_api);
 
     // The same through the CLI, process start included, as a user sees it.

@@ -58,7 +58,11 @@ fn split_proto<'a>(what: &'static str, spec: &'a str) -> Result<(&'a str, Proto)
         None => Ok((spec, Proto::Tcp)),
         Some((rest, "tcp")) => Ok((rest, Proto::Tcp)),
         Some((rest, "udp")) => Ok((rest, Proto::Udp)),
-        Some((_, other)) => Err(bad(what, spec, format!("protocol {other:?} is not tcp or udp"))),
+        Some((_, other)) => Err(bad(
+            what,
+            spec,
+            format!("protocol {other:?} is not tcp or udp"),
+        )),
     }
 }
 
@@ -73,7 +77,11 @@ fn port(what: &'static str, spec: &str, text: &str) -> Result<NonZeroU16, Config
 }
 
 /// `N` or `N-M` with N <= M.
-fn range(what: &'static str, spec: &str, text: &str) -> Result<(NonZeroU16, NonZeroU16), ConfigError> {
+fn range(
+    what: &'static str,
+    spec: &str,
+    text: &str,
+) -> Result<(NonZeroU16, NonZeroU16), ConfigError> {
     let (first, last) = match text.split_once('-') {
         Some((a, b)) => (port(what, spec, a)?, port(what, spec, b)?),
         None => {
@@ -82,7 +90,11 @@ fn range(what: &'static str, spec: &str, text: &str) -> Result<(NonZeroU16, NonZ
         }
     };
     if first > last {
-        return Err(bad(what, spec, format!("range {first}-{last} runs backwards")));
+        return Err(bad(
+            what,
+            spec,
+            format!("range {first}-{last} runs backwards"),
+        ));
     }
     Ok((first, last))
 }
@@ -100,7 +112,13 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, ConfigError> {
         [c] => (None, None, *c),
         [h, c] => (None, Some(*h), *c),
         [ip, h, c] => (Some(*ip), Some(*h).filter(|h| !h.is_empty()), *c),
-        _ => return Err(bad(WHAT, spec, "expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")),
+        _ => {
+            return Err(bad(
+                WHAT,
+                spec,
+                "expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]",
+            ))
+        }
     };
     let host_ip = match host_ip {
         None | Some("") => Ipv4Addr::UNSPECIFIED,
@@ -164,14 +182,20 @@ impl PortMapping {
         self.proto == other.proto
             && self.host_port.is_some()
             && self.host_port == other.host_port
-            && (self.host_ip == other.host_ip || self.host_ip.is_unspecified() || other.host_ip.is_unspecified())
+            && (self.host_ip == other.host_ip
+                || self.host_ip.is_unspecified()
+                || other.host_ip.is_unspecified())
     }
 }
 
 impl fmt::Display for PortMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = self.host_port.map(|p| p.to_string()).unwrap_or_default();
-        write!(f, "{}:{}->{}/{}", self.host_ip, host, self.container_port, self.proto)
+        write!(
+            f,
+            "{}:{}->{}/{}",
+            self.host_ip, host, self.container_port, self.proto
+        )
     }
 }
 
@@ -192,31 +216,64 @@ mod tests {
     #[test]
     fn every_form_of_publish() {
         let m = one("80");
-        assert_eq!((m.host_ip, m.host_port, m.container_port, m.proto), (Ipv4Addr::UNSPECIFIED, None, p(80), Proto::Tcp));
+        assert_eq!(
+            (m.host_ip, m.host_port, m.container_port, m.proto),
+            (Ipv4Addr::UNSPECIFIED, None, p(80), Proto::Tcp)
+        );
         assert_eq!(one("8080:80").host_port, Some(p(8080)));
         let m = one("127.0.0.1:8080:80/udp");
-        assert_eq!((m.host_ip, m.host_port, m.proto), (Ipv4Addr::LOCALHOST, Some(p(8080)), Proto::Udp));
+        assert_eq!(
+            (m.host_ip, m.host_port, m.proto),
+            (Ipv4Addr::LOCALHOST, Some(p(8080)), Proto::Udp)
+        );
         let m = one("127.0.0.1::80");
         assert_eq!((m.host_ip, m.host_port), (Ipv4Addr::LOCALHOST, None));
         let r = parse_publish("8000-8002:80-82/tcp").unwrap();
-        let pairs: Vec<_> = r.iter().map(|m| (m.host_port.unwrap().get(), m.container_port.get())).collect();
+        let pairs: Vec<_> = r
+            .iter()
+            .map(|m| (m.host_port.unwrap().get(), m.container_port.get()))
+            .collect();
         assert_eq!(pairs, vec![(8000, 80), (8001, 81), (8002, 82)]);
         assert_eq!(parse_publish("90-92").unwrap().len(), 3);
     }
 
     #[test]
     fn bad_specs_are_named() {
-        for spec in ["0", "8080:0", "70000:80", "80/sctp", "a:b:c:d", "x:80", "8000-8001:80", "90-80", "1.2.3:80:80", "", "80-"] {
+        for spec in [
+            "0",
+            "8080:0",
+            "70000:80",
+            "80/sctp",
+            "a:b:c:d",
+            "x:80",
+            "8000-8001:80",
+            "90-80",
+            "1.2.3:80:80",
+            "",
+            "80-",
+        ] {
             let err = parse_publish(spec).unwrap_err().to_string();
             assert!(err.contains(&format!("{spec:?}")), "{spec}: {err}");
         }
-        assert!(parse_publish("8000-8001:80").unwrap_err().to_string().contains("differ in length"));
-        assert!(parse_publish("65536:80").unwrap_err().to_string().contains("65536"));
+        assert!(parse_publish("8000-8001:80")
+            .unwrap_err()
+            .to_string()
+            .contains("differ in length"));
+        assert!(parse_publish("65536:80")
+            .unwrap_err()
+            .to_string()
+            .contains("65536"));
     }
 
     #[test]
     fn expose() {
-        assert_eq!("80/udp".parse::<ExposedPort>().unwrap(), ExposedPort { proto: Proto::Udp, port: p(80) });
+        assert_eq!(
+            "80/udp".parse::<ExposedPort>().unwrap(),
+            ExposedPort {
+                proto: Proto::Udp,
+                port: p(80)
+            }
+        );
         assert_eq!(parse_expose("8000-8003").unwrap().len(), 4);
         assert!(parse_expose("0").is_err());
     }
@@ -230,6 +287,9 @@ mod tests {
         assert!(a.clashes_with(&b) && b.clashes_with(&a));
         assert!(!b.clashes_with(&c));
         assert!(!a.clashes_with(&d));
-        assert!(!one("80").clashes_with(&one("80")), "unassigned host ports do not clash yet");
+        assert!(
+            !one("80").clashes_with(&one("80")),
+            "unassigned host ports do not clash yet"
+        );
     }
 }
