@@ -6,3 +6,4 @@
 
 pub mod counters;
 pub mod maps;
+pub mod nat;

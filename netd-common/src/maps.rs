@@ -9,3 +9,24 @@ pub const IFACE_COUNTERS_MAX: u32 = 16_384;
 pub const PROG_PORT_INGRESS: &str = "netd_port_ingress";
 /// TC program attached to the egress of each bridge port (traffic entering a container).
 pub const PROG_PORT_EGRESS: &str = "netd_port_egress";
+
+/// Published ports (`HashMap<PortKey, PortTarget>`).
+pub const PORTS: &str = "NETD_PORTS";
+pub const PORTS_MAX: u32 = 131_072;
+/// Connection tracking (`LruHashMap<CtKey, CtEntry>`), two entries per connection.
+pub const CONNTRACK: &str = "NETD_CT";
+pub const CONNTRACK_MAX: u32 = 262_144;
+/// The host's own IPv4 addresses, loopback excluded (`HashMap<u32, u32>`, value unused).
+pub const LOCAL_ADDRS: &str = "NETD_LOCAL_ADDRS";
+pub const LOCAL_ADDRS_MAX: u32 = 1024;
+/// Container subnets whose outbound traffic is masqueraded (`LpmTrie<u32, u32>`).
+pub const MASQ_SUBNETS: &str = "NETD_MASQ_NETS";
+pub const MASQ_SUBNETS_MAX: u32 = 1024;
+/// Uplinks by ifindex (`HashMap<u32, Uplink>`).
+pub const UPLINKS: &str = "NETD_UPLINKS";
+pub const UPLINKS_MAX: u32 = 64;
+
+/// TC program on the ingress of each uplink: published ports and replies of masqueraded flows.
+pub const PROG_UPLINK_INGRESS: &str = "netd_uplink_ingress";
+/// TC program on the egress of each uplink: masquerade.
+pub const PROG_UPLINK_EGRESS: &str = "netd_uplink_egress";

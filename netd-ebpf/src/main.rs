@@ -3,25 +3,87 @@
 
 //! Entry points of the datapath, one per attach point. Each concern lives in its own module.
 
+mod conntrack;
 mod counters;
 mod maps;
+mod masquerade;
+mod nat;
+mod parse;
+mod ports;
 
-use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC},
+    macros::classifier,
+    programs::TcContext,
+};
+use masquerade::Masquerade;
 use netd_common::counters::Direction;
+
+/// Translates a packet entering the host (from an uplink or from a container): an existing
+/// connection's translation, or a new connection to a published port. Everything else is
+/// left to the stack untouched.
+#[inline(always)]
+fn translate_ingress(ctx: &TcContext) -> i32 {
+    let Some(p) = parse::l4_packet(ctx) else {
+        return TC_ACT_UNSPEC;
+    };
+    let entry = match conntrack::lookup(&p) {
+        Some(e) => e,
+        None => match ports::publish(&p) {
+            Some(Ok(e)) => e,
+            // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
+            Some(Err(_)) | None => return TC_ACT_UNSPEC,
+        },
+    };
+    match nat::rewrite(ctx, &p, &entry) {
+        Ok(()) => nat::forward(ctx, &entry, p.proto),
+        Err(nat::NatError::Rewrite) => TC_ACT_SHOT,
+    }
+}
 
 /// Ingress of a bridge port: what a container sends.
 #[classifier]
 pub fn netd_port_ingress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Ingress);
-    // TCX_NEXT: counting never decides a packet's fate; let later programs and the stack do.
-    TC_ACT_UNSPEC
+    translate_ingress(&ctx)
 }
 
 /// Egress of a bridge port: what is delivered to a container.
 #[classifier]
 pub fn netd_port_egress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Egress);
+    // TCX_NEXT / continue: counting never decides a packet's fate.
     TC_ACT_UNSPEC
+}
+
+/// Ingress of an uplink: clients of published ports, and replies to masqueraded connections.
+#[classifier]
+pub fn netd_uplink_ingress(ctx: TcContext) -> i32 {
+    translate_ingress(&ctx)
+}
+
+/// Egress of an uplink: masquerade of containers' connections to the outside.
+#[classifier]
+pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
+    let Some(p) = parse::l4_packet(&ctx) else {
+        return TC_ACT_UNSPEC;
+    };
+    let entry = match conntrack::lookup(&p) {
+        Some(e) => e,
+        None => {
+            // SAFETY: the kernel hands every TC program a valid __sk_buff.
+            let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+            match masquerade::masquerade(&p, ifindex) {
+                Masquerade::Translated(e) => e,
+                Masquerade::NotApplicable => return TC_ACT_UNSPEC,
+                Masquerade::Exhausted => return TC_ACT_SHOT,
+            }
+        }
+    };
+    match nat::rewrite(&ctx, &p, &entry) {
+        Ok(()) => TC_ACT_UNSPEC,
+        Err(nat::NatError::Rewrite) => TC_ACT_SHOT,
+    }
 }
 
 #[cfg(not(test))]

@@ -1,11 +1,37 @@
 //! Every map of the datapath. Pinned by name under the daemon's bpffs dir, so that a restarted
-//! daemon finds the same counters and the programs keep running without it.
+//! daemon finds the same state and the programs keep running without it.
 
-use aya_ebpf::{macros::map, maps::PerCpuHashMap};
-use netd_common::counters::{IfaceCounters, IfaceKey};
+use aya_ebpf::{
+    macros::map,
+    maps::{lpm_trie::LpmTrie, Array, HashMap, LruHashMap, PerCpuHashMap},
+};
+use netd_common::{
+    counters::{IfaceCounters, IfaceKey},
+    maps as names,
+    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
+};
 
 /// Entries are created and removed by the control plane when it attaches to or detaches from a
 /// port; the programs only update existing ones.
 #[map(name = "NETD_IFACE_CTRS")]
 pub static IFACE_COUNTERS: PerCpuHashMap<IfaceKey, IfaceCounters> =
-    PerCpuHashMap::pinned(netd_common::maps::IFACE_COUNTERS_MAX, 0);
+    PerCpuHashMap::pinned(names::IFACE_COUNTERS_MAX, 0);
+
+#[map(name = "NETD_PORTS")]
+pub static PORTS: HashMap<PortKey, PortTarget> = HashMap::pinned(names::PORTS_MAX, 0);
+
+/// LRU: under pressure the least recently used connections go first, never new ones.
+#[map(name = "NETD_CT")]
+pub static CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(names::CONNTRACK_MAX, 0);
+
+#[map(name = "NETD_LOCAL_ADDRS")]
+pub static LOCAL_ADDRS: HashMap<u32, u32> = HashMap::pinned(names::LOCAL_ADDRS_MAX, 0);
+
+#[map(name = "NETD_MASQ_NETS")]
+pub static MASQ_SUBNETS: LpmTrie<u32, u32> = LpmTrie::pinned(names::MASQ_SUBNETS_MAX, 0);
+
+#[map(name = "NETD_UPLINKS")]
+pub static UPLINKS: HashMap<u32, Uplink> = HashMap::pinned(names::UPLINKS_MAX, 0);
+
+#[map(name = "NETD_CONFIG")]
+pub static CONFIG: Array<DatapathConfig> = Array::pinned(1, 0);

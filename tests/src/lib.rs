@@ -2,6 +2,7 @@
 //! namespace with its own netd daemon, state dir and bpffs dir, removed on drop.
 
 mod lab;
+pub mod packet;
 
 pub use lab::{netd_bin, Lab};
 

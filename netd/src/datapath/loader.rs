@@ -7,13 +7,14 @@ use std::{
 };
 
 use aya::{
-    maps::{MapData, PerCpuHashMap},
+    maps::{lpm_trie::LpmTrie, HashMap, Map, MapData, PerCpuHashMap},
     programs::{ProgramError, SchedClassifier},
     Ebpf, EbpfLoader,
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     maps,
+    nat::{CtEntry, CtKey, PortKey, PortTarget, Uplink},
 };
 
 /// The datapath object, built by build.rs from netd-ebpf.
@@ -54,6 +55,11 @@ pub enum DatapathError {
 pub struct Datapath {
     pub(super) ebpf: Ebpf,
     pub(super) iface_counters: PerCpuHashMap<MapData, IfaceKey, IfaceCounters>,
+    pub(super) ports: HashMap<MapData, PortKey, PortTarget>,
+    pub(super) conntrack: HashMap<MapData, CtKey, CtEntry>,
+    pub(super) local_addrs: HashMap<MapData, u32, u32>,
+    pub(super) masq_subnets: LpmTrie<MapData, u32, u32>,
+    pub(super) uplinks: HashMap<MapData, u32, Uplink>,
 }
 
 impl Datapath {
@@ -68,26 +74,30 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .load(OBJECT)?;
-        for name in [maps::PROG_PORT_INGRESS, maps::PROG_PORT_EGRESS] {
+        for name in [
+            maps::PROG_PORT_INGRESS,
+            maps::PROG_PORT_EGRESS,
+            maps::PROG_UPLINK_INGRESS,
+            maps::PROG_UPLINK_EGRESS,
+        ] {
             classifier_for(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DatapathError::Program { name, source })?;
         }
-        let map = ebpf
-            .take_map(maps::IFACE_COUNTERS)
-            .ok_or(DatapathError::Map {
-                name: maps::IFACE_COUNTERS,
-                source: aya::maps::MapError::InvalidName {
-                    name: maps::IFACE_COUNTERS.into(),
-                },
-            })?;
-        let iface_counters = PerCpuHashMap::try_from(map).map_err(|source| DatapathError::Map {
-            name: maps::IFACE_COUNTERS,
-            source,
-        })?;
+        let iface_counters = take_map(&mut ebpf, maps::IFACE_COUNTERS)?;
+        let ports = take_map(&mut ebpf, maps::PORTS)?;
+        let conntrack = take_map(&mut ebpf, maps::CONNTRACK)?;
+        let local_addrs = take_map(&mut ebpf, maps::LOCAL_ADDRS)?;
+        let masq_subnets = take_map(&mut ebpf, maps::MASQ_SUBNETS)?;
+        let uplinks = take_map(&mut ebpf, maps::UPLINKS)?;
         Ok(Self {
             ebpf,
             iface_counters,
+            ports,
+            conntrack,
+            local_addrs,
+            masq_subnets,
+            uplinks,
         })
     }
 
@@ -111,4 +121,16 @@ pub(super) fn classifier_for<'a>(
     program
         .try_into()
         .map_err(|source| DatapathError::Program { name, source })
+}
+
+/// Takes a map out of the object as its typed handle.
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(DatapathError::Map {
+        name,
+        source: aya::maps::MapError::InvalidName { name: name.into() },
+    })?;
+    T::try_from(map).map_err(|source| DatapathError::Map { name, source })
 }

@@ -3,6 +3,7 @@
 //! map or a program.
 
 mod loader;
+pub mod nat;
 mod ports;
 
 pub use loader::{Datapath, DatapathError};

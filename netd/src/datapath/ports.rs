@@ -18,7 +18,7 @@ use netd_common::{
 
 use super::{loader::classifier_for, Datapath, DatapathError};
 
-const DIRECTIONS: [(&str, TcAttachType); 2] = [
+const PORT_PROGRAMS: [(&str, TcAttachType); 2] = [
     (maps::PROG_PORT_INGRESS, TcAttachType::Ingress),
     (maps::PROG_PORT_EGRESS, TcAttachType::Egress),
 ];
@@ -36,25 +36,37 @@ fn is_eexist(e: &ProgramError) -> bool {
 }
 
 impl Datapath {
-    /// Starts counting on `port` (a host-side veth). Idempotent: filters an earlier run left
-    /// on the port are adopted as they are.
+    /// Starts counting (and translating) on `port`, a host-side veth. Idempotent: filters an
+    /// earlier run left on the port are adopted as they are.
     pub fn attach_port(&mut self, port: &str, ifindex: u32) -> Result<(), DatapathError> {
+        self.track(ifindex).map_err(|e| DatapathError::Port {
+            op: "seed counters",
+            port: port.to_string(),
+            source: e.into(),
+        })?;
+        self.attach_filters(port, &PORT_PROGRAMS)
+    }
+
+    /// Puts netd's filters for `programs` on `iface` through netlink (clsact + cls_bpf).
+    pub(super) fn attach_filters(
+        &mut self,
+        iface: &str,
+        programs: &[(&'static str, TcAttachType)],
+    ) -> Result<(), DatapathError> {
         let err =
             |op: &'static str, e: Box<dyn std::error::Error + Send + Sync>| DatapathError::Port {
                 op,
-                port: port.to_string(),
+                port: iface.to_string(),
                 source: e,
             };
-        self.track(ifindex)
-            .map_err(|e| err("seed counters", e.into()))?;
-        match tc::qdisc_add_clsact(port) {
+        match tc::qdisc_add_clsact(iface) {
             Ok(()) => {}
             Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(err("add clsact", e.into())),
         }
-        for (prog, attach) in DIRECTIONS {
+        for (prog, attach) in programs {
             let program = classifier_for(&mut self.ebpf, prog)?;
-            match program.attach_with_options(port, attach, TcAttachOptions::Netlink(FILTER)) {
+            match program.attach_with_options(iface, *attach, TcAttachOptions::Netlink(FILTER)) {
                 Ok(id) => {
                     let link = program
                         .take_link(id)

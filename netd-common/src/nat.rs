@@ -1,0 +1,219 @@
+//! Published ports, connection tracking and address translation: map types shared with the
+//! datapath, and the pure rules (TCP states, timeouts) it follows.
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Key of the published-port map: the host-side destination to rewrite. Network byte order.
+/// `addr_be` 0 is a port published on every host address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PortKey {
+    pub addr_be: u32,
+    pub port_be: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<PortKey>() == 8);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortKey {} // repr(C), no padding, any bit pattern valid
+
+/// Where a published port leads: the container's address and port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PortTarget {
+    pub addr_be: u32,
+    pub port_be: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<PortTarget>() == 8);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortTarget {} // repr(C), no padding, any bit pattern valid
+
+/// A connection-tracking key: the 5-tuple of one direction, as seen on the wire.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CtKey {
+    pub saddr_be: u32,
+    pub daddr_be: u32,
+    pub sport_be: u16,
+    pub dport_be: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<CtKey>() == 16);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CtKey {} // repr(C), no padding, any bit pattern valid
+
+impl CtKey {
+    /// The key of the other direction of the same connection.
+    pub fn reversed(&self) -> Self {
+        Self {
+            saddr_be: self.daddr_be,
+            daddr_be: self.saddr_be,
+            sport_be: self.dport_be,
+            dport_be: self.sport_be,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// A connection-tracking entry: how packets matching its key are rewritten (every field, so
+/// that one kind of entry serves DNAT, reverse DNAT, SNAT and its reverse), and the state
+/// that ages it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CtEntry {
+    pub last_seen_ns: u64,
+    pub new_saddr_be: u32,
+    pub new_daddr_be: u32,
+    pub new_sport_be: u16,
+    pub new_dport_be: u16,
+    /// [`CT_FLAG_REPLY`], [`CT_FLAG_SNAT`], …
+    pub flags: u8,
+    /// A [`TcpState`] as u8; 0 for UDP.
+    pub tcp_state: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<CtEntry>() == 24);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CtEntry {} // repr(C), no padding, any bit pattern valid
+
+/// The entry is for the reply direction of its connection.
+pub const CT_FLAG_REPLY: u8 = 1;
+/// The connection was masqueraded (source NAT to an uplink address).
+pub const CT_FLAG_SNAT: u8 = 2;
+/// The connection goes through a published port.
+pub const CT_FLAG_DNAT: u8 = 4;
+
+/// TCP connection states, as far as timeouts care.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpState {
+    None = 0,
+    SynSent = 1,
+    Established = 2,
+    Closing = 3,
+}
+
+impl TcpState {
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::SynSent,
+            2 => Self::Established,
+            3 => Self::Closing,
+            _ => Self::None,
+        }
+    }
+}
+
+pub const TCP_FLAG_FIN: u8 = 0x01;
+pub const TCP_FLAG_SYN: u8 = 0x02;
+pub const TCP_FLAG_RST: u8 = 0x04;
+pub const TCP_FLAG_ACK: u8 = 0x10;
+
+/// The state after a segment with `flags`, seen in the reply direction or not.
+#[inline(always)]
+pub fn tcp_next(state: TcpState, flags: u8, reply: bool) -> TcpState {
+    if flags & (TCP_FLAG_FIN | TCP_FLAG_RST) != 0 {
+        return TcpState::Closing;
+    }
+    match state {
+        TcpState::None | TcpState::SynSent if reply && flags & TCP_FLAG_ACK != 0 => {
+            TcpState::Established
+        }
+        TcpState::None if flags & TCP_FLAG_SYN != 0 => TcpState::SynSent,
+        s => s,
+    }
+}
+
+const SECOND: u64 = 1_000_000_000;
+
+/// How long an idle entry lives, by protocol and state (Linux conntrack's spirit, shorter).
+pub fn timeout_ns(proto: u8, state: TcpState) -> u64 {
+    match (proto, state) {
+        (PROTO_TCP, TcpState::Established) => 6 * 3600 * SECOND,
+        (PROTO_TCP, TcpState::Closing) => 10 * SECOND,
+        (PROTO_TCP, _) => 60 * SECOND,
+        _ => 120 * SECOND,
+    }
+}
+
+/// Minimum interval between two `last_seen_ns` writes of one entry, so that busy flows do
+/// not bounce the entry's cache line between CPUs on every packet.
+pub const LAST_SEEN_GRANULARITY_NS: u64 = SECOND;
+
+/// Host information the programs need, in slot 0 of the config array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DatapathConfig {
+    /// Network namespace cookie of the daemon: socket hooks only translate its sockets.
+    pub netns_cookie: u64,
+}
+const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for DatapathConfig {} // repr(C), no padding, any bit pattern valid
+
+/// An uplink interface and the address masqueraded connections leave with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Uplink {
+    pub addr_be: u32,
+}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Uplink {} // repr(C), no padding, any bit pattern valid
+
+/// First and last source port masquerade picks from (host order).
+pub const SNAT_PORT_MIN: u16 = 32768;
+pub const SNAT_PORT_MAX: u16 = 60999;
+/// Candidate ports tried before a masqueraded connection is dropped.
+pub const SNAT_TRIES: u32 = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_handshake_and_close() {
+        let s = tcp_next(TcpState::None, TCP_FLAG_SYN, false);
+        assert_eq!(s, TcpState::SynSent);
+        let s = tcp_next(s, TCP_FLAG_SYN | TCP_FLAG_ACK, true);
+        assert_eq!(s, TcpState::Established);
+        assert_eq!(tcp_next(s, TCP_FLAG_ACK, false), TcpState::Established);
+        assert_eq!(
+            tcp_next(s, TCP_FLAG_FIN | TCP_FLAG_ACK, false),
+            TcpState::Closing
+        );
+        assert_eq!(
+            tcp_next(TcpState::SynSent, TCP_FLAG_RST, true),
+            TcpState::Closing
+        );
+        assert_eq!(
+            tcp_next(TcpState::SynSent, TCP_FLAG_ACK, false),
+            TcpState::SynSent
+        );
+    }
+
+    #[test]
+    fn timeouts_by_state() {
+        assert!(
+            timeout_ns(PROTO_TCP, TcpState::Established) > timeout_ns(PROTO_TCP, TcpState::SynSent)
+        );
+        assert!(timeout_ns(PROTO_TCP, TcpState::Closing) < timeout_ns(PROTO_UDP, TcpState::None));
+    }
+
+    #[test]
+    fn reversing_twice_is_identity() {
+        let k = CtKey {
+            saddr_be: 1,
+            daddr_be: 2,
+            sport_be: 3,
+            dport_be: 4,
+            proto: PROTO_TCP,
+            _pad: [0; 3],
+        };
+        assert_eq!(k.reversed().reversed(), k);
+        assert_eq!(k.reversed().saddr_be, 2);
+    }
+}

@@ -1,0 +1,60 @@
+//! Connection tracking: find the translation of a packet's connection, keep its TCP state and
+//! last-seen time, and create the two entries of a new translated connection.
+
+use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
+use netd_common::nat::{
+    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP,
+};
+
+use crate::{maps::CONNTRACK, parse::L4Packet};
+
+/// The translation of `p`'s connection, with its state brought up to date.
+#[inline(always)]
+pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
+    let entry = CONNTRACK.get_ptr_mut(p.key())?;
+    // SAFETY: the pointer comes from a successful lookup; concurrent writers can at worst make
+    // last_seen or the state one packet stale, which the timeouts tolerate.
+    let e = unsafe { &mut *entry };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if p.proto == PROTO_TCP {
+        let state = TcpState::from_u8(e.tcp_state);
+        let next = tcp_next(state, p.tcp_flags, e.flags & CT_FLAG_REPLY != 0);
+        if next != state {
+            e.tcp_state = next as u8;
+        }
+    }
+    if now.wrapping_sub(e.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+        e.last_seen_ns = now;
+    }
+    Some(*e)
+}
+
+/// Records a new connection whose first packet `p` is rewritten to `to`; the reply entry maps
+/// the reverse of `to` back to the reverse of the original tuple. Returns the forward entry.
+#[inline(always)]
+pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, i32> {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let state = tcp_next(TcpState::None, p.tcp_flags, false) as u8;
+    let forward = CtEntry {
+        last_seen_ns: now,
+        new_saddr_be: to.saddr_be,
+        new_daddr_be: to.daddr_be,
+        new_sport_be: to.sport_be,
+        new_dport_be: to.dport_be,
+        flags,
+        tcp_state: state,
+        _pad: [0; 2],
+    };
+    let original = p.key();
+    let reply = CtEntry {
+        new_saddr_be: original.daddr_be,
+        new_daddr_be: original.saddr_be,
+        new_sport_be: original.dport_be,
+        new_dport_be: original.sport_be,
+        flags: flags | CT_FLAG_REPLY,
+        ..forward
+    };
+    CONNTRACK.insert(to.reversed(), reply, BPF_ANY.into())?;
+    CONNTRACK.insert(original, forward, BPF_ANY.into())?;
+    Ok(forward)
+}

@@ -1,0 +1,88 @@
+//! Masquerade: connections from container subnets leaving through an uplink take the uplink's
+//! address and a source port that no other connection to the same destination uses.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    maps::lpm_trie::Key,
+};
+use netd_common::nat::{
+    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, SNAT_PORT_MAX, SNAT_PORT_MIN,
+    SNAT_TRIES,
+};
+
+use crate::{
+    maps::{CONNTRACK, MASQ_SUBNETS, UPLINKS},
+    parse::L4Packet,
+};
+
+pub enum Masquerade {
+    /// Not a container's connection leaving through an uplink.
+    NotApplicable,
+    Translated(CtEntry),
+    /// Every candidate source port was taken.
+    Exhausted,
+}
+
+#[inline(always)]
+pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
+    // SAFETY: read-only lookups of plain values.
+    let Some(uplink) = (unsafe { UPLINKS.get(ifindex) }) else {
+        return Masquerade::NotApplicable;
+    };
+    let uplink_be = uplink.addr_be;
+    if p.saddr_be == uplink_be || MASQ_SUBNETS.get(Key::new(32, p.saddr_be)).is_none() {
+        return Masquerade::NotApplicable;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let original = p.key();
+    let mut forward = CtEntry {
+        last_seen_ns: now,
+        new_saddr_be: uplink_be,
+        new_daddr_be: p.daddr_be,
+        new_sport_be: p.sport_be,
+        new_dport_be: p.dport_be,
+        flags: CT_FLAG_SNAT,
+        tcp_state: tcp_next(TcpState::None, p.tcp_flags, false) as u8,
+        _pad: [0; 2],
+    };
+    let reply = CtEntry {
+        new_saddr_be: p.daddr_be,
+        new_daddr_be: p.saddr_be,
+        new_sport_be: p.dport_be,
+        new_dport_be: p.sport_be,
+        flags: CT_FLAG_SNAT | CT_FLAG_REPLY,
+        ..forward
+    };
+    let span = u32::from(SNAT_PORT_MAX - SNAT_PORT_MIN) + 1;
+    for attempt in 0..SNAT_TRIES {
+        // Keep the container's own port when it is free, as Linux's masquerade does.
+        let port = if attempt == 0 {
+            p.sport_be
+        } else {
+            let r = unsafe { bpf_get_prandom_u32() } % span;
+            (SNAT_PORT_MIN + r as u16).to_be()
+        };
+        let reply_key = CtKey {
+            saddr_be: p.daddr_be,
+            daddr_be: uplink_be,
+            sport_be: p.dport_be,
+            dport_be: port,
+            proto: p.proto,
+            _pad: [0; 3],
+        };
+        // NOEXIST claims the port atomically against other CPUs.
+        if CONNTRACK
+            .insert(reply_key, reply, BPF_NOEXIST.into())
+            .is_ok()
+        {
+            forward.new_sport_be = port;
+            if CONNTRACK.insert(original, forward, 0).is_err() {
+                let _ = CONNTRACK.remove(reply_key);
+                return Masquerade::Exhausted;
+            }
+            return Masquerade::Translated(forward);
+        }
+    }
+    Masquerade::Exhausted
+}

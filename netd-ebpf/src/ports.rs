@@ -1,0 +1,58 @@
+//! Published ports: a new connection to a host address and published port is translated to
+//! its container, and the container's replies back.
+
+use netd_common::nat::{CtEntry, CtKey, PortKey, CT_FLAG_DNAT};
+
+use crate::{
+    conntrack,
+    maps::{LOCAL_ADDRS, PORTS},
+    parse::L4Packet,
+};
+
+/// 127.0.0.0/8 in network byte order, as loaded from a packet.
+#[inline(always)]
+fn is_loopback(addr_be: u32) -> bool {
+    addr_be.to_ne_bytes()[0] == 127
+}
+
+/// The translation of a new connection to a published port, recorded in conntrack; `None`
+/// when `p` is not for one. Ports published on 127.0.0.1 never match here: packets for a
+/// loopback address arriving from a network are an attack (moby#41872), not a client.
+#[inline(always)]
+pub fn publish(p: &L4Packet) -> Option<Result<CtEntry, i32>> {
+    if is_loopback(p.daddr_be) {
+        return None;
+    }
+    // SAFETY: read-only lookup of a plain value.
+    unsafe { LOCAL_ADDRS.get(p.daddr_be) }?;
+    let mut key = PortKey {
+        addr_be: p.daddr_be,
+        port_be: p.dport_be,
+        proto: p.proto,
+        _pad: 0,
+    };
+    // SAFETY: read-only lookups of plain values.
+    let target = match unsafe { PORTS.get(key) } {
+        Some(t) => *t,
+        None => {
+            key.addr_be = 0;
+            *unsafe { PORTS.get(key) }?
+        }
+    };
+    // A container reaching its own published port (hairpin): its reply would stay inside
+    // it unless the source is a host address, the one it connected to.
+    let saddr_be = if p.saddr_be == target.addr_be {
+        p.daddr_be
+    } else {
+        p.saddr_be
+    };
+    let to = CtKey {
+        saddr_be,
+        daddr_be: target.addr_be,
+        sport_be: p.sport_be,
+        dport_be: target.port_be,
+        proto: p.proto,
+        _pad: [0; 3],
+    };
+    Some(conntrack::create(p, &to, CT_FLAG_DNAT))
+}

@@ -1,0 +1,199 @@
+//! Typed handles for address translation: published ports, connection tracking, the host's
+//! addresses, masqueraded subnets and uplinks.
+
+use std::net::Ipv4Addr;
+
+use aya::{
+    maps::{lpm_trie::Key, MapError},
+    programs::tc::TcAttachType,
+};
+use ipnetwork::Ipv4Network;
+use netd_common::{
+    maps,
+    nat::{timeout_ns, CtEntry, CtKey, PortKey, PortTarget, TcpState, Uplink},
+};
+
+use super::{Datapath, DatapathError};
+
+/// An address as the programs read it from a packet: the wire's bytes in memory order.
+pub fn addr_be(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+pub fn ip_of(addr_be: u32) -> Ipv4Addr {
+    Ipv4Addr::from(addr_be.to_ne_bytes())
+}
+
+/// One published port as the datapath sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub proto: u8,
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub target_ip: Ipv4Addr,
+    pub target_port: u16,
+}
+
+impl Publication {
+    fn key(&self) -> PortKey {
+        PortKey {
+            addr_be: addr_be(self.host_ip),
+            port_be: self.host_port.to_be(),
+            proto: self.proto,
+            _pad: 0,
+        }
+    }
+}
+
+const UPLINK_PROGRAMS: [(&str, TcAttachType); 2] = [
+    (maps::PROG_UPLINK_INGRESS, TcAttachType::Ingress),
+    (maps::PROG_UPLINK_EGRESS, TcAttachType::Egress),
+];
+
+fn map_err(name: &'static str) -> impl Fn(MapError) -> DatapathError {
+    move |source| DatapathError::Map { name, source }
+}
+
+impl Datapath {
+    /// Installs published ports; one map update each, no rule to scan at packet time.
+    pub fn publish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
+        for p in publications {
+            let target = PortTarget {
+                addr_be: addr_be(p.target_ip),
+                port_be: p.target_port.to_be(),
+                _pad: 0,
+            };
+            self.ports
+                .insert(p.key(), target, 0)
+                .map_err(map_err(maps::PORTS))?;
+        }
+        Ok(())
+    }
+
+    pub fn unpublish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
+        for p in publications {
+            match self.ports.remove(&p.key()) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(maps::PORTS)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn published(&self) -> Vec<(PortKey, PortTarget)> {
+        self.ports.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Forgets every tracked connection to or from `ip`, so that its translations stop at
+    /// once (a replaced container gets its flows back within a packet, not a timeout).
+    pub fn flush_conntrack(&mut self, ip: Ipv4Addr) -> usize {
+        let a = addr_be(ip);
+        self.remove_conntrack(|k, e| {
+            [k.saddr_be, k.daddr_be, e.new_saddr_be, e.new_daddr_be].contains(&a)
+        })
+    }
+
+    /// Removes connections idle for longer than their timeout, both entries of a connection
+    /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
+    pub fn gc_conntrack(&mut self, now_ns: u64) -> usize {
+        let entries: std::collections::HashMap<CtKey, CtEntry> =
+            self.conntrack_entries().into_iter().collect();
+        let expired = |e: &CtEntry, proto: u8| {
+            now_ns.saturating_sub(e.last_seen_ns)
+                > timeout_ns(proto, TcpState::from_u8(e.tcp_state))
+        };
+        let mut doomed = Vec::new();
+        for (k, e) in &entries {
+            let partner = CtKey {
+                saddr_be: e.new_daddr_be,
+                daddr_be: e.new_saddr_be,
+                sport_be: e.new_dport_be,
+                dport_be: e.new_sport_be,
+                proto: k.proto,
+                _pad: [0; 3],
+            };
+            let partner_expired = entries.get(&partner).is_none_or(|pe| expired(pe, k.proto));
+            if expired(e, k.proto) && partner_expired {
+                doomed.push(*k);
+            }
+        }
+        doomed
+            .iter()
+            .filter(|k| self.conntrack.remove(k).is_ok())
+            .count()
+    }
+
+    fn remove_conntrack(&mut self, doomed: impl Fn(&CtKey, &CtEntry) -> bool) -> usize {
+        let keys: Vec<CtKey> = self
+            .conntrack_entries()
+            .into_iter()
+            .filter(|(k, e)| doomed(k, e))
+            .map(|(k, _)| k)
+            .collect();
+        keys.iter()
+            .filter(|k| self.conntrack.remove(k).is_ok())
+            .count()
+    }
+
+    pub fn conntrack_entries(&self) -> Vec<(CtKey, CtEntry)> {
+        self.conntrack.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Makes the host-address set exactly `addrs` (loopback is never in it).
+    pub fn set_local_addrs(&mut self, addrs: &[Ipv4Addr]) -> Result<(), DatapathError> {
+        let wanted: Vec<u32> = addrs
+            .iter()
+            .filter(|a| !a.is_loopback())
+            .map(|a| addr_be(*a))
+            .collect();
+        let present: Vec<u32> = self.local_addrs.keys().filter_map(Result::ok).collect();
+        for stale in present.iter().filter(|a| !wanted.contains(a)) {
+            let _ = self.local_addrs.remove(stale);
+        }
+        for a in wanted.iter().filter(|a| !present.contains(a)) {
+            self.local_addrs
+                .insert(*a, 1, 0)
+                .map_err(map_err(maps::LOCAL_ADDRS))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the masqueraded subnets exactly `subnets`.
+    pub fn set_masq_subnets(&mut self, subnets: &[Ipv4Network]) -> Result<(), DatapathError> {
+        let present: Vec<Key<u32>> = self.masq_subnets.keys().filter_map(Result::ok).collect();
+        for key in &present {
+            let _ = self.masq_subnets.remove(key);
+        }
+        for net in subnets {
+            let key = Key::new(u32::from(net.prefix()), addr_be(net.network()));
+            self.masq_subnets
+                .insert(&key, 1, 0)
+                .map_err(map_err(maps::MASQ_SUBNETS))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the uplink programs to `iface`; masqueraded connections leave with `addr`.
+    pub fn attach_uplink(
+        &mut self,
+        iface: &str,
+        ifindex: u32,
+        addr: Ipv4Addr,
+    ) -> Result<(), DatapathError> {
+        self.set_uplink(ifindex, addr)?;
+        self.attach_filters(iface, &UPLINK_PROGRAMS)
+    }
+
+    /// Records the address connections masqueraded through uplink `ifindex` leave with.
+    pub fn set_uplink(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), DatapathError> {
+        self.uplinks
+            .insert(
+                ifindex,
+                Uplink {
+                    addr_be: addr_be(addr),
+                },
+                0,
+            )
+            .map_err(map_err(maps::UPLINKS))
+    }
+}

@@ -1,0 +1,300 @@
+//! Tier 2: published ports, reverse translation, hairpin and masquerade, run by
+//! BPF_PROG_TEST_RUN on crafted frames. Each test runs in a private network namespace of its
+//! own thread, so the programs' FIB lookups see an empty table, never the machine's.
+
+use std::net::Ipv4Addr;
+
+use aya::programs::{TestRun, TestRunOptions};
+use integration_tests::{
+    packet::{parse, Builder, ACK, SYN},
+    privileged, unique,
+};
+use netd::datapath::{nat::Publication, Datapath};
+use netd_common::maps;
+
+const CONTINUE: u32 = -1i32 as u32;
+const HOST: &str = "10.9.0.1";
+const CLIENT: &str = "192.0.2.9:40000";
+
+struct Lab {
+    dp: Datapath,
+    bpffs: std::path::PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bpffs);
+    }
+}
+
+fn lab() -> Lab {
+    // SAFETY: unshare on this test's own thread; nothing else runs on it.
+    assert_eq!(
+        unsafe { libc::unshare(libc::CLONE_NEWNET) },
+        0,
+        "unshare(CLONE_NEWNET)"
+    );
+    let bpffs = std::path::PathBuf::from("/sys/fs/bpf").join(unique("netd-nat"));
+    let mut dp = Datapath::load(&bpffs).expect("loading the datapath object");
+    dp.set_local_addrs(&[HOST.parse().unwrap()]).unwrap();
+    Lab { dp, bpffs }
+}
+
+fn publication(proto: u8, host: &str, port: u16, target: &str, target_port: u16) -> Publication {
+    Publication {
+        proto,
+        host_ip: host.parse().unwrap(),
+        host_port: port,
+        target_ip: target.parse().unwrap(),
+        target_port,
+    }
+}
+
+impl Lab {
+    fn run(&mut self, program: &'static str, frame: &[u8]) -> (u32, Vec<u8>) {
+        let prog = self.dp.classifier(program).expect("loaded");
+        let mut out = vec![0u8; frame.len() + 64];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+}
+
+fn skip(name: &str) -> bool {
+    !privileged(name)
+}
+
+#[test]
+fn published_port_rewrites_destination_and_reply_source() {
+    if skip("published_port_rewrites_destination_and_reply_source") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    let syn = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build();
+    let (verdict, out) = l.run(maps::PROG_UPLINK_INGRESS, &syn);
+    assert_eq!(
+        verdict, CONTINUE,
+        "no route in this namespace: left to the stack"
+    );
+    let p = parse(&out);
+    assert_eq!(p.dst.to_string(), "172.17.0.2:80");
+    assert_eq!(
+        p.src.to_string(),
+        CLIENT,
+        "the client's address is preserved"
+    );
+    assert!(p.ip_checksum_ok && p.l4_checksum_ok, "{p:?}");
+    assert_eq!(l.dp.conntrack_entries().len(), 2);
+
+    let synack = Builder::tcp("172.17.0.2:80", CLIENT, SYN | ACK).build();
+    let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
+    let p = parse(&out);
+    assert_eq!(p.src.to_string(), "10.9.0.1:8080");
+    assert_eq!(p.dst.to_string(), CLIENT);
+    assert!(p.ip_checksum_ok && p.l4_checksum_ok, "{p:?}");
+    let states: Vec<u8> =
+        l.dp.conntrack_entries()
+            .iter()
+            .map(|(_, e)| e.tcp_state)
+            .collect();
+    assert!(
+        states.contains(&2),
+        "the reply moved the connection to established: {states:?}"
+    );
+
+    // Later packets follow the connection, even after the port is unpublished.
+    l.dp.unpublish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    let ack = Builder::tcp(CLIENT, "10.9.0.1:8080", ACK).build();
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &ack);
+    assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:80");
+}
+
+#[test]
+fn udp_with_and_without_checksum() {
+    if skip("udp_with_and_without_checksum") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(17, HOST, 5353, "172.17.0.3", 53)])
+        .unwrap();
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::udp(CLIENT, "10.9.0.1:5353").build(),
+    );
+    let p = parse(&out);
+    assert_eq!(p.dst.to_string(), "172.17.0.3:53");
+    assert!(
+        p.ip_checksum_ok && p.l4_checksum_ok && p.l4_checksum != 0,
+        "{p:?}"
+    );
+
+    let mut none = Builder::udp("192.0.2.9:40001", "10.9.0.1:5353");
+    none.udp_checksum = false;
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &none.build());
+    let p = parse(&out);
+    assert_eq!(p.dst.to_string(), "172.17.0.3:53");
+    assert_eq!(p.l4_checksum, 0, "no checksum stays no checksum");
+    assert!(p.ip_checksum_ok);
+}
+
+#[test]
+fn other_traffic_is_untouched() {
+    if skip("other_traffic_is_untouched") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    l.dp.publish(&[publication(6, "127.0.0.1", 9090, "172.17.0.2", 90)])
+        .unwrap();
+    let mut frag = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN);
+    frag.frag = 0x2000; // more fragments
+    let mut truncated = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build();
+    truncated.truncate(14 + 20 + 10);
+    truncated[16..18].copy_from_slice(&30u16.to_be_bytes());
+    let mut bad_ihl = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build();
+    bad_ihl[14] = 0x44;
+    let cases = [
+        (
+            "another port",
+            Builder::tcp(CLIENT, "10.9.0.1:8081", SYN).build(),
+        ),
+        (
+            "another protocol",
+            Builder::udp(CLIENT, "10.9.0.1:8080").build(),
+        ),
+        (
+            "not a host address",
+            Builder::tcp(CLIENT, "10.9.0.77:8080", SYN).build(),
+        ),
+        (
+            "loopback from a network (moby#41872)",
+            Builder::tcp(CLIENT, "127.0.0.1:9090", SYN).build(),
+        ),
+        ("a fragment", frag.build()),
+        ("a truncated header", truncated),
+        ("a bad IHL", bad_ihl),
+    ];
+    for (what, frame) in cases {
+        let (verdict, out) = l.run(maps::PROG_UPLINK_INGRESS, &frame);
+        assert_eq!(verdict, CONTINUE, "{what}");
+        assert_eq!(out, frame, "{what} must not be rewritten");
+    }
+    assert!(l.dp.conntrack_entries().is_empty());
+}
+
+#[test]
+fn a_container_reaching_its_own_port_gets_a_host_source() {
+    if skip("a_container_reaching_its_own_port_gets_a_host_source") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    let (_, out) = l.run(
+        maps::PROG_PORT_INGRESS,
+        &Builder::tcp("172.17.0.2:5000", "10.9.0.1:8080", SYN).build(),
+    );
+    let p = parse(&out);
+    assert_eq!(
+        (p.src.to_string(), p.dst.to_string()),
+        ("10.9.0.1:5000".into(), "172.17.0.2:80".into())
+    );
+    assert!(p.ip_checksum_ok && p.l4_checksum_ok);
+    let (_, out) = l.run(
+        maps::PROG_PORT_INGRESS,
+        &Builder::tcp("172.17.0.2:80", "10.9.0.1:5000", SYN | ACK).build(),
+    );
+    let p = parse(&out);
+    assert_eq!(
+        (p.src.to_string(), p.dst.to_string()),
+        ("10.9.0.1:8080".into(), "172.17.0.2:5000".into())
+    );
+    assert!(p.ip_checksum_ok && p.l4_checksum_ok);
+}
+
+#[test]
+fn masquerade_picks_free_source_ports_and_replies_find_their_way_back() {
+    if skip("masquerade_picks_free_source_ports_and_replies_find_their_way_back") {
+        return;
+    }
+    let mut l = lab();
+    let uplink: Ipv4Addr = "10.99.0.1".parse().unwrap();
+    l.dp.set_uplink(1, uplink).unwrap(); // test runs see the packet on lo, ifindex 1
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    let out_a = Builder::tcp("172.17.0.2:5555", "198.51.100.7:80", SYN).build();
+    let (verdict, out) = l.run(maps::PROG_UPLINK_EGRESS, &out_a);
+    assert_eq!(verdict, CONTINUE);
+    let a = parse(&out);
+    assert_eq!(
+        a.src.to_string(),
+        "10.99.0.1:5555",
+        "the container's port is kept when free"
+    );
+    assert!(a.ip_checksum_ok && a.l4_checksum_ok);
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_EGRESS,
+        &Builder::tcp("172.17.0.3:5555", "198.51.100.7:80", SYN).build(),
+    );
+    let b = parse(&out);
+    assert_eq!(*b.src.ip(), uplink);
+    assert_ne!(
+        b.src.port(),
+        5555,
+        "a second flow to the same destination gets another port"
+    );
+    assert!(b.ip_checksum_ok && b.l4_checksum_ok);
+
+    let reply = Builder::tcp("198.51.100.7:80", &b.src.to_string(), SYN | ACK).build();
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &reply);
+    let r = parse(&out);
+    assert_eq!(r.dst.to_string(), "172.17.0.3:5555");
+    assert!(r.ip_checksum_ok && r.l4_checksum_ok);
+
+    // Not from a masqueraded subnet, or already the uplink's address: untouched.
+    for frame in [
+        Builder::tcp("172.18.0.2:5555", "198.51.100.7:80", SYN).build(),
+        Builder::tcp("10.99.0.1:6000", "198.51.100.7:80", SYN).build(),
+    ] {
+        let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &frame);
+        assert_eq!(out, frame);
+    }
+}
+
+#[test]
+fn flushing_an_address_forgets_its_connections() {
+    if skip("flushing_an_address_forgets_its_connections") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(17, "0.0.0.0", 5000, "172.17.0.2", 5000)])
+        .unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::udp(CLIENT, "10.9.0.1:5000").build(),
+    );
+    assert_eq!(l.dp.conntrack_entries().len(), 2);
+    assert_eq!(l.dp.flush_conntrack("172.17.0.9".parse().unwrap()), 0);
+    assert_eq!(l.dp.flush_conntrack("172.17.0.2".parse().unwrap()), 2);
+    // The replacement container gets the very next packet of the same flow.
+    l.dp.publish(&[publication(17, "0.0.0.0", 5000, "172.17.0.5", 5000)])
+        .unwrap();
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::udp(CLIENT, "10.9.0.1:5000").build(),
+    );
+    assert_eq!(parse(&out).dst.to_string(), "172.17.0.5:5000");
+    // Idle entries are collected, live ones are kept.
+    assert_eq!(l.dp.gc_conntrack(0), 0);
+    assert_eq!(l.dp.gc_conntrack(u64::MAX), 2);
+}
