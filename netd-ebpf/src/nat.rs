@@ -74,7 +74,8 @@ pub fn forward(ctx: &TcContext, e: &CtEntry, proto: u8) -> i32 {
     params.l4_protocol = proto;
     params.sport = e.new_sport_be;
     params.dport = e.new_dport_be;
-    params.__bindgen_anon_1.tot_len = u16::from_be(ctx.load::<u16>(ETH_HLEN + 2).unwrap_or(0));
+    // tot_len stays 0: the kernel then checks the skb itself against the egress MTU, which
+    // accepts GSO packets; a tot_len from the IP header would refuse them as too big.
     // SAFETY: the kernel hands every TC program a valid __sk_buff.
     params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
     params.__bindgen_anon_3.ipv4_src = e.new_saddr_be;

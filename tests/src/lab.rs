@@ -23,9 +23,24 @@ pub fn netd_bin() -> PathBuf {
     bin
 }
 
+/// The host's address on its uplink, and the external client's.
+pub const UPLINK_IP: &str = "10.99.0.1";
+pub const UPLINK_CIDR: &str = "10.99.0.1/24";
+pub const EXTERNAL_IP: &str = "10.99.0.2";
+
+/// The test peer script (servers and clients in Python).
+pub fn peer_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/peer.py")
+        .display()
+        .to_string()
+}
+
 pub struct Lab {
     /// Name of the host namespace under /run/netns.
     pub netns: String,
+    /// The external client's namespace, routed to the host through its uplink `up0`.
+    pub external: Option<String>,
     pub dir: tempfile::TempDir,
     pub bpffs: PathBuf,
     daemon: Option<Child>,
@@ -33,6 +48,47 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Self {
+        let mut lab = Self::bare();
+        lab.start_daemon();
+        lab
+    }
+
+    /// A lab whose host has an uplink `up0` (10.99.0.1/24, default route) to an external
+    /// client namespace (10.99.0.2/24).
+    pub fn with_external() -> Self {
+        let mut lab = Self::bare();
+        let ext = crate::unique("nx");
+        run("ip", &["netns", "add", &ext]);
+        lab.external = Some(ext.clone());
+        let host = lab.netns.clone();
+        let veth = [
+            "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &ext,
+        ];
+        run("ip", &[&["-n", host.as_str()][..], &veth[..]].concat());
+        run(
+            "ip",
+            &["-n", &host, "addr", "add", UPLINK_CIDR, "dev", "up0"],
+        );
+        run("ip", &["-n", &host, "link", "set", "up0", "up"]);
+        run(
+            "ip",
+            &["-n", &ext, "addr", "add", "10.99.0.2/24", "dev", "eth0"],
+        );
+        run("ip", &["-n", &ext, "link", "set", "eth0", "up"]);
+        run("ip", &["-n", &ext, "link", "set", "lo", "up"]);
+        run(
+            "ip",
+            &["-n", &ext, "route", "add", "default", "via", UPLINK_IP],
+        );
+        run(
+            "ip",
+            &["-n", &host, "route", "add", "default", "via", EXTERNAL_IP],
+        );
+        lab.start_daemon();
+        lab
+    }
+
+    fn bare() -> Self {
         let netns = crate::unique("nh");
         run("ip", &["netns", "add", &netns]);
         let lab = Self {
@@ -42,12 +98,22 @@ impl Lab {
                 .expect("tempdir"),
             bpffs: PathBuf::from("/sys/fs/bpf").join(format!("netd-{netns}")),
             netns,
+            external: None,
             daemon: None,
         };
         run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"]);
-        let mut lab = lab;
-        lab.start_daemon();
         lab
+    }
+
+    /// Runs a command in the external client's namespace.
+    pub fn external(&self, cmd: &[&str]) -> Output {
+        let ext = self.external.as_deref().expect("a lab made with_external");
+        let mut args = vec!["netns", "exec", ext];
+        args.extend_from_slice(cmd);
+        Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("ip netns exec")
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -243,7 +309,11 @@ impl Lab {
             .into_iter()
             .flatten()
             .flatten();
-        for path in entries.map(|e| e.path()).chain([host_ns]) {
+        let ext_ns = self
+            .external
+            .as_ref()
+            .map(|e| Path::new("/run/netns").join(e));
+        for path in entries.map(|e| e.path()).chain([host_ns]).chain(ext_ns) {
             if let Ok(meta) = std::fs::metadata(&path) {
                 inodes.push((meta.dev(), meta.ino()));
             }
@@ -291,6 +361,9 @@ impl Drop for Lab {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
+        if let Some(ext) = &self.external {
+            let _ = Command::new("ip").args(["netns", "del", ext]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.bpffs);
     }
 }

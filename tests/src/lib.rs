@@ -4,7 +4,7 @@
 mod lab;
 pub mod packet;
 
-pub use lab::{netd_bin, Lab};
+pub use lab::{netd_bin, peer_script, Lab, EXTERNAL_IP, UPLINK_IP};
 
 /// Whether the test may run; prints `SKIP name: reason` when it may not. CI runs as root.
 pub fn privileged(test: &str) -> bool {

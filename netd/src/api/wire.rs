@@ -126,6 +126,20 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
         }
     }
     let env = engine.sandbox_env(c);
+    let mut ports = Map::new();
+    for e in &c.exposed {
+        ports.insert(format!("{}/{}", e.port, e.proto), Value::Null);
+    }
+    for m in &c.ports {
+        let binding = json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.map(|p| p.to_string())});
+        let entry = ports
+            .entry(format!("{}/{}", m.container_port, m.proto))
+            .or_insert(json!([]));
+        if !entry.is_array() {
+            *entry = json!([]);
+        }
+        entry.as_array_mut().expect("an array").push(binding);
+    }
     json!({
         "Id": c.id,
         "Name": c.name,
@@ -138,6 +152,7 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
         "NetworkSettings": {
             "SandboxKey": env.netns,
             "Networks": networks,
+            "Ports": ports,
         },
     })
 }

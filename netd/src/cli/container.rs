@@ -36,6 +36,15 @@ pub struct CreateArgs {
     /// Use this existing network namespace instead of creating one.
     #[arg(long)]
     netns_path: Option<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|/udp]; repeatable.
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Offer a port for -P: PORT[-END][/tcp|/udp]; repeatable.
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Publish every exposed port on a random host port.
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// The command to run inside, after `--`.
     #[arg(last = true)]
     command: Vec<String>,
@@ -74,6 +83,9 @@ impl CreateArgs {
             aliases: self.aliases,
             command: self.command,
             start,
+            publish: self.publish,
+            expose: self.expose,
+            publish_all: self.publish_all,
         }
     }
 }
@@ -322,6 +334,48 @@ pub async fn stats(client: &Client, format: FormatArg) -> Result<i32, ClientErro
                 ],
                 &rows,
             );
+        }
+    }
+    Ok(0)
+}
+
+/// `netd port NAME [PORT[/PROTO]]`, as `docker port` prints it.
+pub async fn port(
+    client: &Client,
+    container: &str,
+    filter: Option<&str>,
+) -> Result<i32, ClientError> {
+    let c = client
+        .call(
+            Method::GET,
+            &format!("/v1/containers/{}", seg(container)),
+            None,
+        )
+        .await?;
+    let Some(ports) = c
+        .pointer("/NetworkSettings/Ports")
+        .and_then(Value::as_object)
+    else {
+        return Ok(0);
+    };
+    let filter = filter.map(|f| {
+        if f.contains('/') {
+            f.to_string()
+        } else {
+            format!("{f}/tcp")
+        }
+    });
+    for (private, bindings) in ports {
+        if filter.as_ref().is_some_and(|f| f != private) {
+            continue;
+        }
+        for b in as_array(bindings) {
+            let binding = format!("{}:{}", str_of(b, "/HostIp"), str_of(b, "/HostPort"));
+            if filter.is_some() {
+                println!("{binding}");
+            } else {
+                println!("{private} -> {binding}");
+            }
         }
     }
     Ok(0)

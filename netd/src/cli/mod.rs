@@ -56,6 +56,12 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// List a container's published ports (like `docker port`).
+    Port {
+        container: String,
+        /// Only this container port: PORT[/PROTO].
+        port: Option<String>,
+    },
     /// Print what a container's command wrote.
     Logs { container: String },
     /// Packet and byte counters of container interfaces, read from the datapath.
@@ -71,6 +77,10 @@ pub struct DaemonArgs {
     /// Live in this existing named network namespace (/run/netns/NAME, or a path).
     #[arg(long)]
     pub netns: Option<String>,
+    /// Interface external clients arrive on and masqueraded traffic leaves by; repeatable.
+    /// Default: the interfaces of the default route.
+    #[arg(long = "uplink")]
+    pub uplinks: Vec<String>,
 }
 
 /// Runs a client command; returns the process exit code.
@@ -87,6 +97,9 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Inspect { containers } => container::inspect(&client, &containers).await,
         Command::Rm { force, containers } => container::rm(&client, force, &containers).await,
         Command::Logs { container } => container::logs(&client, &container).await,
+        Command::Port { container, port } => {
+            container::port(&client, &container, port.as_deref()).await
+        }
         Command::Stats(format) => container::stats(&client, format).await,
     }
 }

@@ -8,6 +8,7 @@ use super::{
     mac::Mac,
     names::{parse_hostname, Name},
     network::parse_ipv4,
+    port::{parse_expose, parse_publish, ExposedPort, PortMapping},
     ConfigError,
 };
 
@@ -35,6 +36,15 @@ pub struct CreateContainer {
     /// Start `command` right away; the container is not kept if it cannot start.
     #[serde(default)]
     pub start: bool,
+    /// `-p` specs.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `--expose` specs.
+    #[serde(default)]
+    pub expose: Vec<String>,
+    /// `-P`: publish every exposed port on a random host port.
+    #[serde(default)]
+    pub publish_all: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +89,9 @@ pub struct ContainerSpec {
     pub aliases: Vec<Name>,
     pub command: Vec<String>,
     pub start: bool,
+    /// Requested mappings; host ports still `None` are picked by the daemon.
+    pub publish: Vec<PortMapping>,
+    pub expose: Vec<ExposedPort>,
 }
 
 impl TryFrom<CreateContainer> for ContainerSpec {
@@ -103,6 +116,30 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             .iter()
             .map(|a| Name::parse("alias", a))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut publish = Vec::new();
+        for spec in &req.publish {
+            publish.extend(parse_publish(spec)?);
+        }
+        let mut expose = Vec::new();
+        for spec in &req.expose {
+            expose.extend(parse_expose(spec)?);
+        }
+        if req.publish_all {
+            // -P: every exposed port not published explicitly, on a random host port.
+            for e in &expose {
+                if !publish
+                    .iter()
+                    .any(|p| p.proto == e.proto && p.container_port == e.port)
+                {
+                    publish.push(PortMapping {
+                        proto: e.proto,
+                        host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+                        host_port: None,
+                        container_port: e.port,
+                    });
+                }
+            }
+        }
         let joins_network = matches!(mode, NetworkMode::Network(_));
         let conflict = |option: &str, value: &str| {
             Err(ConfigError::invalid(
@@ -123,6 +160,9 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             }
             if let Some(alias) = req.aliases.first() {
                 return conflict("--alias", alias);
+            }
+            if let Some(spec) = req.publish.first() {
+                return conflict("-p", spec);
             }
         }
         let netns_path = req.netns_path.as_deref().map(PathBuf::from);
@@ -166,6 +206,8 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             aliases,
             command: req.command,
             start: req.start,
+            publish,
+            expose,
         })
     }
 }
@@ -216,6 +258,23 @@ mod tests {
         assert!(e(|r| r.aliases = vec!["bad alias".into()]).contains("bad alias"));
         assert!(e(|r| r.netns_path = Some("rel/path".into())).contains("rel/path"));
         assert!(e(|r| r.start = true).contains("command"));
+    }
+
+    #[test]
+    fn publish_all_takes_the_exposed_ports() {
+        let s = spec(|r| {
+            r.expose = vec!["80".into(), "53/udp".into()];
+            r.publish = vec!["8080:80".into()];
+            r.publish_all = true;
+        })
+        .unwrap();
+        let mut got: Vec<String> = s.publish.iter().map(|p| p.to_string()).collect();
+        got.sort();
+        assert_eq!(got, vec!["0.0.0.0:->53/udp", "0.0.0.0:8080->80/tcp"]);
+        assert!(spec(|r| r.publish = vec!["0:80".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("0:80"));
     }
 
     #[test]

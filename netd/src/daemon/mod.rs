@@ -43,10 +43,23 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     let datapath = Datapath::load(&args.bpffs).context("loading the datapath")?;
     let nl = Netlink::current().context("opening rtnetlink")?;
     let host = Arc::new(LinuxHost::new(nl, datapath));
+    enable_forwarding()?;
+    let uplinks = host
+        .attach_uplinks(&args.uplinks)
+        .await
+        .context("attaching uplinks")?;
+    match uplinks.as_slice() {
+        [] => log::info!("no uplink: no default route and no --uplink"),
+        names => log::info!("uplinks: {}", names.join(", ")),
+    }
     let daemon_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
-    let (engine, alive) = Engine::start(host, store, daemon_netns)
+    let (engine, alive) = Engine::start(host.clone(), store, daemon_netns)
         .await
         .context("reconciling state")?;
+    host.refresh_local_addrs()
+        .await
+        .context("reading host addresses")?;
+    tokio::spawn(maintain(host));
     let daemon = Daemon::new(engine);
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
@@ -59,6 +72,36 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
         .context("serving the API")?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Published ports and masquerade forward between uplinks and bridges, as with Docker.
+fn enable_forwarding() -> Result<()> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    log::info!("enabling IPv4 forwarding (net.ipv4.ip_forward=1)");
+    std::fs::write(PATH, "1").with_context(|| format!("writing {PATH}"))
+}
+
+/// Background upkeep: the host's address set (published ports answer on them) and
+/// connection-tracking garbage collection.
+async fn maintain(host: Arc<LinuxHost>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = host.refresh_local_addrs().await {
+            log::warn!("refreshing host addresses: {e}");
+        }
+        n += 1;
+        if n.is_multiple_of(5) {
+            let removed = host.gc_conntrack();
+            if removed > 0 {
+                log::debug!("conntrack gc removed {removed} entries");
+            }
+        }
+    }
 }
 
 /// Binds the API socket with mode 0600, replacing a stale socket but never a live daemon's.

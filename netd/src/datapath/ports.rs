@@ -8,7 +8,9 @@
 
 use aya::{
     maps::MapError,
-    programs::tc::{self, NlOptions, TcAttachOptions, TcAttachType, TcError, TcHandle},
+    programs::tc::{
+        self, NlOptions, SchedClassifierLink, TcAttachOptions, TcAttachType, TcError, TcHandle,
+    },
     programs::ProgramError,
 };
 use netd_common::{
@@ -37,7 +39,7 @@ fn is_eexist(e: &ProgramError) -> bool {
 
 impl Datapath {
     /// Starts counting (and translating) on `port`, a host-side veth. Idempotent: filters an
-    /// earlier run left on the port are adopted as they are.
+    /// earlier run left on the port get this run's programs.
     pub fn attach_port(&mut self, port: &str, ifindex: u32) -> Result<(), DatapathError> {
         self.track(ifindex).map_err(|e| DatapathError::Port {
             op: "seed counters",
@@ -47,7 +49,8 @@ impl Datapath {
         self.attach_filters(port, &PORT_PROGRAMS)
     }
 
-    /// Puts netd's filters for `programs` on `iface` through netlink (clsact + cls_bpf).
+    /// Puts netd's filters for `programs` on `iface` through netlink (clsact + cls_bpf),
+    /// replacing the programs of filters an earlier run left there.
     pub(super) fn attach_filters(
         &mut self,
         iface: &str,
@@ -66,17 +69,32 @@ impl Datapath {
         }
         for (prog, attach) in programs {
             let program = classifier_for(&mut self.ebpf, prog)?;
-            match program.attach_with_options(iface, *attach, TcAttachOptions::Netlink(FILTER)) {
-                Ok(id) => {
-                    let link = program
-                        .take_link(id)
-                        .map_err(|e| err("take link", e.into()))?;
-                    // Dropping the handle would detach; the filter must outlive the daemon.
-                    std::mem::forget(link);
-                }
-                Err(e) if is_eexist(&e) => {}
-                Err(e) => return Err(err("attach", e.into())),
-            }
+            let id =
+                match program.attach_with_options(iface, *attach, TcAttachOptions::Netlink(FILTER))
+                {
+                    Ok(id) => id,
+                    // An earlier run's filter: swap this run's program in, atomically, so that an
+                    // upgraded daemon runs its own code without a gap in the datapath.
+                    Err(e) if is_eexist(&e) => {
+                        let existing = SchedClassifierLink::attached(
+                            iface,
+                            *attach,
+                            FILTER.priority,
+                            FILTER.handle,
+                            None,
+                        )
+                        .map_err(|e| err("find filter", e.into()))?;
+                        program
+                            .attach_to_link(existing)
+                            .map_err(|e| err("replace", e.into()))?
+                    }
+                    Err(e) => return Err(err("attach", e.into())),
+                };
+            let link = program
+                .take_link(id)
+                .map_err(|e| err("take link", e.into()))?;
+            // Dropping the handle would detach; the filter must outlive the daemon.
+            std::mem::forget(link);
         }
         Ok(())
     }

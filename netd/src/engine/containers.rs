@@ -55,6 +55,8 @@ impl Engine {
             endpoints: Vec::new(),
             command: spec.command.clone(),
             process: None,
+            ports: Vec::new(),
+            exposed: spec.expose.clone(),
         };
         let mut undo = vec![Undo::Files(c.id.clone())];
         let result = self
@@ -155,6 +157,8 @@ impl Engine {
                 .await?;
             c.endpoints.push(endpoint);
         }
+        c.ports = self.resolve_ports(c, &spec.publish)?;
+        self.host.publish(&self.publications(c)).await?;
         self.write_files(c)
     }
 
@@ -162,6 +166,7 @@ impl Engine {
         if let Some(p) = &c.process {
             process::kill(p);
         }
+        let _ = self.host.unpublish(&self.publications(c)).await;
         for e in &c.endpoints {
             let _ = self.detach_endpoint(e).await;
         }
@@ -318,8 +323,10 @@ impl Engine {
         if let Some(p) = c.process.as_ref().filter(|p| p.exit_code.is_none()) {
             process::kill(p);
         }
+        errors.note(self.host.unpublish(&self.publications(&c)).await);
         for e in &c.endpoints {
             errors.note(self.detach_endpoint(e).await);
+            self.host.flush_connections(e.ip).await;
         }
         if let Sandbox::Owned { path } = &c.sandbox {
             errors.note(self.host.remove_netns(path).await);

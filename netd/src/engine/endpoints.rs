@@ -154,9 +154,16 @@ impl Engine {
                 c.name, net.name
             )));
         };
+        if !c.ports.is_empty() && c.endpoints.first().map(|e| &e.id) == Some(&endpoint.id) {
+            return Err(EngineError::Conflict(format!(
+                "container {} publishes ports through network {}; remove the container to unpublish them",
+                c.name, net.name
+            )));
+        }
         let mut updated = c.clone();
         updated.endpoints.retain(|e| e.id != endpoint.id);
         let result = self.detach_endpoint(&endpoint).await;
+        self.host.flush_connections(endpoint.ip).await;
         if endpoint.default_route {
             self.move_default_route(&mut updated).await;
         }

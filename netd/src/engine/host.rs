@@ -6,7 +6,10 @@ use std::{net::Ipv4Addr, path::Path};
 use ipnetwork::Ipv4Network;
 use netd_common::counters::IfaceCounters;
 
-use crate::config::{mac::Mac, names::IfName};
+use crate::{
+    config::{mac::Mac, names::IfName, port::Proto},
+    datapath::nat::Publication,
+};
 
 /// Everything needed to create one container interface on a bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,4 +98,16 @@ pub trait Host: Send + Sync {
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
+
+    /// Installs published ports in the datapath.
+    async fn publish(&self, publications: &[Publication]) -> Result<(), HostError>;
+    async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError>;
+    /// Forgets tracked connections of `ip` (a container going away).
+    async fn flush_connections(&self, ip: Ipv4Addr);
+    /// Subnets whose connections to the outside are masqueraded.
+    async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError>;
+    /// Whether a process of the host has `port` bound (tried by binding it).
+    fn port_bound(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool;
+    /// The range random host ports come from (`ip_local_port_range`).
+    fn ephemeral_ports(&self) -> (u16, u16);
 }

@@ -7,6 +7,7 @@ use ipnetwork::Ipv4Network;
 use netd_common::counters::IfaceCounters;
 
 use super::host::{BridgeSpec, Host, HostError, OwnedLink, Plug, OWNER_MARK};
+use crate::{config::port::Proto, datapath::nat::Publication};
 use crate::{
     datapath::Datapath,
     link::{Netlink, VethPeer},
@@ -24,6 +25,84 @@ impl LinuxHost {
             nl,
             datapath: Mutex::new(datapath),
         }
+    }
+
+    /// Attaches the uplink programs to `names`, or to the interfaces of the default route
+    /// when none is named. Returns the uplinks attached.
+    pub async fn attach_uplinks(&self, names: &[String]) -> Result<Vec<String>, HostError> {
+        let links = self
+            .nl
+            .links()
+            .await
+            .map_err(|e| HostError::new("list", "links", e))?;
+        let chosen: Vec<(String, u32)> = if names.is_empty() {
+            let oifs = self
+                .nl
+                .default_route_interfaces()
+                .await
+                .map_err(|e| HostError::new("list", "default routes", e))?;
+            links
+                .iter()
+                .filter(|l| oifs.contains(&l.index))
+                .map(|l| (l.name.clone(), l.index))
+                .collect()
+        } else {
+            let mut chosen = Vec::new();
+            for name in names {
+                let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
+                    HostError::new(
+                        "find uplink",
+                        name,
+                        std::io::Error::other("no such interface"),
+                    )
+                })?;
+                chosen.push((link.name.clone(), link.index));
+            }
+            chosen
+        };
+        let addrs = self
+            .nl
+            .ipv4_addresses()
+            .await
+            .map_err(|e| HostError::new("list", "addresses", e))?;
+        for (name, index) in &chosen {
+            let addr = addrs
+                .iter()
+                .find(|(i, _, _)| i == index)
+                .map(|(_, ip, _)| *ip)
+                .ok_or_else(|| {
+                    HostError::new(
+                        "uplink",
+                        name,
+                        std::io::Error::other("has no IPv4 address to masquerade to"),
+                    )
+                })?;
+            self.datapath()
+                .attach_uplink(name, *index, addr)
+                .map_err(|e| HostError::new("attach datapath to uplink", name, e))?;
+        }
+        Ok(chosen.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Tells the datapath which addresses are the host's own (published ports answer there).
+    pub async fn refresh_local_addrs(&self) -> Result<(), HostError> {
+        let addrs = self
+            .nl
+            .ipv4_addresses()
+            .await
+            .map_err(|e| HostError::new("list", "addresses", e))?;
+        let ips: Vec<Ipv4Addr> = addrs.into_iter().map(|(_, ip, _)| ip).collect();
+        self.datapath()
+            .set_local_addrs(&ips)
+            .map_err(|e| HostError::new("set", "local addresses", e))
+    }
+
+    /// Removes idle tracked connections; returns how many entries went.
+    pub fn gc_conntrack(&self) -> usize {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+            .unwrap_or(0);
+        self.datapath().gc_conntrack(now)
     }
 
     fn datapath(&self) -> std::sync::MutexGuard<'_, Datapath> {
@@ -282,6 +361,47 @@ impl Host for LinuxHost {
             .add_default_route(gateway)
             .await
             .map_err(|e| HostError::new("route via", gateway, e))
+    }
+
+    async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.datapath()
+            .publish(publications)
+            .map_err(|e| HostError::new("publish", "ports", e))
+    }
+
+    async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.datapath()
+            .unpublish(publications)
+            .map_err(|e| HostError::new("unpublish", "ports", e))
+    }
+
+    async fn flush_connections(&self, ip: Ipv4Addr) {
+        let flushed = self.datapath().flush_conntrack(ip);
+        log::debug!("flushed {flushed} conntrack entries of {ip}");
+    }
+
+    async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {
+        self.datapath()
+            .set_masq_subnets(subnets)
+            .map_err(|e| HostError::new("set", "masqueraded subnets", e))
+    }
+
+    fn port_bound(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool {
+        let addr = std::net::SocketAddrV4::new(ip, port);
+        match proto {
+            Proto::Tcp => std::net::TcpListener::bind(addr).is_err(),
+            Proto::Udp => std::net::UdpSocket::bind(addr).is_err(),
+        }
+    }
+
+    fn ephemeral_ports(&self) -> (u16, u16) {
+        let range =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let mut it = range.split_whitespace().filter_map(|p| p.parse().ok());
+        match (it.next(), it.next()) {
+            (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+            _ => (32768, 60999),
+        }
     }
 
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters> {

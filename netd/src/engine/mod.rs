@@ -7,6 +7,7 @@ mod error;
 pub mod host;
 pub mod linux;
 mod networks;
+mod ports;
 mod reconcile;
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,7 @@ impl Engine {
         self.pools
             .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
         self.networks.insert(net.id.clone(), net.clone());
+        self.sync_masq_subnets().await?;
         Ok(net)
     }
 
@@ -155,6 +156,7 @@ impl Engine {
         self.store.delete_network(&net.id)?;
         self.pools.remove(&net.id);
         self.networks.remove(&net.id);
+        self.sync_masq_subnets().await?;
         Ok(net.name.to_string())
     }
 

@@ -43,6 +43,10 @@ impl Engine {
             errors.note(engine.restore_container(&c).await);
         }
         engine.remove_orphans(&mut errors).await;
+        for c in engine.containers.values() {
+            errors.note(engine.host.publish(&engine.publications(c)).await);
+        }
+        errors.note(engine.sync_masq_subnets().await);
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }

@@ -18,7 +18,9 @@ use crate::{
     config::{
         container::{ContainerSpec, CreateContainer},
         network::{CreateNetwork, NetworkSpec},
+        port::Proto,
     },
+    datapath::nat::Publication,
     state::Store,
 };
 
@@ -30,6 +32,10 @@ struct Kernel {
     plugs: BTreeMap<String, Plug>,
     routes: Vec<Ipv4Network>,
     fail_plug: bool,
+    published: Vec<Publication>,
+    flushed: Vec<Ipv4Addr>,
+    masq: Vec<Ipv4Network>,
+    bound: Vec<u16>,
 }
 
 #[derive(Default)]
@@ -114,6 +120,27 @@ impl Host for FakeHost {
     }
     async fn port_counters(&self, _: &str) -> Option<IfaceCounters> {
         None
+    }
+    async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.k().published.extend_from_slice(publications);
+        Ok(())
+    }
+    async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.k().published.retain(|p| !publications.contains(p));
+        Ok(())
+    }
+    async fn flush_connections(&self, ip: Ipv4Addr) {
+        self.k().flushed.push(ip);
+    }
+    async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {
+        self.k().masq = subnets.to_vec();
+        Ok(())
+    }
+    fn port_bound(&self, _: Proto, _: Ipv4Addr, port: u16) -> bool {
+        self.k().bound.contains(&port)
+    }
+    fn ephemeral_ports(&self) -> (u16, u16) {
+        (40000, 40004)
     }
 }
 

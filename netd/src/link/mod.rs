@@ -327,6 +327,55 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// IPv4 addresses of this namespace with the index of their interface.
+    pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>, LinkError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let msgs: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list", "addresses"))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| {
+                let ip = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip)) => Some(*ip),
+                    _ => None,
+                })?;
+                Some((m.header.index, ip, m.header.prefix_len))
+            })
+            .collect())
+    }
+
+    /// Interfaces the main table's IPv4 default routes leave through.
+    pub async fn default_route_interfaces(&self) -> Result<Vec<u32>, LinkError> {
+        let msgs: Vec<_> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list", "routes"))?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| {
+                m.header.table == libc::RT_TABLE_MAIN && m.header.destination_prefix_length == 0
+            })
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+}
+
 fn link_info(msg: LinkMessage) -> LinkInfo {
     let mut info = LinkInfo {
         index: msg.header.index,

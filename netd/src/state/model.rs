@@ -9,6 +9,7 @@ use crate::config::{
     mac::Mac,
     names::{IfName, Name},
     network::SubnetSpec,
+    port::{ExposedPort, PortMapping},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +103,11 @@ pub struct Container {
     pub endpoints: Vec<Endpoint>,
     pub command: Vec<String>,
     pub process: Option<Process>,
+    /// Published ports, host ports resolved.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    #[serde(default)]
+    pub exposed: Vec<ExposedPort>,
 }
 
 impl Container {

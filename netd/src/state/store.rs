@@ -208,6 +208,8 @@ mod tests {
             }],
             command: vec!["sleep".into(), "1".into()],
             process: None,
+            ports: crate::config::port::parse_publish("127.0.0.1:8080:80/udp").unwrap(),
+            exposed: vec!["80".parse().unwrap()],
         }
     }
 

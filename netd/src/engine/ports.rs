@@ -1,0 +1,131 @@
+//! Published ports: host port choice, clash checks, and what the datapath is told.
+
+use ipnetwork::Ipv4Network;
+
+use super::{Engine, EngineError};
+use crate::{config::port::PortMapping, datapath::nat::Publication, state::model::Container};
+
+impl Engine {
+    /// Gives every requested mapping a host port (a random free one where none was asked
+    /// for) and checks that none clashes with another container's, with each other, or with
+    /// a port a host process has bound.
+    pub(super) fn resolve_ports(
+        &self,
+        c: &Container,
+        requested: &[PortMapping],
+    ) -> Result<Vec<PortMapping>, EngineError> {
+        if requested.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(endpoint) = c.endpoints.first() else {
+            return Err(EngineError::Conflict(format!(
+                "published ports need a bridge network; container {} uses --network {}",
+                c.name, c.network_mode
+            )));
+        };
+        let net = self.network(&endpoint.network_id)?;
+        if net.internal {
+            return Err(EngineError::Conflict(format!(
+                "network {} is internal: its containers cannot publish ports",
+                net.name
+            )));
+        }
+        let mut taken: Vec<(String, PortMapping)> = self
+            .containers
+            .values()
+            .flat_map(|o| o.ports.iter().map(move |p| (o.name.to_string(), *p)))
+            .collect();
+        let mut resolved = Vec::new();
+        for m in requested.iter().filter(|m| m.host_port.is_some()) {
+            if let Some((holder, _)) = taken.iter().find(|(_, t)| t.clashes_with(m)) {
+                return Err(EngineError::Conflict(format!(
+                    "host port {}:{}/{} is already published by container {holder}",
+                    m.host_ip,
+                    m.host_port.expect("explicit"),
+                    m.proto
+                )));
+            }
+            let port = m.host_port.expect("explicit").get();
+            if self.host.port_bound(m.proto, m.host_ip, port) {
+                return Err(EngineError::Conflict(format!(
+                    "host port {}:{port}/{} is in use by a process on the host",
+                    m.host_ip, m.proto
+                )));
+            }
+            taken.push((c.name.to_string(), *m));
+            resolved.push(*m);
+        }
+        for m in requested.iter().filter(|m| m.host_port.is_none()) {
+            let picked = self.random_port(m, &taken)?;
+            taken.push((c.name.to_string(), picked));
+            resolved.push(picked);
+        }
+        Ok(resolved)
+    }
+
+    /// A free port of the host's ephemeral range, starting at a random place in it.
+    fn random_port(
+        &self,
+        m: &PortMapping,
+        taken: &[(String, PortMapping)],
+    ) -> Result<PortMapping, EngineError> {
+        let (lo, hi) = self.host.ephemeral_ports();
+        let span = u32::from(hi - lo) + 1;
+        let start = rand::random::<u32>() % span;
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            let candidate = PortMapping {
+                host_port: std::num::NonZeroU16::new(port),
+                ..*m
+            };
+            if candidate.host_port.is_none()
+                || taken.iter().any(|(_, t)| t.clashes_with(&candidate))
+            {
+                continue;
+            }
+            if !self.host.port_bound(m.proto, m.host_ip, port) {
+                return Ok(candidate);
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "no free host port left in {lo}-{hi} for {}/{}",
+            m.container_port, m.proto
+        )))
+    }
+
+    /// The datapath entries of a container's published ports: to its first interface.
+    pub(super) fn publications(&self, c: &Container) -> Vec<Publication> {
+        let Some(target) = c.endpoints.first().map(|e| e.ip) else {
+            return Vec::new();
+        };
+        c.ports
+            .iter()
+            .filter_map(|m| {
+                Some(Publication {
+                    proto: m.proto.number(),
+                    host_ip: m.host_ip,
+                    host_port: m.host_port?.get(),
+                    target_ip: target,
+                    target_port: m.container_port.get(),
+                })
+            })
+            .collect()
+    }
+
+    /// Subnets whose connections to the outside are masqueraded: every bridge network's but
+    /// the internal ones'.
+    pub(super) fn masq_subnets(&self) -> Vec<Ipv4Network> {
+        self.networks
+            .values()
+            .filter(|n| !n.internal)
+            .filter_map(|n| n.subnet.map(|s| s.subnet))
+            .collect()
+    }
+
+    pub(super) async fn sync_masq_subnets(&self) -> Result<(), EngineError> {
+        self.host
+            .set_masq_subnets(&self.masq_subnets())
+            .await
+            .map_err(Into::into)
+    }
+}

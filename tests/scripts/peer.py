@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Test servers and clients for netd's end-to-end tests. Bounded in time: every socket has a
+timeout and every server exits after serving or after its deadline.
+
+  peer.py tcp-server PORT [COUNT]      reply "peer=IP:PORT" to each of COUNT connections
+  peer.py udp-server PORT [COUNT]      echo "peer=IP:PORT" to each of COUNT datagrams
+  peer.py bulk-server PORT BYTES       send BYTES to one connection, slowly enough to last
+  peer.py tcp-client HOST PORT         print the server's reply
+  peer.py udp-client HOST PORT         print the server's reply
+  peer.py bulk-client HOST PORT        print how many bytes arrived before the server closed
+"""
+import socket
+import sys
+import time
+
+DEADLINE = time.time() + 120
+
+
+def tcp_server(port, count=1000):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(64)
+    s.settimeout(1)
+    served = 0
+    while served < count and time.time() < DEADLINE:
+        try:
+            c, addr = s.accept()
+        except socket.timeout:
+            continue
+        c.sendall(f"peer={addr[0]}:{addr[1]}\n".encode())
+        c.close()
+        served += 1
+
+
+def udp_server(port, count=1000):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(1)
+    served = 0
+    while served < count and time.time() < DEADLINE:
+        try:
+            _, addr = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        s.sendto(f"peer={addr[0]}:{addr[1]}\n".encode(), addr)
+        served += 1
+
+
+def bulk_server(port, total):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    s.settimeout(60)
+    c, _ = s.accept()
+    chunk = b"x" * 65536
+    sent = 0
+    while sent < total:
+        c.sendall(chunk[: min(len(chunk), total - sent)])
+        sent += min(len(chunk), total - sent)
+        time.sleep(0.01)
+    c.close()
+
+
+def retry(fn):
+    last = None
+    for _ in range(50):
+        try:
+            return fn()
+        except OSError as e:
+            last = e
+            time.sleep(0.1)
+    raise last
+
+
+def tcp_client(host, port):
+    def once():
+        c = socket.create_connection((host, port), timeout=3)
+        return c.recv(200).decode().strip()
+    print(retry(once))
+
+
+def udp_client(host, port):
+    def once():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.5)
+        s.sendto(b"ping", (host, port))
+        return s.recvfrom(200)[0].decode().strip()
+    print(retry(once))
+
+
+def bulk_client(host, port):
+    c = retry(lambda: socket.create_connection((host, port), timeout=3))
+    c.settimeout(30)
+    got = 0
+    while True:
+        data = c.recv(1 << 16)
+        if not data:
+            break
+        got += len(data)
+    print(got)
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "tcp-server":
+        tcp_server(int(args[0]), *(int(a) for a in args[1:]))
+    elif mode == "udp-server":
+        udp_server(int(args[0]), *(int(a) for a in args[1:]))
+    elif mode == "bulk-server":
+        bulk_server(int(args[0]), int(args[1]))
+    elif mode == "tcp-client":
+        tcp_client(args[0], int(args[1]))
+    elif mode == "udp-client":
+        udp_client(args[0], int(args[1]))
+    elif mode == "bulk-client":
+        bulk_client(args[0], int(args[1]))
+    else:
+        sys.exit(f"unknown mode {mode}")
