@@ -30,3 +30,14 @@ pub const UPLINKS_MAX: u32 = 64;
 pub const PROG_UPLINK_INGRESS: &str = "netd_uplink_ingress";
 /// TC program on the egress of each uplink: masquerade.
 pub const PROG_UPLINK_EGRESS: &str = "netd_uplink_egress";
+/// Socket-level reverse translation (`LruHashMap<SockKey, SockOrig>`).
+pub const SOCK_REVNAT: &str = "NETD_SOCK_REVNAT";
+pub const SOCK_REVNAT_MAX: u32 = 65_536;
+/// Host facts for the programs (`Array<DatapathConfig>`, one slot).
+pub const CONFIG: &str = "NETD_CONFIG";
+
+/// cgroup socket hooks: host processes reaching published ports (127.0.0.1 and host addresses).
+pub const PROG_CONNECT4: &str = "netd_connect4";
+pub const PROG_SENDMSG4: &str = "netd_sendmsg4";
+pub const PROG_RECVMSG4: &str = "netd_recvmsg4";
+pub const PROG_GETPEERNAME4: &str = "netd_getpeername4";

@@ -217,3 +217,29 @@ mod tests {
         assert_eq!(k.reversed().saddr_be, 2);
     }
 }
+
+/// Key of the socket reverse-translation map: a socket (by cookie) and the container
+/// address it was sent to instead of the published one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SockKey {
+    pub cookie: u64,
+    pub addr_be: u32,
+    pub port_be: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<SockKey>() == 16);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SockKey {} // repr(C), no padding, any bit pattern valid
+
+/// The published address a socket asked for, given back by getpeername and recvmsg.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SockOrig {
+    pub addr_be: u32,
+    pub port_be: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<SockOrig>() == 8);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SockOrig {} // repr(C), no padding, any bit pattern valid

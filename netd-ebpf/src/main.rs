@@ -10,11 +10,12 @@ mod masquerade;
 mod nat;
 mod parse;
 mod ports;
+mod sockets;
 
 use aya_ebpf::{
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC},
-    macros::classifier,
-    programs::TcContext,
+    macros::{cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, TcContext},
 };
 use masquerade::Masquerade;
 use netd_common::counters::Direction;
@@ -84,6 +85,33 @@ pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
         Ok(()) => TC_ACT_UNSPEC,
         Err(nat::NatError::Rewrite) => TC_ACT_SHOT,
     }
+}
+
+/// Allow the socket call (sock_addr programs return 1 to let it proceed).
+const SOCK_ALLOW: i32 = 1;
+
+#[cgroup_sock_addr(connect4)]
+pub fn netd_connect4(ctx: SockAddrContext) -> i32 {
+    sockets::translate(&ctx, sockets::proto(&ctx));
+    SOCK_ALLOW
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn netd_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sockets::translate(&ctx, sockets::proto(&ctx));
+    SOCK_ALLOW
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn netd_recvmsg4(ctx: SockAddrContext) -> i32 {
+    sockets::reverse(&ctx);
+    SOCK_ALLOW
+}
+
+#[cgroup_sock_addr(getpeername4)]
+pub fn netd_getpeername4(ctx: SockAddrContext) -> i32 {
+    sockets::reverse(&ctx);
+    SOCK_ALLOW
 }
 
 #[cfg(not(test))]

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     maps as names,
-    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
+    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, SockKey, SockOrig, Uplink},
 };
 
 /// Entries are created and removed by the control plane when it attaches to or detaches from a
@@ -35,3 +35,7 @@ pub static UPLINKS: HashMap<u32, Uplink> = HashMap::pinned(names::UPLINKS_MAX, 0
 
 #[map(name = "NETD_CONFIG")]
 pub static CONFIG: Array<DatapathConfig> = Array::pinned(1, 0);
+
+#[map(name = "NETD_SOCK_REVNAT")]
+pub static SOCK_REVNAT: LruHashMap<SockKey, SockOrig> =
+    LruHashMap::pinned(names::SOCK_REVNAT_MAX, 0);

@@ -1,7 +1,9 @@
 //! Published ports: a new connection to a host address and published port is translated to
 //! its container, and the container's replies back.
 
-use netd_common::nat::{CtEntry, CtKey, PortKey, CT_FLAG_DNAT};
+use netd_common::nat::{
+    CtEntry, CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN,
+};
 
 use crate::{
     conntrack,
@@ -21,6 +23,11 @@ fn is_loopback(addr_be: u32) -> bool {
 #[inline(always)]
 pub fn publish(p: &L4Packet) -> Option<Result<CtEntry, i32>> {
     if is_loopback(p.daddr_be) {
+        return None;
+    }
+    // Only a SYN opens a TCP connection; anything else without conntrack state (a reply to a
+    // host socket whose port happens to be published, a stray ACK) is left alone.
+    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
         return None;
     }
     // SAFETY: read-only lookup of a plain value.

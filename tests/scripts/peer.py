@@ -6,6 +6,7 @@ timeout and every server exits after serving or after its deadline.
   peer.py udp-server PORT [COUNT]      echo "peer=IP:PORT" to each of COUNT datagrams
   peer.py bulk-server PORT BYTES       send BYTES to one connection, slowly enough to last
   peer.py tcp-client HOST PORT         print the server's reply
+  peer.py tcp-peername HOST PORT       print the reply and what getpeername() says
   peer.py udp-client HOST PORT         print the server's reply
   peer.py bulk-client HOST PORT        print how many bytes arrived before the server closed
 """
@@ -81,6 +82,14 @@ def tcp_client(host, port):
     print(retry(once))
 
 
+def tcp_peername(host, port):
+    def once():
+        c = socket.create_connection((host, port), timeout=3)
+        name = c.getpeername()
+        return f"{c.recv(200).decode().strip()} peername={name[0]}:{name[1]}"
+    print(retry(once))
+
+
 def udp_client(host, port):
     def once():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -112,6 +121,8 @@ if __name__ == "__main__":
         bulk_server(int(args[0]), int(args[1]))
     elif mode == "tcp-client":
         tcp_client(args[0], int(args[1]))
+    elif mode == "tcp-peername":
+        tcp_peername(args[0], int(args[1]))
     elif mode == "udp-client":
         udp_client(args[0], int(args[1]))
     elif mode == "bulk-client":

@@ -7,14 +7,14 @@ use std::{
 };
 
 use aya::{
-    maps::{lpm_trie::LpmTrie, HashMap, Map, MapData, PerCpuHashMap},
+    maps::{lpm_trie::LpmTrie, Array, HashMap, Map, MapData, PerCpuHashMap},
     programs::{ProgramError, SchedClassifier},
     Ebpf, EbpfLoader,
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     maps,
-    nat::{CtEntry, CtKey, PortKey, PortTarget, Uplink},
+    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
 };
 
 /// The datapath object, built by build.rs from netd-ebpf.
@@ -60,6 +60,9 @@ pub struct Datapath {
     pub(super) local_addrs: HashMap<MapData, u32, u32>,
     pub(super) masq_subnets: LpmTrie<MapData, u32, u32>,
     pub(super) uplinks: HashMap<MapData, u32, Uplink>,
+    pub(super) config: Array<MapData, DatapathConfig>,
+    /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
+    pub(super) pin_dir: PathBuf,
 }
 
 impl Datapath {
@@ -74,6 +77,11 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .load(OBJECT)?;
+        for name in super::sockets::SOCKET_PROGRAMS {
+            super::sockets::sock_addr(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DatapathError::Program { name, source })?;
+        }
         for name in [
             maps::PROG_PORT_INGRESS,
             maps::PROG_PORT_EGRESS,
@@ -90,6 +98,7 @@ impl Datapath {
         let local_addrs = take_map(&mut ebpf, maps::LOCAL_ADDRS)?;
         let masq_subnets = take_map(&mut ebpf, maps::MASQ_SUBNETS)?;
         let uplinks = take_map(&mut ebpf, maps::UPLINKS)?;
+        let config = take_map(&mut ebpf, maps::CONFIG)?;
         Ok(Self {
             ebpf,
             iface_counters,
@@ -98,6 +107,8 @@ impl Datapath {
             local_addrs,
             masq_subnets,
             uplinks,
+            config,
+            pin_dir: bpffs.to_path_buf(),
         })
     }
 

@@ -5,5 +5,6 @@
 mod loader;
 pub mod nat;
 mod ports;
+pub mod sockets;
 
 pub use loader::{Datapath, DatapathError};

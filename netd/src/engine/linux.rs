@@ -84,6 +84,20 @@ impl LinuxHost {
         Ok(chosen.into_iter().map(|(name, _)| name).collect())
     }
 
+    /// Lets processes of the host reach published ports through the socket hooks.
+    pub fn attach_socket_hooks(&self) -> Result<(), HostError> {
+        let cgroup = crate::datapath::sockets::cgroup2_root().ok_or_else(|| {
+            HostError::new(
+                "find",
+                "cgroup2",
+                std::io::Error::other("no cgroup2 mount in /proc/mounts"),
+            )
+        })?;
+        self.datapath()
+            .attach_socket_hooks(&cgroup)
+            .map_err(|e| HostError::new("attach socket hooks to", cgroup.display(), e))
+    }
+
     /// Tells the datapath which addresses are the host's own (published ports answer there).
     pub async fn refresh_local_addrs(&self) -> Result<(), HostError> {
         let addrs = self
