@@ -4,6 +4,7 @@
 use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
 use netd_common::nat::{
     tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP,
+    TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{maps::CONNTRACK, parse::L4Packet};
@@ -18,6 +19,21 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     let now = unsafe { bpf_ktime_get_ns() };
     if p.proto == PROTO_TCP {
         let state = TcpState::from_u8(e.tcp_state);
+        // A SYN on a finished connection opens a new one with the same ports: the old
+        // translation (and its other direction) must not capture it.
+        if state == TcpState::Closing && p.tcp_flags & TCP_FLAG_SYN != 0 {
+            let partner = CtKey {
+                saddr_be: e.new_daddr_be,
+                daddr_be: e.new_saddr_be,
+                sport_be: e.new_dport_be,
+                dport_be: e.new_sport_be,
+                proto: p.proto,
+                _pad: [0; 3],
+            };
+            let _ = CONNTRACK.remove(partner);
+            let _ = CONNTRACK.remove(p.key());
+            return None;
+        }
         let next = tcp_next(state, p.tcp_flags, e.flags & CT_FLAG_REPLY != 0);
         if next != state {
             e.tcp_state = next as u8;
@@ -57,4 +73,15 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, i32> {
     CONNTRACK.insert(to.reversed(), reply, BPF_ANY.into())?;
     CONNTRACK.insert(original, forward, BPF_ANY.into())?;
     Ok(forward)
+}
+
+/// A new TCP connection that is not translated supersedes whatever an earlier, translated
+/// connection with the same addresses and ports left: without this, the new connection's
+/// replies would match the old reply entry and be rewritten (a client port reused within the
+/// old entry's lifetime).
+#[inline(always)]
+pub fn forget_stale_reply(p: &L4Packet) {
+    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN {
+        let _ = CONNTRACK.remove(p.key().reversed());
+    }
 }

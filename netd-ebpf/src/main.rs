@@ -33,7 +33,11 @@ fn translate_ingress(ctx: &TcContext) -> i32 {
         None => match ports::publish(&p) {
             Some(Ok(e)) => e,
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
-            Some(Err(_)) | None => return TC_ACT_UNSPEC,
+            Some(Err(_)) => return TC_ACT_UNSPEC,
+            None => {
+                conntrack::forget_stale_reply(&p);
+                return TC_ACT_UNSPEC;
+            }
         },
     };
     match nat::rewrite(ctx, &p, &entry) {

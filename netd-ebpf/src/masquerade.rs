@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use netd_common::nat::{
-    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, SNAT_PORT_MAX, SNAT_PORT_MIN,
-    SNAT_TRIES,
+    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, PROTO_TCP, SNAT_PORT_MAX,
+    SNAT_PORT_MIN, SNAT_TRIES, TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{
@@ -31,6 +31,11 @@ pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
         return Masquerade::NotApplicable;
     };
     let uplink_be = uplink.addr_be;
+    // Only a SYN opens a TCP connection: a reply of a connection that came in from outside
+    // (routed to a container) has no entry here and must leave as it is.
+    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
+        return Masquerade::NotApplicable;
+    }
     if p.saddr_be == uplink_be || MASQ_SUBNETS.get(Key::new(32, p.saddr_be)).is_none() {
         return Masquerade::NotApplicable;
     }

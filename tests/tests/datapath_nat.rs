@@ -261,10 +261,13 @@ fn masquerade_picks_free_source_ports_and_replies_find_their_way_back() {
     assert_eq!(r.dst.to_string(), "172.17.0.3:5555");
     assert!(r.ip_checksum_ok && r.l4_checksum_ok);
 
-    // Not from a masqueraded subnet, or already the uplink's address: untouched.
+    // Not from a masqueraded subnet, already the uplink's address, or not a new connection:
+    // untouched.
     for frame in [
         Builder::tcp("172.18.0.2:5555", "198.51.100.7:80", SYN).build(),
         Builder::tcp("10.99.0.1:6000", "198.51.100.7:80", SYN).build(),
+        // A reply of a connection that came in from outside opens nothing.
+        Builder::tcp("172.17.0.2:80", "198.51.100.7:40000", SYN | ACK).build(),
     ] {
         let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &frame);
         assert_eq!(out, frame);
@@ -297,4 +300,63 @@ fn flushing_an_address_forgets_its_connections() {
     // Idle entries are collected, live ones are kept.
     assert_eq!(l.dp.gc_conntrack(0), 0);
     assert_eq!(l.dp.gc_conntrack(u64::MAX), 2);
+}
+
+#[test]
+fn a_new_untranslated_connection_supersedes_a_stale_reply_entry() {
+    if skip("a_new_untranslated_connection_supersedes_a_stale_reply_entry") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    // The same client port now connects to the container directly (routed, untranslated).
+    let direct = Builder::tcp(CLIENT, "172.17.0.2:80", SYN).build();
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &direct);
+    assert_eq!(out, direct);
+    let synack = Builder::tcp("172.17.0.2:80", CLIENT, SYN | ACK).build();
+    let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
+    assert_eq!(
+        out, synack,
+        "the direct connection's reply is not rewritten"
+    );
+}
+
+#[test]
+fn a_syn_after_close_starts_over() {
+    if skip("a_syn_after_close_starts_over") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", 0x11).build(),
+    ); // FIN|ACK
+       // The port now leads elsewhere; the same client port connects again.
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.9", 80)])
+        .unwrap();
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    assert_eq!(
+        parse(&out).dst.to_string(),
+        "172.17.0.9:80",
+        "a new connection, a new translation"
+    );
+    assert_eq!(
+        l.dp.conntrack_entries().len(),
+        2,
+        "the old entries are gone"
+    );
 }

@@ -16,6 +16,8 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "iperf3",
     "python3",
+    "gnuplot-nox",
+    "tcpdump",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -43,7 +43,30 @@ enum Task {
         /// Containers to create for the run/rm latency benchmark.
         #[arg(long, default_value_t = 200)]
         containers: usize,
+        /// Numbers of other published ports to measure the datapath at.
+        #[arg(long, value_delimiter = ',', default_value = "0,100,1000,10000")]
+        ports: Vec<u32>,
+        /// Runs per measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 2)]
+        secs: u64,
     },
+    /// Benchmark traffic (used by `bench` inside its namespaces).
+    #[command(hide = true)]
+    BenchPeer {
+        #[command(subcommand)]
+        role: Peer,
+    },
+}
+
+#[derive(Subcommand)]
+enum Peer {
+    Serve { tcp: u16, udp: u16, secs: u64 },
+    Crr { to: std::net::SocketAddr, secs: u64 },
+    Rr { to: std::net::SocketAddr, secs: u64 },
+    UdpFlows { to: std::net::SocketAddr, secs: u64 },
 }
 
 fn main() -> Result<()> {
@@ -64,11 +87,32 @@ fn main() -> Result<()> {
             bootstrap::setup()?;
             test::all(filter.as_deref())
         }
-        Task::Bench { containers } => {
+        Task::Bench {
+            containers,
+            ports,
+            runs,
+            secs,
+        } => {
             bootstrap::setup()?;
             build(true)?;
-            bench::run(&netd_binary(true), containers)
+            let xtask = std::env::current_exe()?;
+            let opts = bench::Options {
+                containers,
+                counts: ports,
+                runs,
+                secs,
+            };
+            bench::run(&netd_binary(true), &xtask, &opts)
         }
+        Task::BenchPeer { role } => match role {
+            Peer::Serve { tcp, udp, secs } => bench::peer::serve(tcp, udp, secs),
+            Peer::Crr { to, secs } => Ok(println!("{:.1}", bench::peer::crr(to, secs)?)),
+            Peer::Rr { to, secs } => {
+                let (rate, p50, p99) = bench::peer::rr(to, secs)?;
+                Ok(println!("{rate:.1} {p50:.1} {p99:.1}"))
+            }
+            Peer::UdpFlows { to, secs } => Ok(println!("{:.1}", bench::peer::udp_flows(to, secs)?)),
+        },
     }
 }
 

@@ -42,6 +42,8 @@ pub struct CreateNetwork {
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// MTU option, as Docker spells it.
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+/// Masquerade option, as Docker spells it (`false` for networks routed as they are).
+pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 
 /// A validated bridge network request. The subnet is chosen from the default pools when the
 /// user gave none.
@@ -54,6 +56,8 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// A bridge device name chosen by the user instead of `nd-<id>`.
     pub bridge_name: Option<IfName>,
+    /// Masquerade the network's connections to the outside (Docker's default).
+    pub masquerade: bool,
 }
 
 /// A subnet with its dynamic range and gateway, all consistent with each other.
@@ -91,6 +95,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         };
         let mut bridge_name = None;
         let mut mtu = req.mtu;
+        let mut masquerade = true;
         for (key, value) in &req.options {
             match key.as_str() {
                 OPT_BRIDGE_NAME => bridge_name = Some(IfName::parse(value)?),
@@ -100,11 +105,16 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
                         .map_err(|_| ConfigError::invalid("MTU", value, "not a number"))?;
                     mtu = Some(parsed);
                 }
+                OPT_MASQUERADE => {
+                    masquerade = value
+                        .parse()
+                        .map_err(|_| ConfigError::invalid("network option", format!("{key}={value}"), "expected true or false"))?;
+                }
                 _ => {
                     return Err(ConfigError::invalid(
                         "network option",
                         key,
-                        format!("unknown; known options are {OPT_BRIDGE_NAME} and {OPT_MTU}"),
+                        format!("unknown; known options are {OPT_BRIDGE_NAME}, {OPT_MTU} and {OPT_MASQUERADE}"),
                     ))
                 }
             }
@@ -132,6 +142,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             mtu,
             labels: req.labels,
             bridge_name,
+            masquerade,
         })
     }
 }

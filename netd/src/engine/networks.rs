@@ -55,6 +55,7 @@ impl Engine {
             bridge: Some(bridge),
             mtu: spec.mtu,
             labels: spec.labels,
+            masquerade: spec.masquerade,
         };
         self.add_bridge_network(net).await
     }
@@ -219,6 +220,7 @@ fn predefined(name: &str, driver: Driver) -> Network {
         bridge: None,
         mtu: DEFAULT_MTU,
         labels: BTreeMap::new(),
+        masquerade: true,
     }
 }
 

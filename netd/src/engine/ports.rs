@@ -113,11 +113,11 @@ impl Engine {
     }
 
     /// Subnets whose connections to the outside are masqueraded: every bridge network's but
-    /// the internal ones'.
+    /// the internal ones' and those created with masquerade off.
     pub(super) fn masq_subnets(&self) -> Vec<Ipv4Network> {
         self.networks
             .values()
-            .filter(|n| !n.internal)
+            .filter(|n| !n.internal && n.masquerade)
             .filter_map(|n| n.subnet.map(|s| s.subnet))
             .collect()
     }

@@ -45,6 +45,13 @@ pub struct Network {
     pub bridge: Option<IfName>,
     pub mtu: u32,
     pub labels: BTreeMap<String, String>,
+    /// Connections to the outside leave with the uplink's address.
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where a container's network stack lives.

@@ -182,6 +182,7 @@ mod tests {
             bridge: Some(IfName::parse("nd-aaaaaaaaaaaa").unwrap()),
             mtu: 1400,
             labels: BTreeMap::from([("k".into(), "v".into())]),
+            masquerade: false,
         }
     }
 

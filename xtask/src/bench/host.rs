@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: performance figures, measured in a throwaway host namespace with its
-//! own daemon (release build). Nothing touches the machine's own networking.
+//! The benchmark's throwaway host: a network namespace with its own daemon (release build),
+//! optionally with an uplink to an external client namespace. Everything is removed on drop,
+//! containers (and their processes) included.
 
 use std::{
     io::{Read, Write},
@@ -11,8 +12,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+/// Addresses of the uplink topology.
+pub const UPLINK_IP: &str = "10.98.0.1";
+pub const CLIENT_IP: &str = "10.98.0.2";
+
 /// A host namespace with a daemon in it; everything is removed on drop.
-struct BenchHost {
+pub struct BenchHost {
+    pub external: Option<String>,
     netns: String,
     dir: PathBuf,
     bpffs: PathBuf,
@@ -20,10 +26,11 @@ struct BenchHost {
 }
 
 impl BenchHost {
-    fn start(netd: &Path) -> Result<Self> {
+    pub fn start(netd: &Path, with_uplink: bool) -> Result<Self> {
         let netns = format!("netd-bench-{}", std::process::id());
         let dir = std::env::temp_dir().join(&netns);
         let host = Self {
+            external: None,
             bpffs: PathBuf::from("/sys/fs/bpf").join(&netns),
             dir,
             netns,
@@ -33,6 +40,9 @@ impl BenchHost {
         sh("ip", &["netns", "add", &host.netns])?;
         sh("ip", &["-n", &host.netns, "link", "set", "lo", "up"])?;
         let mut host = host;
+        if with_uplink {
+            host.add_uplink()?;
+        }
         let log = std::fs::File::create(host.dir.join("daemon.log"))?;
         host.daemon = Some(
             Command::new(netd)
@@ -62,8 +72,79 @@ impl BenchHost {
         Ok(host)
     }
 
-    fn socket(&self) -> PathBuf {
+    pub fn socket(&self) -> PathBuf {
         self.dir.join("netd.sock")
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// `up0` (10.98.0.1/24, the default route) to an external client namespace (10.98.0.2/24)
+    /// that also routes the default bridge subnet through the host, for the direct case.
+    fn add_uplink(&mut self) -> Result<()> {
+        let ext = format!("{}-ext", self.netns);
+        sh("ip", &["netns", "add", &ext])?;
+        self.external = Some(ext.clone());
+        let h = self.netns.clone();
+        sh(
+            "ip",
+            &[
+                "-n", &h, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns",
+                &ext,
+            ],
+        )?;
+        sh(
+            "ip",
+            &["-n", &h, "addr", "add", "10.98.0.1/24", "dev", "up0"],
+        )?;
+        sh("ip", &["-n", &h, "link", "set", "up0", "up"])?;
+        sh(
+            "ip",
+            &["-n", &ext, "addr", "add", "10.98.0.2/24", "dev", "eth0"],
+        )?;
+        sh("ip", &["-n", &ext, "link", "set", "eth0", "up"])?;
+        sh("ip", &["-n", &ext, "link", "set", "lo", "up"])?;
+        sh(
+            "ip",
+            &["-n", &ext, "route", "add", "default", "via", UPLINK_IP],
+        )?;
+        sh(
+            "ip",
+            &["-n", &h, "route", "add", "default", "via", CLIENT_IP],
+        )
+    }
+
+    /// The netd CLI against this host's daemon.
+    pub fn netd(&self, netd: &Path, args: &[&str]) -> Result<String> {
+        let out = Command::new(netd)
+            .env("NETD_SOCKET", self.socket())
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "netd {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command in namespace `ns` and returns its stdout.
+    pub fn run_in(ns: &str, cmd: &[&str]) -> Result<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(cmd)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
@@ -96,12 +177,15 @@ impl Drop for BenchHost {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
+        if let Some(ext) = &self.external {
+            let _ = Command::new("ip").args(["netns", "del", ext]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.bpffs);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn sh(program: &str, args: &[&str]) -> Result<()> {
+pub fn sh(program: &str, args: &[&str]) -> Result<()> {
     let status = Command::new(program).args(args).status()?;
     if !status.success() {
         bail!("{program} {} failed", args.join(" "));
@@ -110,12 +194,12 @@ fn sh(program: &str, args: &[&str]) -> Result<()> {
 }
 
 /// One HTTP/1.1 request on the API socket; returns the status code.
-fn api(socket: &Path, method: &str, path: &str, body: &str) -> Result<u16> {
+pub fn api(socket: &Path, method: &str, path: &str, body: &str) -> Result<u16> {
     api_exchange(socket, method, path, body).map(|(status, _)| status)
 }
 
 /// One HTTP/1.1 request on the API socket; returns the reply body.
-fn api_body(socket: &Path, method: &str, path: &str, body: &str) -> Result<String> {
+pub fn api_body(socket: &Path, method: &str, path: &str, body: &str) -> Result<String> {
     api_exchange(socket, method, path, body).map(|(_, reply)| reply)
 }
 
@@ -141,78 +225,4 @@ fn api_exchange(socket: &Path, method: &str, path: &str, body: &str) -> Result<(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn report(what: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "| {what:<48} | {:>5} | {:>8.2} | {:>8.2} | {:>8.2} |",
-        samples.len(),
-        ms(percentile(&samples, 0.5)),
-        ms(percentile(&samples, 0.99)),
-        ms(*samples.last().expect("samples")),
-    );
-}
-
-pub fn run(netd: &Path, containers: usize) -> Result<()> {
-    let host = BenchHost::start(netd)?;
-    let socket = host.socket();
-    println!(
-        "\nnetd run / rm latency, {containers} containers on the default bridge (release build)\n"
-    );
-    println!("| operation                                        |     n |  p50 ms  |  p99 ms  |  max ms  |");
-    println!("|--------------------------------------------------|-------|----------|----------|----------|");
-    let mut run_api = Vec::with_capacity(containers);
-    for i in 0..containers {
-        let body = format!(r#"{{"name":"b{i}","command":["sleep","3600"],"start":true}}"#);
-        let t = Instant::now();
-        api(&socket, "POST", "/v1/containers", &body)?;
-        run_api.push(t.elapsed());
-    }
-    let mut rm_api = Vec::with_capacity(containers);
-    for i in 0..containers {
-        let t = Instant::now();
-        api(
-            &socket,
-            "DELETE",
-            &format!("/v1/containers/b{i}?force=true"),
-            "",
-        )?;
-        rm_api.push(t.elapsed());
-    }
-    report("run -d via API (netns+veth+addr+route+attach)", run_api);
-    report("rm -f (API)", rm_api);
-
-    // The same through the CLI, process start included, as a user sees it.
-    let cli_runs = containers.min(50);
-    let mut run_cli = Vec::with_capacity(cli_runs);
-    for i in 0..cli_runs {
-        let t = Instant::now();
-        let status = Command::new(netd)
-            .env("NETD_SOCKET", &socket)
-            .args([
-                "run",
-                "-d",
-                "--name",
-                &format!("c{i}"),
-                "--",
-                "sleep",
-                "3600",
-            ])
-            .stdout(Stdio::null())
-            .status()?;
-        run_cli.push(t.elapsed());
-        if !status.success() {
-            bail!("netd run failed");
-        }
-    }
-    report("netd run -d (CLI)", run_cli);
-    println!();
-    Ok(())
 }

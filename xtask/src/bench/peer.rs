@@ -1,0 +1,99 @@
+//! The benchmark's own traffic: a server for the container and clients for the external
+//! namespace, in plain std Rust so that the client is never the bottleneck a script would be.
+//! Every loop is bounded by its duration.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+
+/// Serves 1-byte request/response on TCP (one thread per connection) and UDP, for `secs`.
+pub fn serve(tcp: u16, udp: u16, secs: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let listener = TcpListener::bind(("0.0.0.0", tcp)).context("bind tcp")?;
+    let socket = UdpSocket::bind(("0.0.0.0", udp)).context("bind udp")?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .ok();
+        while Instant::now() < deadline {
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        }
+    });
+    listener.set_nonblocking(false)?;
+    for stream in listener.incoming() {
+        if Instant::now() > deadline {
+            break;
+        }
+        let Ok(mut s) = stream else { continue };
+        std::thread::spawn(move || {
+            let _ = s.set_nodelay(true);
+            let mut b = [0u8; 1];
+            while matches!(s.read(&mut b), Ok(1)) {
+                if s.write_all(&b).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+fn one_exchange(s: &mut TcpStream) -> Result<()> {
+    let mut b = [7u8; 1];
+    s.write_all(&b)?;
+    s.read_exact(&mut b)?;
+    Ok(())
+}
+
+/// New TCP connections per second: connect, one request, close.
+pub fn crr(to: SocketAddr, secs: u64) -> Result<f64> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
+        s.set_nodelay(true)?;
+        one_exchange(&mut s)?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Request/response on one connection: (rate per second, p50 µs, p99 µs).
+pub fn rr(to: SocketAddr, secs: u64) -> Result<(f64, f64, f64)> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
+    s.set_nodelay(true)?;
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        one_exchange(&mut s)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let rate = lat.len() as f64 / start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    Ok((rate, pct(0.5), pct(0.99)))
+}
+
+/// New UDP flows per second: a new socket (new source port) per request/response.
+pub fn udp_flows(to: SocketAddr, secs: u64) -> Result<f64> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut buf = [0u8; 8];
+    while start.elapsed() < Duration::from_secs(secs) {
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        s.send_to(&[1], to)?;
+        if s.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
