@@ -104,16 +104,21 @@ fn main() -> Result<()> {
             };
             bench::run(&netd_binary(true), &xtask, &opts)
         }
-        Task::BenchPeer { role } => match role {
-            Peer::Serve { tcp, udp, secs } => bench::peer::serve(tcp, udp, secs),
-            Peer::Crr { to, secs } => Ok(println!("{:.1}", bench::peer::crr(to, secs)?)),
-            Peer::Rr { to, secs } => {
-                let (rate, p50, p99) = bench::peer::rr(to, secs)?;
-                Ok(println!("{rate:.1} {p50:.1} {p99:.1}"))
-            }
-            Peer::UdpFlows { to, secs } => Ok(println!("{:.1}", bench::peer::udp_flows(to, secs)?)),
-        },
+        Task::BenchPeer { role } => bench_peer(role),
     }
+}
+
+fn bench_peer(role: Peer) -> Result<()> {
+    match role {
+        Peer::Serve { tcp, udp, secs } => return bench::peer::serve(tcp, udp, secs),
+        Peer::Crr { to, secs } => println!("{:.1}", bench::peer::crr(to, secs)?),
+        Peer::Rr { to, secs } => {
+            let (rate, p50, p99) = bench::peer::rr(to, secs)?;
+            println!("{rate:.1} {p50:.1} {p99:.1}");
+        }
+        Peer::UdpFlows { to, secs } => println!("{:.1}", bench::peer::udp_flows(to, secs)?),
+    }
+    Ok(())
 }
 
 pub fn workspace_root() -> PathBuf {
