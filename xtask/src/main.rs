@@ -50,7 +50,7 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// Seconds per run.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 3)]
         secs: u64,
     },
     /// Benchmark traffic (used by `bench` inside its namespaces).

@@ -17,6 +17,7 @@ use crate::{
 };
 
 /// A process the caller must wait for, to record its exit.
+#[derive(Debug)]
 pub struct Started {
     pub container_id: String,
     pub child: tokio::process::Child,

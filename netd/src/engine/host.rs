@@ -106,8 +106,8 @@ pub trait Host: Send + Sync {
     async fn flush_connections(&self, ip: Ipv4Addr);
     /// Subnets whose connections to the outside are masqueraded.
     async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError>;
-    /// Whether a process of the host has `port` bound (tried by binding it).
-    fn port_bound(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool;
+    /// Ports processes of the host listen on (TCP) or have bound (UDP), read once.
+    fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)>;
     /// The range random host ports come from (`ip_local_port_range`).
     fn ephemeral_ports(&self) -> (u16, u16);
 }

@@ -400,12 +400,21 @@ impl Host for LinuxHost {
             .map_err(|e| HostError::new("set", "masqueraded subnets", e))
     }
 
-    fn port_bound(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool {
-        let addr = std::net::SocketAddrV4::new(ip, port);
-        match proto {
-            Proto::Tcp => std::net::TcpListener::bind(addr).is_err(),
-            Proto::Udp => std::net::UdpSocket::bind(addr).is_err(),
+    fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)> {
+        // /proc/net is the calling thread's namespace: the daemon's.
+        let mut bound = Vec::new();
+        for (proto, file, state) in [
+            (Proto::Tcp, "/proc/net/tcp", "0A"),
+            (Proto::Udp, "/proc/net/udp", "07"),
+        ] {
+            let table = std::fs::read_to_string(file).unwrap_or_default();
+            bound.extend(
+                parse_proc_net(&table, state)
+                    .into_iter()
+                    .map(|(ip, port)| (proto, ip, port)),
+            );
         }
+        bound
     }
 
     fn ephemeral_ports(&self) -> (u16, u16) {
@@ -421,5 +430,42 @@ impl Host for LinuxHost {
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters> {
         let index = self.nl.index(host_ifname).await.ok()?;
         self.datapath().port_counters(index)
+    }
+}
+
+/// Local addresses of the sockets in `state` of a /proc/net/{tcp,udp} table.
+fn parse_proc_net(table: &str, state: &str) -> Vec<(Ipv4Addr, u16)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            if fields.nth(1)? != state {
+                return None;
+            }
+            let (addr, port) = local.split_once(':')?;
+            // The address is the kernel's u32 printed in host byte order.
+            let addr = u32::from_str_radix(addr, 16).ok()?;
+            let ip = Ipv4Addr::from(addr.to_ne_bytes());
+            Some((ip, u16::from_str_radix(port, 16).ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_sockets_are_read_from_proc_net() {
+        let table = "  sl  local_address rem_address   st tx_queue\n\
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000\n\
+   1: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n\
+   2: 0100007F:A000 0200007F:0050 01 00000000:00000000\n";
+        assert_eq!(
+            parse_proc_net(table, "0A"),
+            vec![(Ipv4Addr::UNSPECIFIED, 2024), (Ipv4Addr::LOCALHOST, 8080)]
+        );
     }
 }

@@ -35,6 +35,14 @@ impl Engine {
             .values()
             .flat_map(|o| o.ports.iter().map(move |p| (o.name.to_string(), *p)))
             .collect();
+        let bound = self.host.bound_ports();
+        let is_bound = |m: &PortMapping, port: u16| {
+            bound.iter().any(|(proto, ip, p)| {
+                *proto == m.proto
+                    && *p == port
+                    && (*ip == m.host_ip || ip.is_unspecified() || m.host_ip.is_unspecified())
+            })
+        };
         let mut resolved = Vec::new();
         for m in requested.iter().filter(|m| m.host_port.is_some()) {
             if let Some((holder, _)) = taken.iter().find(|(_, t)| t.clashes_with(m)) {
@@ -46,7 +54,7 @@ impl Engine {
                 )));
             }
             let port = m.host_port.expect("explicit").get();
-            if self.host.port_bound(m.proto, m.host_ip, port) {
+            if is_bound(m, port) {
                 return Err(EngineError::Conflict(format!(
                     "host port {}:{port}/{} is in use by a process on the host",
                     m.host_ip, m.proto
@@ -56,7 +64,7 @@ impl Engine {
             resolved.push(*m);
         }
         for m in requested.iter().filter(|m| m.host_port.is_none()) {
-            let picked = self.random_port(m, &taken)?;
+            let picked = self.random_port(m, &taken, &is_bound)?;
             taken.push((c.name.to_string(), picked));
             resolved.push(picked);
         }
@@ -68,6 +76,7 @@ impl Engine {
         &self,
         m: &PortMapping,
         taken: &[(String, PortMapping)],
+        is_bound: &dyn Fn(&PortMapping, u16) -> bool,
     ) -> Result<PortMapping, EngineError> {
         let (lo, hi) = self.host.ephemeral_ports();
         let span = u32::from(hi - lo) + 1;
@@ -83,7 +92,7 @@ impl Engine {
             {
                 continue;
             }
-            if !self.host.port_bound(m.proto, m.host_ip, port) {
+            if !is_bound(m, port) {
                 return Ok(candidate);
             }
         }

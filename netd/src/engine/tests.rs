@@ -136,8 +136,12 @@ impl Host for FakeHost {
         self.k().masq = subnets.to_vec();
         Ok(())
     }
-    fn port_bound(&self, _: Proto, _: Ipv4Addr, port: u16) -> bool {
-        self.k().bound.contains(&port)
+    fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)> {
+        let bound = &self.k().bound;
+        bound
+            .iter()
+            .map(|p| (Proto::Tcp, Ipv4Addr::UNSPECIFIED, *p))
+            .collect()
     }
     fn ephemeral_ports(&self) -> (u16, u16) {
         (40000, 40004)
@@ -500,4 +504,72 @@ async fn restart_keeps_everything_and_removes_only_owned_orphans() {
         "the held address is not given out again"
     );
     assert_eq!(engine.networks().count(), 4);
+}
+
+fn spec_with_ports(name: &str, ports: &[&str]) -> ContainerSpec {
+    ContainerSpec::try_from(CreateContainer {
+        name: name.into(),
+        publish: ports.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn random_host_ports_skip_taken_and_bound_ones() {
+    let mut lab = lab().await;
+    lab.host.k().bound = vec![40001];
+    let (a, _) = lab
+        .engine
+        .create_container(spec_with_ports("a", &["40000:80"]))
+        .await
+        .unwrap();
+    assert_eq!(a.ports[0].host_port.unwrap().get(), 40000);
+    let (b, _) = lab
+        .engine
+        .create_container(spec_with_ports("b", &["80", "81", "82"]))
+        .await
+        .unwrap();
+    let mut got: Vec<u16> = b.ports.iter().map(|p| p.host_port.unwrap().get()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![40002, 40003, 40004],
+        "40000 is published, 40001 bound"
+    );
+    let err = lab
+        .engine
+        .create_container(spec_with_ports("c", &["80"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no free host port left in 40000-40004"),
+        "{err}"
+    );
+    let err = lab
+        .engine
+        .create_container(spec_with_ports("c", &["40001:80"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in use by a process on the host"), "{err}");
+    let err = lab
+        .engine
+        .create_container(spec_with_ports("c", &["127.0.0.1:40000:80"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already published by container a"), "{err}");
+    assert_eq!(
+        lab.host.k().published.len(),
+        4,
+        "failed creates publish nothing"
+    );
+    lab.engine.remove_container("b", true).await.unwrap();
+    assert_eq!(lab.host.k().published.len(), 1);
+    assert!(
+        lab.host.k().flushed.contains(&b.endpoints[0].ip),
+        "its connections are flushed"
+    );
 }

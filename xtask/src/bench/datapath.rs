@@ -115,9 +115,14 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             )?;
         }
         figures.publish_ms(Mode::Netd, n, t.elapsed().as_secs_f64() * 1e3);
-        for mode in [Mode::Direct, Mode::Netd] {
-            measure(&ext, xtask, mode, n, settings, &mut figures)?;
-        }
+        measure(
+            &ext,
+            xtask,
+            &[Mode::Direct, Mode::Netd],
+            n,
+            settings,
+            &mut figures,
+        )?;
         if n > 0 {
             host.netd(netd, &["rm", "-f", "filler"])?;
         }
@@ -125,7 +130,7 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
     for &n in &settings.counts {
         let ms = iptables_publish(host.netns(), n)?;
         figures.publish_ms(Mode::Iptables, n, ms);
-        measure(&ext, xtask, Mode::Iptables, n, settings, &mut figures)?;
+        measure(&ext, xtask, &[Mode::Iptables], n, settings, &mut figures)?;
     }
     BenchHost::run_in(host.netns(), &["iptables", "-t", "nat", "-F"])?;
     BenchHost::run_in(host.netns(), &["iptables", "-t", "nat", "-X"])?;
@@ -172,7 +177,7 @@ fn measure(
         let gbps = iperf_gbps(&iperf)?;
         figures.add(mode, n, [gbps, rr[0], rr[1], rr[2], crr, udp]);
     }
-    println!("  {mode:?} at N={n}: done");
+    println!("  {modes:?} at N={n}: done");
     Ok(())
 }
 
