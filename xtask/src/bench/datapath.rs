@@ -145,17 +145,18 @@ fn target(mode: Mode, port: u16) -> String {
     }
 }
 
+/// Runs of the modes alternate, so that drift of the machine hits them alike.
 fn measure(
     ext: &str,
     xtask: &Path,
-    mode: Mode,
+    modes: &[Mode],
     n: u32,
     s: &Settings,
     figures: &mut Figures,
 ) -> Result<()> {
     let xtask = xtask.display().to_string();
     let secs = s.secs.to_string();
-    for _ in 0..s.runs {
+    for mode in (0..s.runs).flat_map(|_| modes.iter().copied()) {
         let peer = |what: &str, port: u16| -> Result<String> {
             BenchHost::run_in(
                 ext,
