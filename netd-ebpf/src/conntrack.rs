@@ -22,27 +22,41 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
         // A SYN on a finished connection opens a new one with the same ports: the old
         // translation (and its other direction) must not capture it.
         if state == TcpState::Closing && p.tcp_flags & TCP_FLAG_SYN != 0 {
-            let partner = CtKey {
-                saddr_be: e.new_daddr_be,
-                daddr_be: e.new_saddr_be,
-                sport_be: e.new_dport_be,
-                dport_be: e.new_sport_be,
-                proto: p.proto,
-                _pad: [0; 3],
-            };
-            let _ = CONNTRACK.remove(partner);
+            let _ = CONNTRACK.remove(partner(e, p.proto));
             let _ = CONNTRACK.remove(p.key());
             return None;
         }
         let next = tcp_next(state, p.tcp_flags, e.flags & CT_FLAG_REPLY != 0);
         if next != state {
             e.tcp_state = next as u8;
+            // A FIN or RST ends both directions: the other entry must not outlive it as
+            // "established" and capture a later connection with the same ports.
+            if next == TcpState::Closing {
+                if let Some(other) = CONNTRACK.get_ptr_mut(partner(e, p.proto)) {
+                    // SAFETY: pointer from a successful lookup; a racing writer can only
+                    // store the same state.
+                    unsafe { (*other).tcp_state = TcpState::Closing as u8 };
+                }
+            }
         }
     }
     if now.wrapping_sub(e.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         e.last_seen_ns = now;
     }
     Some(*e)
+}
+
+/// The key of the other direction of `e`'s connection: the reverse of its rewritten tuple.
+#[inline(always)]
+fn partner(e: &CtEntry, proto: u8) -> CtKey {
+    CtKey {
+        saddr_be: e.new_daddr_be,
+        daddr_be: e.new_saddr_be,
+        sport_be: e.new_dport_be,
+        dport_be: e.new_sport_be,
+        proto,
+        _pad: [0; 3],
+    }
 }
 
 /// Records a new connection whose first packet `p` is rewritten to `to`; the reply entry maps

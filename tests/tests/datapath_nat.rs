@@ -360,3 +360,36 @@ fn a_syn_after_close_starts_over() {
         "the old entries are gone"
     );
 }
+
+#[test]
+fn a_reset_closes_both_directions() {
+    if skip("a_reset_closes_both_directions") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
+        .unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    l.run(
+        maps::PROG_PORT_INGRESS,
+        &Builder::tcp("172.17.0.2:80", CLIENT, SYN | ACK).build(),
+    );
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", 0x04).build(),
+    ); // RST
+    let states: Vec<u8> =
+        l.dp.conntrack_entries()
+            .iter()
+            .map(|(_, e)| e.tcp_state)
+            .collect();
+    assert_eq!(states, vec![3, 3], "both entries are closing");
+    // A later connection from the same client port, routed straight to the container, gets
+    // its SYN-ACK untouched.
+    let synack = Builder::tcp("172.17.0.2:80", CLIENT, SYN | ACK).build();
+    let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
+    assert_eq!(out, synack);
+}
