@@ -3,7 +3,8 @@
 timeout and every server exits after serving or after its deadline.
 
   peer.py tcp-server PORT [COUNT]      reply "peer=IP:PORT" to each of COUNT connections
-  peer.py udp-server PORT [COUNT]      echo "peer=IP:PORT" to each of COUNT datagrams
+  peer.py udp-server PORT [COUNT [TAG]] echo "[TAG ]peer=IP:PORT" to each of COUNT datagrams
+  peer.py udp-stream HOST PORT SECS    one flow, a datagram every 50 ms, replies timestamped
   peer.py bulk-server PORT BYTES       send BYTES to one connection, slowly enough to last
   peer.py tcp-client HOST PORT         print the server's reply
   peer.py tcp-peername HOST PORT       print the reply and what getpeername() says
@@ -34,18 +35,34 @@ def tcp_server(port, count=1000):
         served += 1
 
 
-def udp_server(port, count=1000):
+def udp_server(port, count=1000, tag=""):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
     s.settimeout(1)
     served = 0
+    prefix = f"{tag} " if tag else ""
     while served < count and time.time() < DEADLINE:
         try:
             _, addr = s.recvfrom(2048)
         except socket.timeout:
             continue
-        s.sendto(f"peer={addr[0]}:{addr[1]}\n".encode(), addr)
+        s.sendto(f"{prefix}peer={addr[0]}:{addr[1]}\n".encode(), addr)
         served += 1
+
+
+def udp_stream(host, port, secs):
+    """One socket, one flow: a datagram every 50 ms; prints each reply with its arrival time."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.05)
+    end = time.time() + secs
+    while time.time() < end:
+        s.sendto(b"ping", (host, port))
+        try:
+            data = s.recvfrom(200)[0].decode().strip()
+            print(f"{time.time():.3f} {data}", flush=True)
+        except socket.timeout:
+            pass
+        time.sleep(0.05)
 
 
 def bulk_server(port, total):
@@ -116,7 +133,9 @@ if __name__ == "__main__":
     if mode == "tcp-server":
         tcp_server(int(args[0]), *(int(a) for a in args[1:]))
     elif mode == "udp-server":
-        udp_server(int(args[0]), *(int(a) for a in args[1:]))
+        udp_server(int(args[0]), *(int(a) for a in args[1:2]), *args[2:3])
+    elif mode == "udp-stream":
+        udp_stream(args[0], int(args[1]), float(args[2]))
     elif mode == "bulk-server":
         bulk_server(int(args[0]), int(args[1]))
     elif mode == "tcp-client":

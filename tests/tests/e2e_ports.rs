@@ -75,20 +75,33 @@ fn udp_is_published_and_a_replaced_container_gets_the_flow() {
         return;
     }
     let lab = Lab::with_external();
-    server(&lab, "dns", &["-p", "5353:53/udp"], &["udp-server", "53"]);
+    server(&lab, "dns", &["-p", "5353:53/udp"], &["udp-server", "53", "100000", "old"]);
     let reply = text(&client_external(&lab, "udp-client", UPLINK_IP, "5353"));
-    assert!(
-        reply.starts_with(&format!("peer={EXTERNAL_IP}:")),
-        "{reply:?}"
-    );
+    assert!(reply.contains(&format!("peer={EXTERNAL_IP}:")), "{reply:?}");
+
+    // One long-lived flow (one socket, one source port) while the container is replaced.
+    let ext = lab.external.clone().unwrap();
+    let stream = std::process::Command::new("ip")
+        .args(["netns", "exec", &ext, "timeout", "20", "python3", &peer_script(), "udp-stream", UPLINK_IP, "5353", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
     lab.ok(&["rm", "-f", "dns"]);
-    lab.ok(&["run", "-d", "--name", "filler", "--", "sleep", "600"]);
-    server(&lab, "dns2", &["-p", "5353:53/udp"], &["udp-server", "53"]);
-    let reply = text(&client_external(&lab, "udp-client", UPLINK_IP, "5353"));
-    assert!(
-        reply.starts_with(&format!("peer={EXTERNAL_IP}:")),
-        "the new container answers: {reply:?}"
-    );
+    lab.run_d("filler", &[]); // the old address goes to someone else
+    server(&lab, "dns2", &["-p", "5353:53/udp"], &["udp-server", "53", "100000", "new"]);
+    let ready = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = text(&stream.wait_with_output().unwrap());
+    let first_new = out
+        .lines()
+        .find(|l| l.contains(" new peer="))
+        .unwrap_or_else(|| panic!("the flow never reached the new container:\n{out}"));
+    let at: f64 = first_new.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(at - ready < 1.0, "the flow moved {:.2} s after the new container was ready", at - ready);
+    assert!(out.lines().any(|l| l.contains(" old peer=")), "the flow reached the old one first:\n{out}");
 }
 
 #[test]
