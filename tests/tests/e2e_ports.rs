@@ -62,6 +62,29 @@ fn external_clients_reach_a_published_port_with_their_own_address() {
         "{reply:?}"
     );
 
+    // Processes of the host reach it at 127.0.0.1 and at the host's address, through the
+    // socket hooks, and getpeername() shows what they connected to.
+    let script = peer_script();
+    for addr in ["127.0.0.1", UPLINK_IP] {
+        let reply = lab.host(&[
+            "timeout",
+            "20",
+            "python3",
+            &script,
+            "tcp-peername",
+            addr,
+            "8080",
+        ]);
+        assert!(
+            reply.contains(&format!("peername={addr}:8080")),
+            "{reply:?}"
+        );
+        assert!(
+            reply.starts_with("peer=172.17.0.1:"),
+            "the container sees the host's bridge address: {reply:?}"
+        );
+    }
+
     assert_eq!(
         rulesets(&lab),
         before,
@@ -75,21 +98,43 @@ fn udp_is_published_and_a_replaced_container_gets_the_flow() {
         return;
     }
     let lab = Lab::with_external();
-    server(&lab, "dns", &["-p", "5353:53/udp"], &["udp-server", "53", "100000", "old"]);
+    server(
+        &lab,
+        "dns",
+        &["-p", "5353:53/udp"],
+        &["udp-server", "53", "100000", "old"],
+    );
     let reply = text(&client_external(&lab, "udp-client", UPLINK_IP, "5353"));
     assert!(reply.contains(&format!("peer={EXTERNAL_IP}:")), "{reply:?}");
 
     // One long-lived flow (one socket, one source port) while the container is replaced.
     let ext = lab.external.clone().unwrap();
     let stream = std::process::Command::new("ip")
-        .args(["netns", "exec", &ext, "timeout", "20", "python3", &peer_script(), "udp-stream", UPLINK_IP, "5353", "5"])
+        .args([
+            "netns",
+            "exec",
+            &ext,
+            "timeout",
+            "20",
+            "python3",
+            &peer_script(),
+            "udp-stream",
+            UPLINK_IP,
+            "5353",
+            "5",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     lab.ok(&["rm", "-f", "dns"]);
     lab.run_d("filler", &[]); // the old address goes to someone else
-    server(&lab, "dns2", &["-p", "5353:53/udp"], &["udp-server", "53", "100000", "new"]);
+    server(
+        &lab,
+        "dns2",
+        &["-p", "5353:53/udp"],
+        &["udp-server", "53", "100000", "new"],
+    );
     let ready = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -99,9 +144,21 @@ fn udp_is_published_and_a_replaced_container_gets_the_flow() {
         .lines()
         .find(|l| l.contains(" new peer="))
         .unwrap_or_else(|| panic!("the flow never reached the new container:\n{out}"));
-    let at: f64 = first_new.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(at - ready < 1.0, "the flow moved {:.2} s after the new container was ready", at - ready);
-    assert!(out.lines().any(|l| l.contains(" old peer=")), "the flow reached the old one first:\n{out}");
+    let at: f64 = first_new
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        at - ready < 1.0,
+        "the flow moved {:.2} s after the new container was ready",
+        at - ready
+    );
+    assert!(
+        out.lines().any(|l| l.contains(" old peer=")),
+        "the flow reached the old one first:\n{out}"
+    );
 }
 
 #[test]
@@ -121,6 +178,19 @@ fn loopback_ports_random_ports_ranges_and_conflicts() {
         !out.status.success(),
         "a 127.0.0.1 port is not reachable from outside: {}",
         text(&out)
+    );
+    let local = lab.host(&[
+        "timeout",
+        "20",
+        "python3",
+        &peer_script(),
+        "tcp-client",
+        "127.0.0.1",
+        "8081",
+    ]);
+    assert!(
+        local.starts_with("peer="),
+        "but it is from the host itself: {local:?}"
     );
 
     lab.ok(&[

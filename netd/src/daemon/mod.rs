@@ -59,6 +59,8 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     host.refresh_local_addrs()
         .await
         .context("reading host addresses")?;
+    host.attach_socket_hooks()
+        .context("attaching socket hooks")?;
     tokio::spawn(maintain(host));
     let daemon = Daemon::new(engine);
     for (id, process) in alive {

@@ -108,8 +108,10 @@ impl Datapath {
                 }
             };
             let program = sock_addr(&mut self.ebpf, name)?;
+            // A bpf_link attachment takes no flags: links to one cgroup always coexist, so
+            // several daemons (in several namespaces) each attach their own.
             let id = program
-                .attach(&cgroup_dir, CgroupAttachMode::AllowMultiple)
+                .attach(&cgroup_dir, CgroupAttachMode::Single)
                 .map_err(|e| err("attach socket hook")(e.into()))?;
             let link = program
                 .take_link(id)
