@@ -47,7 +47,7 @@ enum Task {
         #[arg(long, value_delimiter = ',', default_value = "0,100,1000,10000")]
         ports: Vec<u32>,
         /// Runs per measurement (the median is reported).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Seconds per run.
         #[arg(long, default_value_t = 3)]

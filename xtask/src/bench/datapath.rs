@@ -19,6 +19,9 @@ const NETD_OFFSET: u16 = 3000; // 8001, 8002, 8201
 const IPT_OFFSET: u16 = 4000; // 9001, 9002, 9201
 const SERVER_IP: &str = "172.30.0.2";
 const FILLER_BASE: u32 = 10_000;
+/// Client and servers on different cores, so that they do not take turns on one.
+const CLIENT_CPU: [&str; 2] = ["taskset", "-c1"];
+const SERVER_CPU: [&str; 2] = ["taskset", "-c0"];
 
 pub struct Settings {
     pub counts: Vec<u32>,
@@ -62,6 +65,8 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "-p",
             &publish(IPERF, "tcp"),
             "--",
+            SERVER_CPU[0],
+            SERVER_CPU[1],
             &xtask_s,
             "bench-peer",
             "serve",
@@ -80,6 +85,8 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "--network",
             "container:srv",
             "--",
+            SERVER_CPU[0],
+            SERVER_CPU[1],
             "iperf3",
             "-s",
             "-p",
@@ -160,7 +167,15 @@ fn measure(
         let peer = |what: &str, port: u16| -> Result<String> {
             BenchHost::run_in(
                 ext,
-                &[&xtask, "bench-peer", what, &target(mode, port), &secs],
+                &[
+                    CLIENT_CPU[0],
+                    CLIENT_CPU[1],
+                    &xtask,
+                    "bench-peer",
+                    what,
+                    &target(mode, port),
+                    &secs,
+                ],
             )
         };
         let crr: f64 = peer("crr", TCP)?.trim().parse()?;
@@ -174,7 +189,21 @@ fn measure(
             .split_once(':')
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .expect("ip:port");
-        let iperf = BenchHost::run_in(ext, &["iperf3", "-c", &ip, "-p", &port, "-t", &secs, "-J"])?;
+        let iperf = BenchHost::run_in(
+            ext,
+            &[
+                CLIENT_CPU[0],
+                CLIENT_CPU[1],
+                "iperf3",
+                "-c",
+                &ip,
+                "-p",
+                &port,
+                "-t",
+                &secs,
+                "-J",
+            ],
+        )?;
         let gbps = iperf_gbps(&iperf)?;
         figures.add(mode, n, [gbps, rr[0], rr[1], rr[2], crr, udp]);
     }

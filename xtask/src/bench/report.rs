@@ -45,6 +45,19 @@ impl Figures {
         Some(median(runs.iter().map(|r| r[metric]).collect()))
     }
 
+    /// The median of per-run ratios a/b: runs of a and b alternate, so each pair saw the
+    /// same state of the machine.
+    fn paired_ratio(&self, a: Mode, b: Mode, n: u32, metric: usize) -> Option<f64> {
+        let (ra, rb) = (self.samples.get(&(a, n))?, self.samples.get(&(b, n))?);
+        let ratios: Vec<f64> = ra
+            .iter()
+            .zip(rb)
+            .filter(|(_, y)| y[metric] > 0.0)
+            .map(|(x, y)| x[metric] / y[metric])
+            .collect();
+        (!ratios.is_empty()).then(|| median(ratios))
+    }
+
     fn counts(&self) -> Vec<u32> {
         let mut ns: Vec<u32> = self.samples.keys().map(|(_, n)| *n).collect();
         ns.dedup();
@@ -53,7 +66,8 @@ impl Figures {
         ns
     }
 
-    /// The markdown table of medians, with netd/direct and netd/iptables ratios.
+    /// The markdown table of medians, with netd/direct (median of paired runs) and
+    /// netd/iptables (ratio of medians; iptables runs separately) ratios.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -79,7 +93,9 @@ impl Figures {
                     fmt(d),
                     fmt(nd),
                     fmt(ipt),
-                    ratio(nd, d),
+                    self.paired_ratio(Mode::Netd, Mode::Direct, n, m)
+                        .map(|r| format!("{r:.2}"))
+                        .unwrap_or_default(),
                     ratio(nd, ipt)
                 );
             }
