@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
 use integration_tests::{
-    packet::{parse, Builder, ACK, SYN},
+    packet::{parse, Builder, ACK, FIN, RST, SYN},
     privileged, unique,
 };
 use netd::datapath::{nat::Publication, Datapath};
@@ -340,9 +340,9 @@ fn a_syn_after_close_starts_over() {
     );
     l.run(
         maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", 0x11).build(),
-    ); // FIN|ACK
-       // The port now leads elsewhere; the same client port connects again.
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", FIN | ACK).build(),
+    );
+    // The port now leads elsewhere; the same client port connects again.
     l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.9", 80)])
         .unwrap();
     let (_, out) = l.run(
@@ -379,8 +379,8 @@ fn a_reset_closes_both_directions() {
     );
     l.run(
         maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", 0x04).build(),
-    ); // RST
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", RST).build(),
+    );
     let states: Vec<u8> =
         l.dp.conntrack_entries()
             .iter()

@@ -125,6 +125,17 @@ pub(super) fn classifier_for<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier, DatapathError> {
+    program(ebpf, name)
+}
+
+/// A program of the object as its type.
+pub(super) fn program<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut T, DatapathError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     let program = ebpf.program_mut(name).ok_or(DatapathError::Program {
         name,
         source: ProgramError::UnexpectedProgramType,

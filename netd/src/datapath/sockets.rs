@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr, ProgramError};
+use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
 use netd_common::{maps, nat::DatapathConfig};
 
 use super::{Datapath, DatapathError};
@@ -23,13 +23,7 @@ pub(super) fn sock_addr<'a>(
     ebpf: &'a mut aya::Ebpf,
     name: &'static str,
 ) -> Result<&'a mut CgroupSockAddr, DatapathError> {
-    let program = ebpf.program_mut(name).ok_or(DatapathError::Program {
-        name,
-        source: ProgramError::UnexpectedProgramType,
-    })?;
-    program
-        .try_into()
-        .map_err(|source| DatapathError::Program { name, source })
+    super::loader::program(ebpf, name)
 }
 
 /// Where cgroup2 is mounted (not always /sys/fs/cgroup: hybrid layouts put it elsewhere).

@@ -149,12 +149,25 @@ impl Netlink {
 
     pub async fn create_bridge(&self, name: &str, alias: &str, mtu: u32) -> Result<u32, LinkError> {
         let msg = LinkBridge::new(name).mtu(mtu).up().build();
+        self.add_marked(msg, "create bridge", name, name, alias)
+            .await
+    }
+
+    /// Creates the link `msg` describes, named `name`, and marks it as netd's.
+    async fn add_marked(
+        &self,
+        msg: LinkMessage,
+        op: &'static str,
+        name: &str,
+        target: &str,
+        alias: &str,
+    ) -> Result<u32, LinkError> {
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(nl("create bridge", name))?;
+            .map_err(nl(op, target))?;
         let index = self.index(name).await?;
         self.mark(index, name, alias).await?;
         Ok(index)
@@ -203,15 +216,8 @@ impl Netlink {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
         let target = format!("{host} (peer {} in {})", peer.name, peer.netns.display());
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
+        self.add_marked(msg, "create veth", host, &target, alias)
             .await
-            .map_err(nl("create veth", target))?;
-        let index = self.index(host).await?;
-        self.mark(index, host, alias).await?;
-        Ok(index)
     }
 
     pub async fn set(

@@ -20,8 +20,8 @@ const IPT_OFFSET: u16 = 4000; // 9001, 9002, 9201
 const SERVER_IP: &str = "172.30.0.2";
 const FILLER_BASE: u32 = 10_000;
 /// Client and servers on different cores, so that they do not take turns on one.
-const CLIENT_CPU: [&str; 2] = ["taskset", "-c1"];
-const SERVER_CPU: [&str; 2] = ["taskset", "-c0"];
+const CLIENT_CPU: [&str; 3] = ["taskset", "-c", "1"];
+const SERVER_CPU: [&str; 3] = ["taskset", "-c", "0"];
 
 pub struct Settings {
     pub counts: Vec<u32>,
@@ -67,6 +67,7 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "--",
             SERVER_CPU[0],
             SERVER_CPU[1],
+            SERVER_CPU[2],
             &xtask_s,
             "bench-peer",
             "serve",
@@ -87,6 +88,7 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "--",
             SERVER_CPU[0],
             SERVER_CPU[1],
+            SERVER_CPU[2],
             "iperf3",
             "-s",
             "-p",
@@ -170,6 +172,7 @@ fn measure(
                 &[
                     CLIENT_CPU[0],
                     CLIENT_CPU[1],
+                    CLIENT_CPU[2],
                     &xtask,
                     "bench-peer",
                     what,
@@ -194,6 +197,7 @@ fn measure(
             &[
                 CLIENT_CPU[0],
                 CLIENT_CPU[1],
+                CLIENT_CPU[2],
                 "iperf3",
                 "-c",
                 &ip,
