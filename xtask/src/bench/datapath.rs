@@ -206,6 +206,9 @@ fn measure(
                 "-t",
                 &secs,
                 "-J",
+                // Leave TCP slow start out of the figure.
+                "-O",
+                "1",
             ],
         )?;
         let gbps = iperf_gbps(&iperf)?;
