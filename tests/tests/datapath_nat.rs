@@ -393,3 +393,21 @@ fn a_reset_closes_both_directions() {
     let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
     assert_eq!(out, synack);
 }
+
+#[test]
+fn masqueraded_subnets_follow_the_networks() {
+    if skip("masqueraded_subnets_follow_the_networks") {
+        return;
+    }
+    let mut l = lab();
+    let nets = |v: &[&str]| -> Vec<ipnetwork::Ipv4Network> {
+        v.iter().map(|n| n.parse().unwrap()).collect()
+    };
+    l.dp.set_masq_subnets(&nets(&["172.17.0.0/16", "172.18.0.0/16"]))
+        .unwrap();
+    l.dp.set_masq_subnets(&nets(&["172.18.0.0/16", "192.168.0.0/20"]))
+        .unwrap();
+    let mut got = l.dp.masq_subnets();
+    got.sort();
+    assert_eq!(got, nets(&["172.18.0.0/16", "192.168.0.0/20"]));
+}

@@ -159,18 +159,36 @@ impl Datapath {
     }
 
     /// Makes the masqueraded subnets exactly `subnets`.
+    /// New subnets go in before stale ones go out, so that no live subnet ever misses.
     pub fn set_masq_subnets(&mut self, subnets: &[Ipv4Network]) -> Result<(), DatapathError> {
-        let present: Vec<Key<u32>> = self.masq_subnets.keys().filter_map(Result::ok).collect();
-        for key in &present {
-            let _ = self.masq_subnets.remove(key);
-        }
-        for net in subnets {
-            let key = Key::new(u32::from(net.prefix()), addr_be(net.network()));
+        let wanted: Vec<(u32, u32)> = subnets
+            .iter()
+            .map(|n| (u32::from(n.prefix()), addr_be(n.network())))
+            .collect();
+        for (prefix, addr) in &wanted {
             self.masq_subnets
-                .insert(&key, 1, 0)
+                .insert(&Key::new(*prefix, *addr), 1, 0)
                 .map_err(map_err(maps::MASQ_SUBNETS))?;
         }
+        let stale: Vec<Key<u32>> = self
+            .masq_subnets
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.contains(&(k.prefix_len(), k.data())))
+            .collect();
+        for key in &stale {
+            let _ = self.masq_subnets.remove(key);
+        }
         Ok(())
+    }
+
+    /// The masqueraded subnets as the datapath has them.
+    pub fn masq_subnets(&self) -> Vec<Ipv4Network> {
+        self.masq_subnets
+            .keys()
+            .filter_map(Result::ok)
+            .filter_map(|k| Ipv4Network::new(ip_of(k.data()), k.prefix_len() as u8).ok())
+            .collect()
     }
 
     /// Attaches the uplink programs to `iface`; masqueraded connections leave with `addr`.
