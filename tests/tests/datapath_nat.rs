@@ -50,6 +50,11 @@ fn publication(proto: u8, host: &str, port: u16, target: &str, target_port: u16)
     }
 }
 
+/// The port most tests publish: 8080/tcp on every host address, to 172.17.0.2:80.
+fn web() -> Publication {
+    publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)
+}
+
 impl Lab {
     fn run(&mut self, program: &'static str, frame: &[u8]) -> (u32, Vec<u8>) {
         let prog = self.dp.classifier(program).expect("loaded");
@@ -76,8 +81,7 @@ fn published_port_rewrites_destination_and_reply_source() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     let syn = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build();
     let (verdict, out) = l.run(maps::PROG_UPLINK_INGRESS, &syn);
     assert_eq!(
@@ -111,8 +115,7 @@ fn published_port_rewrites_destination_and_reply_source() {
     );
 
     // Later packets follow the connection, even after the port is unpublished.
-    l.dp.unpublish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.unpublish(&[web()]).unwrap();
     let ack = Builder::tcp(CLIENT, "10.9.0.1:8080", ACK).build();
     let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &ack);
     assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:80");
@@ -152,8 +155,7 @@ fn other_traffic_is_untouched() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     l.dp.publish(&[publication(6, "127.0.0.1", 9090, "172.17.0.2", 90)])
         .unwrap();
     let mut frag = Builder::tcp(CLIENT, "10.9.0.1:8080", SYN);
@@ -198,8 +200,7 @@ fn a_container_reaching_its_own_port_gets_a_host_source() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     let (_, out) = l.run(
         maps::PROG_PORT_INGRESS,
         &Builder::tcp("172.17.0.2:5000", "10.9.0.1:8080", SYN).build(),
@@ -308,8 +309,7 @@ fn a_new_untranslated_connection_supersedes_a_stale_reply_entry() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     l.run(
         maps::PROG_UPLINK_INGRESS,
         &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
@@ -332,8 +332,7 @@ fn a_syn_after_close_starts_over() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     l.run(
         maps::PROG_UPLINK_INGRESS,
         &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
@@ -367,8 +366,7 @@ fn a_reset_closes_both_directions() {
         return;
     }
     let mut l = lab();
-    l.dp.publish(&[publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)])
-        .unwrap();
+    l.dp.publish(&[web()]).unwrap();
     l.run(
         maps::PROG_UPLINK_INGRESS,
         &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),

@@ -299,21 +299,11 @@ impl Netlink {
     /// IPv4 destinations of the main routing table, except the default route, with the
     /// interface they leave through.
     pub async fn ipv4_routes(&self) -> Result<Vec<(Ipv4Network, Option<u32>)>, LinkError> {
-        let msgs: Vec<_> = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl("list", "routes"))?;
+        let msgs = self.main_ipv4_routes().await?;
         let mut routes = Vec::new();
         for msg in msgs {
             let prefix = msg.header.destination_prefix_length;
-            if msg.header.table != libc::RT_TABLE_MAIN
-                || msg.header.kind != RouteType::Unicast
-                || prefix == 0
-            {
+            if msg.header.kind != RouteType::Unicast || prefix == 0 {
                 continue;
             }
             let mut dest = None;
@@ -357,8 +347,10 @@ impl Netlink {
             .collect())
     }
 
-    /// Interfaces the main table's IPv4 default routes leave through.
-    pub async fn default_route_interfaces(&self) -> Result<Vec<u32>, LinkError> {
+    /// Every IPv4 route of the main table.
+    async fn main_ipv4_routes(
+        &self,
+    ) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, LinkError> {
         let msgs: Vec<_> = self
             .handle
             .route()
@@ -369,9 +361,16 @@ impl Netlink {
             .map_err(nl("list", "routes"))?;
         Ok(msgs
             .into_iter()
-            .filter(|m| {
-                m.header.table == libc::RT_TABLE_MAIN && m.header.destination_prefix_length == 0
-            })
+            .filter(|m| m.header.table == libc::RT_TABLE_MAIN)
+            .collect())
+    }
+
+    /// Interfaces the main table's IPv4 default routes leave through.
+    pub async fn default_route_interfaces(&self) -> Result<Vec<u32>, LinkError> {
+        let msgs = self.main_ipv4_routes().await?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| m.header.destination_prefix_length == 0)
             .filter_map(|m| {
                 m.attributes.iter().find_map(|a| match a {
                     RouteAttribute::Oif(i) => Some(*i),
