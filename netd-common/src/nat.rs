@@ -1,6 +1,7 @@
 //! Published ports, connection tracking and address translation: map types shared with the
 //! datapath, and the pure rules (TCP states, timeouts) it follows.
 
+pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 

@@ -7,7 +7,7 @@ use aya_ebpf::{
     helpers::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
 };
-use netd_common::nat::{CtEntry, PROTO_UDP};
+use netd_common::nat::{CtEntry, PROTO_ICMP, PROTO_UDP};
 
 use crate::parse::{L4Packet, ETH_HLEN, IP_CSUM, IP_DADDR, IP_SADDR};
 
@@ -33,6 +33,9 @@ pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatErro
     };
     let addr_flags = u64::from(BPF_F_PSEUDO_HDR) | mangled | 4;
     let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    if p.proto == PROTO_ICMP {
+        return rewrite_icmp(ctx, p, e);
+    }
     if e.new_saddr_be != p.saddr_be {
         r(ctx.l4_csum_replace(csum, p.saddr_be.into(), e.new_saddr_be.into(), addr_flags))?;
         r(ctx.l3_csum_replace(
@@ -60,6 +63,37 @@ pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatErro
     if e.new_dport_be != p.dport_be {
         r(ctx.l4_csum_replace(csum, p.dport_be.into(), e.new_dport_be.into(), mangled | 2))?;
         r(ctx.store(p.l4_off + 2, &e.new_dport_be, 0))?;
+    }
+    Ok(())
+}
+
+/// ICMP echo: addresses are not in the ICMP checksum (no pseudo header); the identifier is.
+#[inline(always)]
+fn rewrite_icmp(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatError> {
+    let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    if e.new_saddr_be != p.saddr_be {
+        r(ctx.l3_csum_replace(
+            ETH_HLEN + IP_CSUM,
+            p.saddr_be.into(),
+            e.new_saddr_be.into(),
+            4,
+        ))?;
+        r(ctx.store(ETH_HLEN + IP_SADDR, &e.new_saddr_be, 0))?;
+    }
+    if e.new_daddr_be != p.daddr_be {
+        r(ctx.l3_csum_replace(
+            ETH_HLEN + IP_CSUM,
+            p.daddr_be.into(),
+            e.new_daddr_be.into(),
+            4,
+        ))?;
+        r(ctx.store(ETH_HLEN + IP_DADDR, &e.new_daddr_be, 0))?;
+    }
+    // One of the two "ports" is the identifier, the other 0 (see parse::L4Packet).
+    let (old_id, new_id) = (p.sport_be | p.dport_be, e.new_sport_be | e.new_dport_be);
+    if new_id != old_id {
+        r(ctx.l4_csum_replace(p.l4_csum_off(), old_id.into(), new_id.into(), 2))?;
+        r(ctx.store(p.l4_off + 4, &new_id, 0))?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! a short packet instead of reading past it.
 
 use aya_ebpf::programs::TcContext;
-use netd_common::nat::{CtKey, PROTO_TCP, PROTO_UDP};
+use netd_common::nat::{CtKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -11,7 +11,13 @@ pub const IP_CSUM: usize = 10;
 pub const IP_SADDR: usize = 12;
 pub const IP_DADDR: usize = 16;
 
-/// An IPv4 TCP or UDP packet that can be translated: not a fragment, headers complete.
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+
+/// An IPv4 TCP, UDP or ICMP echo packet that can be translated: not a fragment, headers
+/// complete. For ICMP echo the identifier plays the port: in `sport_be` for a request, in
+/// `dport_be` for a reply (the other is 0), so that a reply's tuple is the reverse of its
+/// request's, as with ports.
 pub struct L4Packet {
     pub l4_off: usize,
     pub proto: u8,
@@ -37,10 +43,10 @@ impl L4Packet {
 
     /// Offset of the L4 checksum.
     pub fn l4_csum_off(&self) -> usize {
-        if self.proto == PROTO_TCP {
-            self.l4_off + 16
-        } else {
-            self.l4_off + 6
+        match self.proto {
+            PROTO_TCP => self.l4_off + 16,
+            PROTO_ICMP => self.l4_off + 2,
+            _ => self.l4_off + 6,
         }
     }
 }
@@ -65,7 +71,7 @@ pub fn l4_packet(ctx: &TcContext) -> Option<L4Packet> {
     let proto: u8 = ctx.load(ETH_HLEN + 9).ok()?;
     let l4_len = match proto {
         PROTO_TCP => 20,
-        PROTO_UDP => 8,
+        PROTO_UDP | PROTO_ICMP => 8,
         _ => return None,
     };
     let tot_len = usize::from(u16::from_be(ctx.load::<u16>(ETH_HLEN + 2).ok()?));
@@ -78,13 +84,23 @@ pub fn l4_packet(ctx: &TcContext) -> Option<L4Packet> {
     } else {
         0
     };
+    let (sport_be, dport_be) = if proto == PROTO_ICMP {
+        let id: u16 = ctx.load(l4_off + 4).ok()?;
+        match ctx.load::<u8>(l4_off).ok()? {
+            ICMP_ECHO_REQUEST => (id, 0),
+            ICMP_ECHO_REPLY => (0, id),
+            _ => return None,
+        }
+    } else {
+        (ctx.load(l4_off).ok()?, ctx.load(l4_off + 2).ok()?)
+    };
     Some(L4Packet {
         l4_off,
         proto,
         saddr_be: ctx.load(ETH_HLEN + IP_SADDR).ok()?,
         daddr_be: ctx.load(ETH_HLEN + IP_DADDR).ok()?,
-        sport_be: ctx.load(l4_off).ok()?,
-        dport_be: ctx.load(l4_off + 2).ok()?,
+        sport_be,
+        dport_be,
         tcp_flags,
     })
 }

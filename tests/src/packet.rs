@@ -105,6 +105,43 @@ impl Builder {
     }
 }
 
+/// An ICMP echo request (`reply: false`) or reply with identifier `id`.
+pub fn icmp_echo(src: &str, dst: &str, id: u16, reply: bool) -> Vec<u8> {
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().expect("ip"), dst.parse().expect("ip"));
+    let mut icmp = vec![if reply { 0 } else { 8 }, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&7u16.to_be_bytes());
+    icmp.extend_from_slice(b"netd ping");
+    let csum = fold(sum16(&icmp));
+    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, 1, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let ip_csum = fold(sum16(&ip));
+    ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+    let mut frame = vec![
+        0x02, 0x42, 0xac, 0x11, 0, 1, 0x02, 0x42, 0xac, 0x11, 0, 2, 0x08, 0x00,
+    ];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// Source, destination and identifier of an ICMP echo frame, and whether both checksums hold.
+pub fn parse_icmp(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, bool) {
+    let ip = &frame[14..34];
+    let icmp = &frame[34..];
+    let ok = fold(sum16(ip)) == 0 && fold(sum16(icmp)) == 0;
+    (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        u16::from_be_bytes([icmp[4], icmp[5]]),
+        ok,
+    )
+}
+
 /// What a test checks in a frame a program returned.
 #[derive(Debug)]
 pub struct Parsed {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
 use integration_tests::{
-    packet::{parse, Builder, ACK, FIN, RST, SYN},
+    packet::{icmp_echo, parse, parse_icmp, Builder, ACK, FIN, RST, SYN},
     privileged, unique,
 };
 use netd::datapath::{nat::Publication, Datapath};
@@ -408,4 +408,42 @@ fn masqueraded_subnets_follow_the_networks() {
     let mut got = l.dp.masq_subnets();
     got.sort();
     assert_eq!(got, nets(&["172.18.0.0/16", "192.168.0.0/20"]));
+}
+
+#[test]
+fn pings_are_masqueraded_by_their_identifier() {
+    if skip("pings_are_masqueraded_by_their_identifier") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.set_uplink(1, "10.99.0.1".parse().unwrap()).unwrap();
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_EGRESS,
+        &icmp_echo("172.17.0.2", "198.51.100.7", 0x1234, false),
+    );
+    let (src, dst, id, ok) = parse_icmp(&out);
+    assert_eq!(
+        (src.to_string(), dst.to_string(), id),
+        ("10.99.0.1".into(), "198.51.100.7".into(), 0x1234)
+    );
+    assert!(ok, "checksums");
+    // Another container pinging the same host with the same identifier gets another one.
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_EGRESS,
+        &icmp_echo("172.17.0.3", "198.51.100.7", 0x1234, false),
+    );
+    let (_, _, other_id, ok) = parse_icmp(&out);
+    assert!(ok && other_id != 0x1234);
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &icmp_echo("198.51.100.7", "10.99.0.1", other_id, true),
+    );
+    let (src, dst, id, ok) = parse_icmp(&out);
+    assert_eq!(
+        (src.to_string(), dst.to_string(), id),
+        ("198.51.100.7".into(), "172.17.0.3".into(), 0x1234)
+    );
+    assert!(ok, "checksums");
 }

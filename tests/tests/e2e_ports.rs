@@ -344,6 +344,13 @@ fn containers_reach_the_outside_from_the_uplink_address() {
         reply.starts_with(&format!("peer={UPLINK_IP}:")),
         "masqueraded to the uplink: {reply:?}"
     );
+    // Pings too: with no route back to the container subnet, the external host can only
+    // answer the uplink's address.
+    lab.external(&["ip", "route", "del", "default"]);
+    assert!(
+        lab.ping("app", EXTERNAL_IP),
+        "ping from a container is masqueraded"
+    );
 }
 
 #[test]
