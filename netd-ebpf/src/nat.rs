@@ -31,71 +31,56 @@ pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatErro
     } else {
         0
     };
-    let addr_flags = u64::from(BPF_F_PSEUDO_HDR) | mangled | 4;
-    let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    // ICMP has no pseudo header: addresses are not in its checksum.
+    let pseudo =
+        (p.proto != PROTO_ICMP).then_some((csum, u64::from(BPF_F_PSEUDO_HDR) | mangled | 4));
+    set_addr(ctx, ETH_HLEN + IP_SADDR, p.saddr_be, e.new_saddr_be, pseudo)?;
+    set_addr(ctx, ETH_HLEN + IP_DADDR, p.daddr_be, e.new_daddr_be, pseudo)?;
     if p.proto == PROTO_ICMP {
-        return rewrite_icmp(ctx, p, e);
+        // One of the two "ports" is the echo identifier, the other 0 (see parse::L4Packet).
+        let (old, new) = (p.sport_be | p.dport_be, e.new_sport_be | e.new_dport_be);
+        return set_port(ctx, p.l4_off + 4, csum, old, new, 0);
     }
-    if e.new_saddr_be != p.saddr_be {
-        r(ctx.l4_csum_replace(csum, p.saddr_be.into(), e.new_saddr_be.into(), addr_flags))?;
-        r(ctx.l3_csum_replace(
-            ETH_HLEN + IP_CSUM,
-            p.saddr_be.into(),
-            e.new_saddr_be.into(),
-            4,
-        ))?;
-        r(ctx.store(ETH_HLEN + IP_SADDR, &e.new_saddr_be, 0))?;
-    }
-    if e.new_daddr_be != p.daddr_be {
-        r(ctx.l4_csum_replace(csum, p.daddr_be.into(), e.new_daddr_be.into(), addr_flags))?;
-        r(ctx.l3_csum_replace(
-            ETH_HLEN + IP_CSUM,
-            p.daddr_be.into(),
-            e.new_daddr_be.into(),
-            4,
-        ))?;
-        r(ctx.store(ETH_HLEN + IP_DADDR, &e.new_daddr_be, 0))?;
-    }
-    if e.new_sport_be != p.sport_be {
-        r(ctx.l4_csum_replace(csum, p.sport_be.into(), e.new_sport_be.into(), mangled | 2))?;
-        r(ctx.store(p.l4_off, &e.new_sport_be, 0))?;
-    }
-    if e.new_dport_be != p.dport_be {
-        r(ctx.l4_csum_replace(csum, p.dport_be.into(), e.new_dport_be.into(), mangled | 2))?;
-        r(ctx.store(p.l4_off + 2, &e.new_dport_be, 0))?;
-    }
-    Ok(())
+    set_port(ctx, p.l4_off, csum, p.sport_be, e.new_sport_be, mangled)?;
+    set_port(ctx, p.l4_off + 2, csum, p.dport_be, e.new_dport_be, mangled)
 }
 
-/// ICMP echo: addresses are not in the ICMP checksum (no pseudo header); the identifier is.
+/// Writes an IPv4 address and fixes the IP checksum, and the L4 one when it covers addresses.
 #[inline(always)]
-fn rewrite_icmp(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatError> {
+fn set_addr(
+    ctx: &TcContext,
+    off: usize,
+    old: u32,
+    new: u32,
+    l4: Option<(usize, u64)>,
+) -> Result<(), NatError> {
+    if old == new {
+        return Ok(());
+    }
     let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
-    if e.new_saddr_be != p.saddr_be {
-        r(ctx.l3_csum_replace(
-            ETH_HLEN + IP_CSUM,
-            p.saddr_be.into(),
-            e.new_saddr_be.into(),
-            4,
-        ))?;
-        r(ctx.store(ETH_HLEN + IP_SADDR, &e.new_saddr_be, 0))?;
+    if let Some((csum, flags)) = l4 {
+        r(ctx.l4_csum_replace(csum, old.into(), new.into(), flags))?;
     }
-    if e.new_daddr_be != p.daddr_be {
-        r(ctx.l3_csum_replace(
-            ETH_HLEN + IP_CSUM,
-            p.daddr_be.into(),
-            e.new_daddr_be.into(),
-            4,
-        ))?;
-        r(ctx.store(ETH_HLEN + IP_DADDR, &e.new_daddr_be, 0))?;
+    r(ctx.l3_csum_replace(ETH_HLEN + IP_CSUM, old.into(), new.into(), 4))?;
+    r(ctx.store(off, &new, 0))
+}
+
+/// Writes a 16-bit L4 field (port or echo identifier) and fixes the L4 checksum.
+#[inline(always)]
+fn set_port(
+    ctx: &TcContext,
+    off: usize,
+    csum: usize,
+    old: u16,
+    new: u16,
+    flags: u64,
+) -> Result<(), NatError> {
+    if old == new {
+        return Ok(());
     }
-    // One of the two "ports" is the identifier, the other 0 (see parse::L4Packet).
-    let (old_id, new_id) = (p.sport_be | p.dport_be, e.new_sport_be | e.new_dport_be);
-    if new_id != old_id {
-        r(ctx.l4_csum_replace(p.l4_csum_off(), old_id.into(), new_id.into(), 2))?;
-        r(ctx.store(p.l4_off + 4, &new_id, 0))?;
-    }
-    Ok(())
+    let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    r(ctx.l4_csum_replace(csum, old.into(), new.into(), flags | 2))?;
+    r(ctx.store(off, &new, 0))
 }
 
 /// Sends a rewritten packet out of the interface the FIB picks for its new destination, with

@@ -87,22 +87,27 @@ impl Builder {
             (6, 0)
         };
         l4[off..off + 2].copy_from_slice(&csum.to_be_bytes());
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-        ip.extend_from_slice(&[0x12, 0x34]);
-        ip.extend_from_slice(&self.frag.to_be_bytes());
-        ip.extend_from_slice(&[64, self.proto, 0, 0]);
-        ip.extend_from_slice(&self.src.ip().octets());
-        ip.extend_from_slice(&self.dst.ip().octets());
-        let ip_csum = fold(sum16(&ip));
-        ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
-        let mut frame = vec![
-            0x02, 0x42, 0xac, 0x11, 0, 1, 0x02, 0x42, 0xac, 0x11, 0, 2, 0x08, 0x00,
-        ];
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&l4);
-        frame
+        frame(*self.src.ip(), *self.dst.ip(), self.proto, self.frag, &l4)
     }
+}
+
+/// Ethernet and IPv4 headers (valid checksum) around an L4 segment.
+fn frame(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0x12, 0x34]);
+    ip.extend_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(&[64, proto, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let ip_csum = fold(sum16(&ip));
+    ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+    let mut frame = vec![
+        0x02, 0x42, 0xac, 0x11, 0, 1, 0x02, 0x42, 0xac, 0x11, 0, 2, 0x08, 0x00,
+    ];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(l4);
+    frame
 }
 
 /// An ICMP echo request (`reply: false`) or reply with identifier `id`.
@@ -114,19 +119,7 @@ pub fn icmp_echo(src: &str, dst: &str, id: u16, reply: bool) -> Vec<u8> {
     icmp.extend_from_slice(b"netd ping");
     let csum = fold(sum16(&icmp));
     icmp[2..4].copy_from_slice(&csum.to_be_bytes());
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, 1, 0, 0]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let ip_csum = fold(sum16(&ip));
-    ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
-    let mut frame = vec![
-        0x02, 0x42, 0xac, 0x11, 0, 1, 0x02, 0x42, 0xac, 0x11, 0, 2, 0x08, 0x00,
-    ];
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&icmp);
-    frame
+    frame(src, dst, 1, 0x4000, &icmp)
 }
 
 /// Source, destination and identifier of an ICMP echo frame, and whether both checksums hold.
