@@ -5,5 +5,6 @@
 #![no_std]
 
 pub mod counters;
+pub mod isolation;
 pub mod maps;
 pub mod nat;

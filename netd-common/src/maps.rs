@@ -36,6 +36,20 @@ pub const SOCK_REVNAT_MAX: u32 = 65_536;
 /// Host facts for the programs (`Array<DatapathConfig>`, one slot).
 pub const CONFIG: &str = "NETD_CONFIG";
 
+/// Container interfaces by host-side ifindex (`HashMap<u32, isolation::Endpoint>`).
+pub const ENDPOINTS: &str = "NETD_ENDPOINTS";
+pub const ENDPOINTS_MAX: u32 = IFACE_COUNTERS_MAX;
+/// Bridge networks by datapath id (`HashMap<u32, isolation::NetworkPolicy>`).
+pub const NETWORKS: &str = "NETD_NETWORKS";
+pub const NETWORKS_MAX: u32 = 4096;
+/// Subnets of bridge networks to their datapath id (`LpmTrie<u32, u32>`).
+pub const NETWORK_SUBNETS: &str = "NETD_NET_SUBNETS";
+/// Bridges by ifindex to their network's datapath id (`HashMap<u32, u32>`).
+pub const BRIDGES: &str = "NETD_BRIDGES";
+/// Drops by network, reason and direction (`PerCpuHashMap<DropKey, DropCounters>`).
+pub const DROPS: &str = "NETD_DROPS";
+pub const DROPS_MAX: u32 = 16_384;
+
 /// cgroup socket hooks: host processes reaching published ports (127.0.0.1 and host addresses).
 pub const PROG_CONNECT4: &str = "netd_connect4";
 pub const PROG_SENDMSG4: &str = "netd_sendmsg4";
