@@ -1,10 +1,12 @@
 #![no_std]
 #![no_main]
 
-//! Entry points of the datapath, one per attach point. Each concern lives in its own module.
+//! Entry points of the datapath, one per attach point. Each concern lives in its own module;
+//! every drop goes through `counters::drop`, once, with its reason.
 
 mod conntrack;
 mod counters;
+mod isolation;
 mod maps;
 mod masquerade;
 mod nat;
@@ -13,65 +15,143 @@ mod ports;
 mod sockets;
 
 use aya_ebpf::{
-    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::TC_ACT_UNSPEC,
     macros::{cgroup_sock_addr, classifier},
     programs::{SockAddrContext, TcContext},
 };
+use isolation::Drop;
 use masquerade::Masquerade;
-use netd_common::counters::Direction;
+use netd_common::{
+    counters::Direction,
+    isolation::{
+        DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER, ETH_P_IP, NET_INTERNAL,
+    },
+};
+use parse::L4Packet;
 
-/// Translates a packet entering the host (from an uplink or from a container): an existing
-/// connection's translation, or a new connection to a published port. Everything else is
-/// left to the stack untouched.
+/// Continue: the stack (or the next program) handles the packet.
+const PASS: i32 = TC_ACT_UNSPEC;
+
 #[inline(always)]
-fn translate_ingress(ctx: &TcContext) -> i32 {
-    let Some(p) = parse::l4_packet(ctx) else {
-        return TC_ACT_UNSPEC;
-    };
-    let entry = match conntrack::lookup(&p) {
+fn verdict(ctx: &TcContext, result: Result<i32, Drop>) -> i32 {
+    match result {
+        Ok(action) => action,
+        Err(drop) => counters::drop(ctx, &drop),
+    }
+}
+
+/// An existing connection's translation, or a new connection to a published port: the
+/// packet is rewritten and sent on, and the action returned. `None` when neither applies.
+/// `client_net` is the network of a container client, for published ports of its own network.
+#[inline(always)]
+fn translate(
+    ctx: &TcContext,
+    p: &L4Packet,
+    client_net: Option<&NetworkPolicy>,
+) -> Result<Option<i32>, DropReason> {
+    let entry = match conntrack::lookup(p) {
         Some(e) => e,
-        None => match ports::publish(&p) {
+        None => match ports::publish(p, client_net) {
             Some(Ok(e)) => e,
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
-            Some(Err(_)) => return TC_ACT_UNSPEC,
+            Some(Err(_)) => return Ok(Some(PASS)),
             None => {
-                conntrack::forget_stale_reply(&p);
-                return TC_ACT_UNSPEC;
+                conntrack::forget_stale_reply(p);
+                return Ok(None);
             }
         },
     };
-    match nat::rewrite(ctx, &p, &entry) {
-        Ok(()) => nat::forward(ctx, &entry, p.proto),
-        Err(nat::NatError::Rewrite) => TC_ACT_SHOT,
+    nat::rewrite(ctx, p, &entry)?;
+    Ok(Some(nat::forward(ctx, &entry, p.proto)))
+}
+
+/// What a container sends: checked against spoofing, translated when it belongs to a
+/// translated connection (published ports stay reachable from every network), else held to
+/// its network's rules.
+#[inline(always)]
+fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
+    let port = isolation::port(ctx)?;
+    let Some(ip) = isolation::check_sender(ctx, &port)? else {
+        return Ok(PASS);
+    };
+    let l4 = parse::l4(ctx, &ip);
+    // Internal networks reach no published port and are never masqueraded.
+    if !port.net.has(NET_INTERNAL) {
+        if let Some(p) = &l4 {
+            if let Some(action) = translate(ctx, p, Some(&port.net)).map_err(|r| port.drop(r))? {
+                return Ok(action);
+            }
+        }
     }
+    isolation::check_destination(&port, &ip, l4.as_ref())?;
+    Ok(PASS)
 }
 
 /// Ingress of a bridge port: what a container sends.
 #[classifier]
 pub fn netd_port_ingress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Ingress);
-    translate_ingress(&ctx)
+    verdict(&ctx, from_container(&ctx))
 }
 
 /// Egress of a bridge port: what is delivered to a container.
 #[classifier]
 pub fn netd_port_egress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Egress);
-    // TCX_NEXT / continue: counting never decides a packet's fate.
-    TC_ACT_UNSPEC
+    verdict(&ctx, isolation::check_foreign_source(&ctx).map(|()| PASS))
 }
 
-/// Ingress of an uplink: clients of published ports, and replies to masqueraded connections.
+/// What arrives on an uplink: clients of published ports and replies to masqueraded
+/// connections are translated; nothing else reaches a container address unless its network
+/// is routed.
+#[inline(always)]
+fn from_outside(ctx: &TcContext) -> Result<i32, Drop> {
+    if u16::from_be(
+        ctx.load::<u16>(12)
+            .map_err(|_| outside_drop(DropReason::Malformed, 0))?,
+    ) != ETH_P_IP
+    {
+        return Ok(PASS);
+    }
+    // Not readable as IPv4: the stack drops it, and it reaches no container.
+    let Some(ip) = parse::ipv4(ctx) else {
+        return Ok(PASS);
+    };
+    if let Some(p) = parse::l4(ctx, &ip) {
+        let translated = translate(ctx, &p, None)
+            .map_err(|r| outside_drop(r, isolation::network_of(ip.daddr_be).unwrap_or(0)))?;
+        if let Some(action) = translated {
+            return Ok(action);
+        }
+    }
+    isolation::check_outside_destination(ip.daddr_be)?;
+    Ok(PASS)
+}
+
+fn outside_drop(reason: DropReason, network: u32) -> Drop {
+    Drop {
+        reason,
+        network,
+        direction: DIR_TO_CONTAINER,
+    }
+}
+
+/// Ingress of an uplink.
 #[classifier]
 pub fn netd_uplink_ingress(ctx: TcContext) -> i32 {
-    translate_ingress(&ctx)
+    verdict(&ctx, from_outside(&ctx))
 }
 
-/// Egress of an uplink: masquerade of containers' connections to the outside.
-#[classifier]
-pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
-    let Some(p) = parse::l4_packet(&ctx) else {
-        return TC_ACT_UNSPEC;
+/// Masquerade of containers' connections to the outside.
+#[inline(always)]
+fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
+    let Some(p) = parse::l4_packet(ctx) else {
+        return Ok(PASS);
+    };
+    let from_container = |reason| Drop {
+        reason,
+        network: isolation::network_of(p.saddr_be).unwrap_or(0),
+        direction: DIR_FROM_CONTAINER,
     };
     let entry = match conntrack::lookup(&p) {
         Some(e) => e,
@@ -80,15 +160,19 @@ pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
             match masquerade::masquerade(&p, ifindex) {
                 Masquerade::Translated(e) => e,
-                Masquerade::NotApplicable => return TC_ACT_UNSPEC,
-                Masquerade::Exhausted => return TC_ACT_SHOT,
+                Masquerade::NotApplicable => return Ok(PASS),
+                Masquerade::Exhausted => return Err(from_container(DropReason::PortsExhausted)),
             }
         }
     };
-    match nat::rewrite(&ctx, &p, &entry) {
-        Ok(()) => TC_ACT_UNSPEC,
-        Err(nat::NatError::Rewrite) => TC_ACT_SHOT,
-    }
+    nat::rewrite(ctx, &p, &entry).map_err(from_container)?;
+    Ok(PASS)
+}
+
+/// Egress of an uplink.
+#[classifier]
+pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
+    verdict(&ctx, to_outside(&ctx))
 }
 
 /// Allow the socket call (sock_addr programs return 1 to let it proceed).

@@ -7,6 +7,7 @@ use aya_ebpf::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
+    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps as names,
     nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, SockKey, SockOrig, Uplink},
 };
@@ -39,3 +40,21 @@ pub static CONFIG: Array<DatapathConfig> = Array::pinned(1, 0);
 #[map(name = "NETD_SOCK_REVNAT")]
 pub static SOCK_REVNAT: LruHashMap<SockKey, SockOrig> =
     LruHashMap::pinned(names::SOCK_REVNAT_MAX, 0);
+
+/// Written by the control plane before a port's programs are attached; a port without an
+/// entry drops what its container sends.
+#[map(name = "NETD_ENDPOINTS")]
+pub static ENDPOINTS: HashMap<u32, Endpoint> = HashMap::pinned(names::ENDPOINTS_MAX, 0);
+
+#[map(name = "NETD_NETWORKS")]
+pub static NETWORKS: HashMap<u32, NetworkPolicy> = HashMap::pinned(names::NETWORKS_MAX, 0);
+
+#[map(name = "NETD_NET_SUBNETS")]
+pub static NETWORK_SUBNETS: LpmTrie<u32, u32> = LpmTrie::pinned(names::NETWORKS_MAX, 0);
+
+#[map(name = "NETD_BRIDGES")]
+pub static BRIDGES: HashMap<u32, u32> = HashMap::pinned(names::NETWORKS_MAX, 0);
+
+/// The programs insert keys as drops happen; reasons and directions are few.
+#[map(name = "NETD_DROPS")]
+pub static DROPS: PerCpuHashMap<DropKey, DropCounters> = PerCpuHashMap::pinned(names::DROPS_MAX, 0);

@@ -7,7 +7,10 @@ use aya_ebpf::{
     helpers::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
 };
-use netd_common::nat::{CtEntry, PROTO_ICMP, PROTO_UDP};
+use netd_common::{
+    isolation::DropReason,
+    nat::{CtEntry, PROTO_ICMP, PROTO_UDP},
+};
 
 use crate::parse::{L4Packet, ETH_HLEN, IP_CSUM, IP_DADDR, IP_SADDR};
 
@@ -15,15 +18,9 @@ const AF_INET: u8 = 2;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
 const BPF_FIB_LKUP_RET_NO_NEIGH: i64 = 7;
 
-/// Why a translation could not be applied.
-#[derive(Clone, Copy)]
-pub enum NatError {
-    Rewrite,
-}
-
 /// Rewrites every field of `p` that `e` changes.
 #[inline(always)]
-pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), NatError> {
+pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), DropReason> {
     let csum = p.l4_csum_off();
     // A UDP checksum of 0 means "none" and must stay so.
     let mangled = if p.proto == PROTO_UDP {
@@ -53,11 +50,11 @@ fn set_addr(
     old: u32,
     new: u32,
     l4: Option<(usize, u64)>,
-) -> Result<(), NatError> {
+) -> Result<(), DropReason> {
     if old == new {
         return Ok(());
     }
-    let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    let r = |res: Result<(), i64>| res.map_err(|_| DropReason::NatRewrite);
     if let Some((csum, flags)) = l4 {
         r(ctx.l4_csum_replace(csum, old.into(), new.into(), flags))?;
     }
@@ -74,11 +71,11 @@ fn set_port(
     old: u16,
     new: u16,
     flags: u64,
-) -> Result<(), NatError> {
+) -> Result<(), DropReason> {
     if old == new {
         return Ok(());
     }
-    let r = |res: Result<(), i64>| res.map_err(|_| NatError::Rewrite);
+    let r = |res: Result<(), i64>| res.map_err(|_| DropReason::NatRewrite);
     r(ctx.l4_csum_replace(csum, old.into(), new.into(), flags | 2))?;
     r(ctx.store(off, &new, 0))
 }

@@ -1,8 +1,9 @@
 //! Published ports: a new connection to a host address and published port is translated to
 //! its container, and the container's replies back.
 
-use netd_common::nat::{
-    CtEntry, CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN,
+use netd_common::{
+    isolation::{NetworkPolicy, NET_ICC_OFF},
+    nat::{CtEntry, CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
 };
 
 use crate::{
@@ -20,8 +21,9 @@ fn is_loopback(addr_be: u32) -> bool {
 /// The translation of a new connection to a published port, recorded in conntrack; `None`
 /// when `p` is not for one. Ports published on 127.0.0.1 never match here: packets for a
 /// loopback address arriving from a network are an attack (moby#41872), not a client.
+/// `client_net` is the network of a container client.
 #[inline(always)]
-pub fn publish(p: &L4Packet) -> Option<Result<CtEntry, i32>> {
+pub fn publish(p: &L4Packet, client_net: Option<&NetworkPolicy>) -> Option<Result<CtEntry, i32>> {
     if is_loopback(p.daddr_be) {
         return None;
     }
@@ -47,8 +49,11 @@ pub fn publish(p: &L4Packet) -> Option<Result<CtEntry, i32>> {
         }
     };
     // A container reaching its own published port (hairpin): its reply would stay inside
-    // it unless the source is a host address, the one it connected to.
-    let saddr_be = if p.saddr_be == target.addr_be {
+    // it unless the source is a host address, the one it connected to. The same on an
+    // icc=false network for a member's port: the gateway is the only peer a member may answer.
+    let same_icc_off_net =
+        client_net.is_some_and(|n| n.has(NET_ICC_OFF) && n.contains(target.addr_be));
+    let saddr_be = if p.saddr_be == target.addr_be || same_icc_off_net {
         p.daddr_be
     } else {
         p.saddr_be

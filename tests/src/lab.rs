@@ -36,6 +36,14 @@ pub fn peer_script() -> String {
         .to_string()
 }
 
+/// The reachability tools of the isolation tests (Python).
+pub fn reach_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/reach.py")
+        .display()
+        .to_string()
+}
+
 pub struct Lab {
     /// Name of the host namespace under /run/netns.
     pub netns: String,
@@ -283,6 +291,24 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// iptables and nftables rules of the lab's host namespace (iptables-save's timestamp
+    /// comments left out).
+    pub fn rulesets(&self) -> (String, String) {
+        let ipt = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "iptables-save"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        let nft = self.host(&["nft", "list", "ruleset"]);
+        (ipt, nft)
     }
 
     /// Names of the links in the lab's host namespace.

@@ -110,6 +110,72 @@ fn frame(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, frag: u16, l4: &[u8]) -> Vec<u
     frame
 }
 
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// The frame with other destination and source MACs.
+pub fn with_macs(mut frame: Vec<u8>, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    frame
+}
+
+/// A raw Ethernet frame of any ethertype.
+pub fn raw_ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An Ethernet/IPv4 ARP request (`op` 1, broadcast) or reply (`op` 2, to `target_mac`).
+pub fn arp(
+    op: u16,
+    sender_mac: [u8; 6],
+    sender: &str,
+    target_mac: [u8; 6],
+    target: &str,
+) -> Vec<u8> {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("ip").octets();
+    let mut body = vec![0, 1, 8, 0, 6, 4];
+    body.extend_from_slice(&op.to_be_bytes());
+    body.extend_from_slice(&sender_mac);
+    body.extend_from_slice(&ip(sender));
+    body.extend_from_slice(&target_mac);
+    body.extend_from_slice(&ip(target));
+    let dst = if op == 1 { BROADCAST } else { target_mac };
+    raw_ethernet(dst, sender_mac, 0x0806, &body)
+}
+
+/// An IPv6 packet from fe80::1 to ff02::1 carrying ICMPv6 of `icmp_type` (134: router
+/// advertisement), behind a hop-by-hop options header when asked.
+pub fn icmpv6(src_mac: [u8; 6], icmp_type: u8, hop_by_hop: bool) -> Vec<u8> {
+    let icmp = [
+        icmp_type, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut ext = Vec::new();
+    if hop_by_hop {
+        // Next header ICMPv6, length 0 (8 bytes), PadN.
+        ext.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&((ext.len() + icmp.len()) as u16).to_be_bytes());
+    ip.push(if hop_by_hop { 0 } else { 58 });
+    ip.push(255);
+    let mut src = [0u8; 16];
+    src[0..2].copy_from_slice(&[0xfe, 0x80]);
+    src[15] = 1;
+    let mut dst = [0u8; 16];
+    dst[0..2].copy_from_slice(&[0xff, 0x02]);
+    dst[15] = 1;
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    ip.extend_from_slice(&ext);
+    ip.extend_from_slice(&icmp);
+    raw_ethernet([0x33, 0x33, 0, 0, 0, 1], src_mac, 0x86dd, &ip)
+}
+
 /// An ICMP echo request (`reply: false`) or reply with identifier `id`.
 pub fn icmp_echo(src: &str, dst: &str, id: u16, reply: bool) -> Vec<u8> {
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().expect("ip"), dst.parse().expect("ip"));

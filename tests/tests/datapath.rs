@@ -2,30 +2,19 @@
 //! No namespace and no attachment: the kernel runs the program as if the packet arrived on lo.
 
 use aya::programs::{TestRun, TestRunOptions};
-use integration_tests::{privileged, unique};
+use integration_tests::{
+    privileged,
+    testrun::{Programs, CONTINUE, LO, SHOT},
+};
 use netd::datapath::Datapath;
 use netd_common::maps;
 
-/// TCX_NEXT: the counting programs never decide a packet's fate.
-const TCX_NEXT: u32 = -1i32 as u32;
-/// Interface the kernel's test run gives the packet when the context names none.
-const LO: u32 = 1;
+/// TCX_NEXT: counting never decides a packet's fate.
+const TCX_NEXT: u32 = CONTINUE;
 
-struct Loaded {
-    dp: Datapath,
-    bpffs: std::path::PathBuf,
-}
-
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bpffs);
-    }
-}
-
-fn load() -> Loaded {
-    let bpffs = std::path::PathBuf::from("/sys/fs/bpf").join(unique("netd-tr"));
-    let dp = Datapath::load(&bpffs).expect("loading the datapath object");
-    Loaded { dp, bpffs }
+/// The test port (lo) is a container's interface on an ordinary network.
+fn load() -> Programs {
+    Programs::load("netd-tr").with_container_port(0)
 }
 
 /// An Ethernet + IPv4 + UDP frame with `payload` bytes of data.
@@ -58,7 +47,7 @@ fn run(dp: &mut Datapath, program: &'static str, frame: &[u8], repeat: u32) -> u
     assert_eq!(
         &out[..result.data_size_out as usize],
         frame,
-        "counting must not change the packet"
+        "counting and policing must not change the packet"
     );
     result.return_value
 }
@@ -103,12 +92,14 @@ fn untracked_interfaces_are_neither_counted_nor_added() {
     if !privileged("untracked_interfaces_are_neither_counted_nor_added") {
         return;
     }
-    let mut l = load();
+    // No endpoint either: a port netd has not described is closed.
+    let mut l = Programs::load("netd-tr");
     l.dp.track(LO + 1000).unwrap();
     assert_eq!(
         run(&mut l.dp, maps::PROG_PORT_INGRESS, &udp_frame(10), 5),
-        TCX_NEXT
+        SHOT
     );
+    assert_eq!(l.drops("unknown_endpoint"), 5);
     assert_eq!(
         l.dp.port_counters(LO),
         None,
@@ -128,18 +119,24 @@ fn counters_survive_a_reload_through_the_pinned_map() {
     let mut l = load();
     l.dp.track(LO).unwrap();
     run(&mut l.dp, maps::PROG_PORT_INGRESS, &udp_frame(10), 4);
-    let again = Datapath::load(&l.bpffs).expect("reloading");
+    let again = Datapath::load(l.bpffs()).expect("reloading");
     assert_eq!(again.port_counters(LO).unwrap().ingress_packets, 4);
 }
 
 #[test]
-fn truncated_frames_are_counted_by_their_length_and_passed() {
-    if !privileged("truncated_frames_are_counted_by_their_length_and_passed") {
+fn truncated_frames_are_counted_by_their_length_and_dropped() {
+    if !privileged("truncated_frames_are_counted_by_their_length_and_dropped") {
         return;
     }
     let mut l = load();
     l.dp.track(LO).unwrap();
-    let runt = vec![0u8; 14];
-    assert_eq!(run(&mut l.dp, maps::PROG_PORT_INGRESS, &runt, 1), TCX_NEXT);
-    assert_eq!(l.dp.port_counters(LO).unwrap().ingress_bytes, 14);
+    // An IPv4 header whose length field says 8 bytes.
+    let mut runt = udp_frame(0);
+    runt[14] = 0x42;
+    assert_eq!(run(&mut l.dp, maps::PROG_PORT_INGRESS, &runt, 1), SHOT);
+    assert_eq!(
+        l.dp.port_counters(LO).unwrap().ingress_bytes,
+        runt.len() as u64
+    );
+    assert_eq!(l.drops("malformed"), 1);
 }

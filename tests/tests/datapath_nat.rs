@@ -4,40 +4,23 @@
 
 use std::net::Ipv4Addr;
 
-use aya::programs::{TestRun, TestRunOptions};
 use integration_tests::{
     packet::{icmp_echo, parse, parse_icmp, Builder, ACK, FIN, RST, SYN},
-    privileged, unique,
+    privileged,
+    testrun::{Programs, CONTINUE},
 };
-use netd::datapath::{nat::Publication, Datapath};
-use netd_common::maps;
+use netd::datapath::nat::Publication;
+use netd_common::{isolation::NET_ROUTED, maps};
 
-const CONTINUE: u32 = -1i32 as u32;
 const HOST: &str = "10.9.0.1";
 const CLIENT: &str = "192.0.2.9:40000";
 
-struct Lab {
-    dp: Datapath,
-    bpffs: std::path::PathBuf,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bpffs);
-    }
-}
-
-fn lab() -> Lab {
-    // SAFETY: unshare on this test's own thread; nothing else runs on it.
-    assert_eq!(
-        unsafe { libc::unshare(libc::CLONE_NEWNET) },
-        0,
-        "unshare(CLONE_NEWNET)"
-    );
-    let bpffs = std::path::PathBuf::from("/sys/fs/bpf").join(unique("netd-nat"));
-    let mut dp = Datapath::load(&bpffs).expect("loading the datapath object");
-    dp.set_local_addrs(&[HOST.parse().unwrap()]).unwrap();
-    Lab { dp, bpffs }
+/// The test port (lo) is the interface of 172.17.0.2 on 172.17.0.0/16, a routed network:
+/// some tests connect to the container directly, which isolation is not here to judge.
+fn lab() -> Programs {
+    let mut l = Programs::in_private_netns("netd-nat").with_container_port(NET_ROUTED);
+    l.dp.set_local_addrs(&[HOST.parse().unwrap()]).unwrap();
+    l
 }
 
 fn publication(proto: u8, host: &str, port: u16, target: &str, target_port: u16) -> Publication {
@@ -53,22 +36,6 @@ fn publication(proto: u8, host: &str, port: u16, target: &str, target_port: u16)
 /// The port most tests publish: 8080/tcp on every host address, to 172.17.0.2:80.
 fn web() -> Publication {
     publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)
-}
-
-impl Lab {
-    fn run(&mut self, program: &'static str, frame: &[u8]) -> (u32, Vec<u8>) {
-        let prog = self.dp.classifier(program).expect("loaded");
-        let mut out = vec![0u8; frame.len() + 64];
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
-    }
 }
 
 fn skip(name: &str) -> bool {

@@ -36,7 +36,7 @@ fn external_clients_reach_a_published_port_with_their_own_address() {
         return;
     }
     let lab = Lab::with_external();
-    let before = rulesets(&lab);
+    let before = lab.rulesets();
     server(&lab, "web", &["-p", "8080:80"], &["tcp-server", "80"]);
     let reply = text(&client_external(&lab, "tcp-client", UPLINK_IP, "8080"));
     assert!(
@@ -86,7 +86,7 @@ fn external_clients_reach_a_published_port_with_their_own_address() {
     }
 
     assert_eq!(
-        rulesets(&lab),
+        lab.rulesets(),
         before,
         "netd installs no iptables or nftables rule"
     );
@@ -441,23 +441,4 @@ fn a_transfer_survives_a_daemon_crash() {
         bytes.to_string(),
         "every byte arrived, without a reset"
     );
-}
-
-/// iptables and nftables rules of the lab's host namespace.
-fn rulesets(lab: &Lab) -> (String, String) {
-    let ipt = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.netns, "iptables-save"])
-        .output()
-        .map(|o| filter_comments(&String::from_utf8_lossy(&o.stdout)))
-        .unwrap_or_default();
-    let nft = lab.host(&["nft", "list", "ruleset"]);
-    (ipt, nft)
-}
-
-/// iptables-save prints timestamps in comments.
-fn filter_comments(s: &str) -> String {
-    s.lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -101,6 +101,7 @@ pub fn router(daemon: Shared) -> Router {
         )
         .route("/v1/networks/{key}/connect", post(connect))
         .route("/v1/networks/{key}/disconnect", post(disconnect))
+        .route("/v1/networks/{key}/update", post(update_network))
         .route(
             "/v1/containers",
             get(list_containers).post(create_container),
@@ -113,6 +114,7 @@ pub fn router(daemon: Shared) -> Router {
         .route("/v1/containers/{key}/logs", get(logs))
         .route("/v1/containers/{key}/sandbox", get(sandbox))
         .route("/v1/stats", get(stats))
+        .route("/v1/drops", get(drops))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /v1/version")
         })
@@ -189,6 +191,22 @@ async fn remove_network(
 async fn prune_networks(State(d): State<Shared>) -> Result<Json<Value>, ApiError> {
     let removed = d.engine.lock().await.prune_networks().await?;
     Ok(Json(json!({"NetworksDeleted": removed})))
+}
+
+async fn update_network(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<wire::UpdateNetwork>,
+) -> Result<Json<Value>, ApiError> {
+    let mut engine = d.engine.lock().await;
+    let net = engine.update_network(&key, &req.options).await?;
+    Ok(Json(wire::network(&engine, &net)))
+}
+
+/// What the datapath dropped, by network, reason and direction.
+async fn drops(State(d): State<Shared>) -> Json<Value> {
+    let engine = d.engine.lock().await;
+    Json(Value::Array(wire::drops(&engine, None)))
 }
 
 async fn connect(

@@ -1,12 +1,21 @@
 //! Response bodies, shaped like Docker's so that its users find the fields they look for.
 
+use netd_common::isolation::{direction_name, DropReason};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::{
+    config::network::{OPT_GATEWAY_MODE, OPT_ICC, OPT_MASQUERADE},
     engine::Engine,
     state::model::{Container, Network},
 };
+
+/// Body of `POST /v1/networks/{name}/update`: options to change on a live network.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNetwork {
+    pub options: std::collections::BTreeMap<String, String>,
+}
 
 /// Body of `POST /v1/networks/{name}/connect`.
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
@@ -63,8 +72,17 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
             "com.docker.network.driver.mtu".into(),
             json!(net.mtu.to_string()),
         );
+        options.insert(OPT_ICC.into(), json!(net.icc.to_string()));
+        options.insert(OPT_MASQUERADE.into(), json!(net.masquerade.to_string()));
+        let mode = if net.routed { "routed" } else { "nat" };
+        options.insert(OPT_GATEWAY_MODE.into(), json!(mode));
     }
     let pool = engine.pool(&net.id);
+    let drops = if net.subnet.is_some() {
+        json!(drops(engine, Some(net.datapath_id())))
+    } else {
+        json!([])
+    };
     json!({
         "Name": net.name,
         "Id": net.id,
@@ -80,7 +98,36 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
         "Containers": containers,
         "AddressesInUse": pool.map(|p| p.in_use()),
         "AddressesFree": pool.map(|p| p.capacity() - p.in_use() as u64),
+        "Drops": drops,
     })
+}
+
+/// Drop counters, of one network (by datapath id) or all, with names for their keys.
+pub fn drops(engine: &Engine, network: Option<u32>) -> Vec<Value> {
+    let mut rows: Vec<_> = engine
+        .host()
+        .drops()
+        .into_iter()
+        .filter(|(k, _)| network.is_none_or(|n| n == k.network))
+        .collect();
+    rows.sort_by_key(|(k, _)| (k.network, k.reason, k.direction));
+    rows.into_iter()
+        .map(|(k, c)| {
+            let name = engine
+                .networks()
+                .find(|n| n.subnet.is_some() && n.datapath_id() == k.network)
+                .map(|n| n.name.to_string())
+                .unwrap_or_default();
+            let reason = DropReason::from_u8(k.reason).map_or("unknown", DropReason::name);
+            json!({
+                "Network": name,
+                "Reason": reason,
+                "Direction": direction_name(k.direction),
+                "Packets": c.packets,
+                "Bytes": c.bytes,
+            })
+        })
+        .collect()
 }
 
 fn state(c: &Container) -> Value {

@@ -304,7 +304,10 @@ pub async fn logs(client: &Client, container: &str) -> Result<i32, ClientError> 
     }
 }
 
-pub async fn stats(client: &Client, format: FormatArg) -> Result<i32, ClientError> {
+pub async fn stats(client: &Client, format: FormatArg, drops: bool) -> Result<i32, ClientError> {
+    if drops {
+        return drop_stats(client, format).await;
+    }
     let all = client.call(Method::GET, "/v1/stats", None).await?;
     match format.format {
         output::Format::Json => output::json(&all),
@@ -332,6 +335,25 @@ pub async fn stats(client: &Client, format: FormatArg) -> Result<i32, ClientErro
                     "TX PKTS",
                     "TX BYTES",
                 ],
+                &rows,
+            );
+        }
+    }
+    Ok(0)
+}
+
+async fn drop_stats(client: &Client, format: FormatArg) -> Result<i32, ClientError> {
+    let all = client.call(Method::GET, "/v1/drops", None).await?;
+    match format.format {
+        output::Format::Json => output::json(&all),
+        output::Format::Table => {
+            let cols = ["Network", "Reason", "Direction", "Packets", "Bytes"];
+            let rows: Vec<Vec<String>> = as_array(&all)
+                .iter()
+                .map(|r| cols.iter().map(|c| str_of(r, &format!("/{c}"))).collect())
+                .collect();
+            output::table(
+                &["NETWORK", "REASON", "DIRECTION", "PACKETS", "BYTES"],
                 &rows,
             );
         }

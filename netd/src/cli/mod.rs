@@ -65,7 +65,13 @@ pub enum Command {
     /// Print what a container's command wrote.
     Logs { container: String },
     /// Packet and byte counters of container interfaces, read from the datapath.
-    Stats(output::FormatArg),
+    Stats {
+        #[command(flatten)]
+        format: output::FormatArg,
+        /// Show what the datapath dropped, by network, reason and direction, instead.
+        #[arg(long)]
+        drops: bool,
+    },
 }
 
 #[derive(Args, Clone, Debug)]
@@ -100,7 +106,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Port { container, port } => {
             container::port(&client, &container, port.as_deref()).await
         }
-        Command::Stats(format) => container::stats(&client, format).await,
+        Command::Stats { format, drops } => container::stats(&client, format, drops).await,
     }
 }
 

@@ -50,6 +50,14 @@ pub enum NetworkCommand {
     },
     /// Disconnect a container from a network.
     Disconnect { network: String, container: String },
+    /// Change options of a live network: icc, gateway-mode, enable_ip_masquerade.
+    Update {
+        /// k=v, repeatable: icc=true|false, gateway-mode=nat|routed,
+        /// com.docker.network.bridge.enable_ip_masquerade=true|false (Docker's names work too).
+        #[arg(short = 'o', long = "opt", required = true)]
+        options: Vec<String>,
+        network: String,
+    },
 }
 
 #[derive(Args)]
@@ -69,7 +77,8 @@ pub struct CreateArgs {
     /// k=v, repeatable.
     #[arg(long = "label")]
     labels: Vec<String>,
-    /// Driver option k=v, repeatable: com.docker.network.bridge.name, com.docker.network.driver.mtu.
+    /// Driver option k=v, repeatable: com.docker.network.bridge.name, com.docker.network.driver.mtu,
+    /// icc=false, gateway-mode=routed, com.docker.network.bridge.enable_ip_masquerade=false.
     #[arg(short = 'o', long = "opt")]
     options: Vec<String>,
     name: String,
@@ -170,6 +179,17 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<i32, ClientErro
                     Some(&body),
                 )
                 .await?;
+        }
+        NetworkCommand::Update { options, network } => {
+            let body = json!({"options": key_values(&options)});
+            client
+                .call(
+                    Method::POST,
+                    &format!("/v1/networks/{}/update", seg(&network)),
+                    Some(&body),
+                )
+                .await?;
+            println!("{network}");
         }
         NetworkCommand::Disconnect { network, container } => {
             let body = json!({"container": container});

@@ -16,6 +16,14 @@ impl Mac {
         let [a, b, c, d] = ip.octets();
         Self([0x02, 0x42, a, b, c, d])
     }
+
+    /// A bridge's own address: 02:4e:44 ("ND") and the last three bytes of its gateway
+    /// address. Set explicitly, so that the kernel never swaps it for a port's address (the
+    /// gateway MAC is part of the isolation rules).
+    pub fn for_gateway(gateway: Ipv4Addr) -> Self {
+        let [_, b, c, d] = gateway.octets();
+        Self([0x02, 0x4e, 0x44, b, c, d])
+    }
 }
 
 impl FromStr for Mac {

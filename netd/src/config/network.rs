@@ -44,6 +44,75 @@ pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 /// Masquerade option, as Docker spells it (`false` for networks routed as they are).
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+/// Inter-container communication, as Docker spells it, and netd's short name.
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+pub const OPT_ICC_SHORT: &str = "icc";
+/// `nat` (default: the outside reaches members only through published ports) or `routed`.
+pub const OPT_GATEWAY_MODE: &str = "com.docker.network.bridge.gateway_mode_ipv4";
+pub const OPT_GATEWAY_MODE_SHORT: &str = "gateway-mode";
+
+/// The options the datapath applies; they may change on a live network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// Connections to the outside leave with the uplink's address (Docker's default).
+    pub masquerade: bool,
+    /// Members may talk to each other.
+    pub icc: bool,
+    /// The outside may reach members' addresses by routing, without a published port.
+    pub routed: bool,
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        Self {
+            masquerade: true,
+            icc: true,
+            routed: false,
+        }
+    }
+}
+
+impl PolicyOptions {
+    pub const KNOWN: [&'static str; 5] = [
+        OPT_MASQUERADE,
+        OPT_ICC,
+        OPT_ICC_SHORT,
+        OPT_GATEWAY_MODE,
+        OPT_GATEWAY_MODE_SHORT,
+    ];
+
+    /// Applies `key=value` when `key` is one of these options; `Ok(false)` for other keys.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let boolean = || {
+            value.parse::<bool>().map_err(|_| {
+                ConfigError::invalid(
+                    "network option",
+                    format!("{key}={value}"),
+                    "expected true or false",
+                )
+            })
+        };
+        match key {
+            OPT_MASQUERADE => self.masquerade = boolean()?,
+            OPT_ICC | OPT_ICC_SHORT => self.icc = boolean()?,
+            OPT_GATEWAY_MODE | OPT_GATEWAY_MODE_SHORT => {
+                self.routed = match value {
+                    "nat" => false,
+                    "routed" => true,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "network option",
+                            format!("{key}={value}"),
+                            "expected nat or routed",
+                        ))
+                    }
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 /// A validated bridge network request. The subnet is chosen from the default pools when the
 /// user gave none.
@@ -56,8 +125,7 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// A bridge device name chosen by the user instead of `nd-<id>`.
     pub bridge_name: Option<IfName>,
-    /// Masquerade the network's connections to the outside (Docker's default).
-    pub masquerade: bool,
+    pub policy: PolicyOptions,
 }
 
 /// A subnet with its dynamic range and gateway, all consistent with each other.
@@ -95,8 +163,11 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         };
         let mut bridge_name = None;
         let mut mtu = req.mtu;
-        let mut masquerade = true;
+        let mut policy = PolicyOptions::default();
         for (key, value) in &req.options {
+            if policy.apply(key, value)? {
+                continue;
+            }
             match key.as_str() {
                 OPT_BRIDGE_NAME => bridge_name = Some(IfName::parse(value)?),
                 OPT_MTU => {
@@ -105,19 +176,24 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
                         .map_err(|_| ConfigError::invalid("MTU", value, "not a number"))?;
                     mtu = Some(parsed);
                 }
-                OPT_MASQUERADE => {
-                    masquerade = value
-                        .parse()
-                        .map_err(|_| ConfigError::invalid("network option", format!("{key}={value}"), "expected true or false"))?;
-                }
                 _ => {
                     return Err(ConfigError::invalid(
                         "network option",
                         key,
-                        format!("unknown; known options are {OPT_BRIDGE_NAME}, {OPT_MTU} and {OPT_MASQUERADE}"),
+                        format!(
+                            "unknown; known options are {OPT_BRIDGE_NAME}, {OPT_MTU}, {}",
+                            PolicyOptions::KNOWN.join(", ")
+                        ),
                     ))
                 }
             }
+        }
+        if req.internal && policy.routed {
+            return Err(ConfigError::invalid(
+                "network option",
+                format!("{OPT_GATEWAY_MODE_SHORT}=routed"),
+                "an internal network cannot be routed",
+            ));
         }
         let mtu = match mtu {
             None => DEFAULT_MTU,
@@ -142,7 +218,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             mtu,
             labels: req.labels,
             bridge_name,
-            masquerade,
+            policy,
         })
     }
 }
@@ -365,11 +441,33 @@ mod tests {
             ("br-web", 1450)
         );
         let unknown = req(|r| {
-            r.options.insert(
-                "com.docker.network.bridge.enable_icc".into(),
-                "false".into(),
-            );
+            r.options
+                .insert("com.docker.network.bridge.enable_ipv6".into(), "1".into());
         });
-        assert!(unknown.unwrap_err().to_string().contains("enable_icc"));
+        assert!(unknown.unwrap_err().to_string().contains("enable_ipv6"));
+        let policy = req(|r| {
+            r.options.insert(OPT_ICC_SHORT.into(), "false".into());
+            r.options.insert(OPT_GATEWAY_MODE.into(), "routed".into());
+        });
+        assert_eq!(
+            policy.unwrap().policy,
+            PolicyOptions {
+                masquerade: true,
+                icc: false,
+                routed: true
+            }
+        );
+        let bad = req(|r| {
+            r.options
+                .insert(OPT_GATEWAY_MODE_SHORT.into(), "bridged".into());
+        });
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("gateway-mode=bridged"));
+        let bad = req(|r| {
+            r.options.insert(OPT_ICC.into(), "no".into());
+        });
+        assert!(bad.unwrap_err().to_string().contains("enable_icc=no"));
     }
 }

@@ -13,6 +13,7 @@ use aya::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
+    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps,
     nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
 };
@@ -61,6 +62,11 @@ pub struct Datapath {
     pub(super) masq_subnets: LpmTrie<MapData, u32, u32>,
     pub(super) uplinks: HashMap<MapData, u32, Uplink>,
     pub(super) config: Array<MapData, DatapathConfig>,
+    pub(super) endpoints: HashMap<MapData, u32, Endpoint>,
+    pub(super) networks: HashMap<MapData, u32, NetworkPolicy>,
+    pub(super) network_subnets: LpmTrie<MapData, u32, u32>,
+    pub(super) bridges: HashMap<MapData, u32, u32>,
+    pub(super) drops: PerCpuHashMap<MapData, DropKey, DropCounters>,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
 }
@@ -99,6 +105,11 @@ impl Datapath {
         let masq_subnets = take_map(&mut ebpf, maps::MASQ_SUBNETS)?;
         let uplinks = take_map(&mut ebpf, maps::UPLINKS)?;
         let config = take_map(&mut ebpf, maps::CONFIG)?;
+        let endpoints = take_map(&mut ebpf, maps::ENDPOINTS)?;
+        let networks = take_map(&mut ebpf, maps::NETWORKS)?;
+        let network_subnets = take_map(&mut ebpf, maps::NETWORK_SUBNETS)?;
+        let bridges = take_map(&mut ebpf, maps::BRIDGES)?;
+        let drops = take_map(&mut ebpf, maps::DROPS)?;
         Ok(Self {
             ebpf,
             iface_counters,
@@ -108,6 +119,11 @@ impl Datapath {
             masq_subnets,
             uplinks,
             config,
+            endpoints,
+            networks,
+            network_subnets,
+            bridges,
+            drops,
             pin_dir: bpffs.to_path_buf(),
         })
     }

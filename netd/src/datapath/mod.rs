@@ -2,9 +2,24 @@
 //! dir, and offers one typed handle per concern. Nothing else in the control plane touches a
 //! map or a program.
 
+pub mod isolation;
 mod loader;
 pub mod nat;
 mod ports;
 pub mod sockets;
 
 pub use loader::{Datapath, DatapathError};
+
+/// A removal whose key was already gone is done. aya reports that as the delete syscall's
+/// ENOENT, not as `KeyNotFound`.
+fn removed(result: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {
+    match result {
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}

@@ -72,10 +72,7 @@ impl Datapath {
 
     pub fn unpublish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
         for p in publications {
-            match self.ports.remove(&p.key()) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_err(maps::PORTS)(e)),
-            }
+            super::removed(self.ports.remove(&p.key())).map_err(map_err(maps::PORTS))?;
         }
         Ok(())
     }

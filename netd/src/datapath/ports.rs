@@ -15,6 +15,7 @@ use aya::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
+    isolation::Endpoint,
     maps,
 };
 
@@ -38,14 +39,21 @@ fn is_eexist(e: &ProgramError) -> bool {
 }
 
 impl Datapath {
-    /// Starts counting (and translating) on `port`, a host-side veth. Idempotent: filters an
-    /// earlier run left on the port get this run's programs.
-    pub fn attach_port(&mut self, port: &str, ifindex: u32) -> Result<(), DatapathError> {
+    /// Starts counting, policing and translating on `port`, the host-side veth of the
+    /// container interface `ep`. Idempotent: filters an earlier run left on the port get this
+    /// run's programs.
+    pub fn attach_port(
+        &mut self,
+        port: &str,
+        ifindex: u32,
+        ep: Endpoint,
+    ) -> Result<(), DatapathError> {
         self.track(ifindex).map_err(|e| DatapathError::Port {
             op: "seed counters",
             port: port.to_string(),
             source: e.into(),
         })?;
+        self.set_endpoint(ifindex, ep)?;
         self.attach_filters(port, &PORT_PROGRAMS)
     }
 
@@ -113,12 +121,15 @@ impl Datapath {
         self.iface_counters.insert(key, zero, 0)
     }
 
-    /// Forgets the counters of `ifindex`. The filters go with the device itself.
-    pub fn untrack(&mut self, ifindex: u32) -> Result<(), MapError> {
-        match self.iface_counters.remove(&IfaceKey { ifindex }) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+    /// Forgets the counters and endpoint of `ifindex`. The filters go with the device itself.
+    pub fn untrack(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        super::removed(self.iface_counters.remove(&IfaceKey { ifindex })).map_err(|source| {
+            DatapathError::Map {
+                name: maps::IFACE_COUNTERS,
+                source,
+            }
+        })?;
+        self.remove_endpoint(ifindex)
     }
 
     /// Counters of the port with `ifindex`, summed over CPUs.
@@ -129,11 +140,16 @@ impl Datapath {
         Some(sum)
     }
 
-    /// Interface indexes that have a counter entry.
+    /// Interface indexes that have a counter or endpoint entry.
     pub fn counted_ifindexes(&self) -> Vec<u32> {
-        self.iface_counters
+        let mut indexes: Vec<u32> = self
+            .iface_counters
             .keys()
             .filter_map(|k| k.ok().map(|k| k.ifindex))
-            .collect()
+            .chain(self.endpoints().into_iter().map(|(i, _)| i))
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
     }
 }

@@ -209,6 +209,7 @@ pub(super) fn plug_of(net: &Network, netns: PathBuf, endpoint: &Endpoint) -> Plu
         mac: endpoint.mac,
         mtu: net.mtu,
         default_gateway: gateway.filter(|_| endpoint.default_route),
+        network: net.datapath_id(),
     }
 }
 

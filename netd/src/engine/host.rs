@@ -4,7 +4,10 @@
 use std::{net::Ipv4Addr, path::Path};
 
 use ipnetwork::Ipv4Network;
-use netd_common::counters::IfaceCounters;
+use netd_common::{
+    counters::IfaceCounters,
+    isolation::{DropCounters, DropKey},
+};
 
 use crate::{
     config::{mac::Mac, names::IfName, port::Proto},
@@ -25,6 +28,8 @@ pub struct Plug {
     pub mtu: u32,
     /// Install the container's default route through this gateway.
     pub default_gateway: Option<Ipv4Addr>,
+    /// Datapath id of the network.
+    pub network: u32,
 }
 
 /// A bridge with its gateway address.
@@ -35,6 +40,21 @@ pub struct BridgeSpec {
     pub gateway: Ipv4Addr,
     pub prefix: u8,
     pub mtu: u32,
+    pub mac: Mac,
+}
+
+/// A bridge network's rules for the datapath.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkRules {
+    /// Datapath id.
+    pub id: u32,
+    pub bridge: IfName,
+    pub subnet: Ipv4Network,
+    pub gateway: Ipv4Addr,
+    pub gateway_mac: Mac,
+    pub icc: bool,
+    pub internal: bool,
+    pub routed: bool,
 }
 
 /// A link that carries netd's ownership mark.
@@ -93,8 +113,8 @@ pub trait Host: Send + Sync {
     /// Removes the veth pair (its datapath attachment goes with it) and its counters.
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError>;
     /// Makes sure the datapath is attached to an existing port (after a restart).
-    async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError>;
-    /// Drops datapath state (counters) of every port but these host interfaces.
+    async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError>;
+    /// Drops datapath state (counters, endpoints) of every port but these host interfaces.
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
@@ -104,6 +124,10 @@ pub trait Host: Send + Sync {
     async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError>;
     /// Forgets tracked connections of `ip` (a container going away).
     async fn flush_connections(&self, ip: Ipv4Addr);
+    /// Makes the datapath's network rules exactly these.
+    async fn set_networks(&self, networks: &[NetworkRules]) -> Result<(), HostError>;
+    /// What the datapath dropped, summed over CPUs.
+    fn drops(&self) -> Vec<(DropKey, DropCounters)>;
     /// Subnets whose connections to the outside are masqueraded.
     async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError>;
     /// Ports processes of the host listen on (TCP) or have bound (UDP), read once.

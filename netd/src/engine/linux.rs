@@ -4,10 +4,19 @@
 use std::{net::Ipv4Addr, path::Path, sync::Mutex};
 
 use ipnetwork::Ipv4Network;
-use netd_common::counters::IfaceCounters;
+use netd_common::{
+    counters::IfaceCounters,
+    isolation::{DropCounters, DropKey, NET_ICC_OFF, NET_INTERNAL, NET_ROUTED},
+};
 
-use super::host::{BridgeSpec, Host, HostError, OwnedLink, Plug, OWNER_MARK};
-use crate::{config::port::Proto, datapath::nat::Publication};
+use super::host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, OWNER_MARK};
+use crate::{
+    config::port::Proto,
+    datapath::{
+        isolation::{self, NetworkRule},
+        nat::Publication,
+    },
+};
 use crate::{
     datapath::Datapath,
     link::{Netlink, VethPeer},
@@ -119,6 +128,16 @@ impl LinuxHost {
         self.datapath().gc_conntrack(now)
     }
 
+    /// The port's endpoint (its only address and MAC, its network) and programs.
+    fn attach_port(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
+        let host = p.host_ifname.as_str();
+        refuse_router_adverts(host);
+        let ep = isolation::endpoint(p.ip, p.mac.0, p.network);
+        self.datapath()
+            .attach_port(host, host_index, ep)
+            .map_err(|e| HostError::new("attach datapath to", host, e))
+    }
+
     fn datapath(&self) -> std::sync::MutexGuard<'_, Datapath> {
         self.datapath.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,9 +146,7 @@ impl LinuxHost {
     /// joins the bridge, and the container end gets its address last.
     async fn complete_plug(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
-        self.datapath()
-            .attach_port(host, host_index)
-            .map_err(|e| HostError::new("attach datapath to", host, e))?;
+        self.attach_port(p, host_index)?;
         let bridge = self
             .nl
             .index(p.bridge.as_str())
@@ -202,7 +219,7 @@ impl Host for LinuxHost {
                 let alias = format!("{OWNER_MARK}{}", b.network_id);
                 (
                     self.nl
-                        .create_bridge(name, &alias, b.mtu)
+                        .create_bridge(name, &alias, b.mtu, b.mac.0)
                         .await
                         .map_err(err("create"))?,
                     true,
@@ -210,6 +227,14 @@ impl Host for LinuxHost {
             }
         };
         let result = async {
+            if !created {
+                // A bridge of an earlier version may have no address of its own yet.
+                self.nl
+                    .set_mac(index, name, b.mac.0)
+                    .await
+                    .map_err(err("set address"))?;
+            }
+            refuse_router_adverts(name);
             self.nl
                 .add_address(index, name, b.gateway, b.prefix)
                 .await
@@ -334,15 +359,14 @@ impl Host for LinuxHost {
         }
     }
 
-    async fn adopt_port(&self, host_ifname: &str) -> Result<(), HostError> {
+    async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError> {
+        let host = plug.host_ifname.as_str();
         let index = self
             .nl
-            .index(host_ifname)
+            .index(host)
             .await
-            .map_err(|e| HostError::new("find", host_ifname, e))?;
-        self.datapath()
-            .attach_port(host_ifname, index)
-            .map_err(|e| HostError::new("attach datapath to", host_ifname, e))
+            .map_err(|e| HostError::new("find", host, e))?;
+        self.attach_port(plug, index)
     }
 
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
@@ -394,6 +418,40 @@ impl Host for LinuxHost {
         log::debug!("flushed {flushed} conntrack entries of {ip}");
     }
 
+    async fn set_networks(&self, networks: &[NetworkRules]) -> Result<(), HostError> {
+        let mut rules = Vec::new();
+        for n in networks {
+            // A bridge that could not be made has no ifindex; its rules still apply.
+            let bridge_ifindex = match self.nl.link(n.bridge.as_str()).await {
+                Ok(Some(link)) => link.index,
+                _ => 0,
+            };
+            let flags = [
+                (!n.icc, NET_ICC_OFF),
+                (n.internal, NET_INTERNAL),
+                (n.routed, NET_ROUTED),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |acc, (_, bit)| acc | bit);
+            rules.push(NetworkRule {
+                id: n.id,
+                subnet: n.subnet,
+                gateway: n.gateway,
+                gateway_mac: n.gateway_mac.0,
+                flags,
+                bridge_ifindex,
+            });
+        }
+        self.datapath()
+            .set_networks(&rules)
+            .map_err(|e| HostError::new("set", "network rules", e))
+    }
+
+    fn drops(&self) -> Vec<(DropKey, DropCounters)> {
+        self.datapath().drops()
+    }
+
     async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {
         self.datapath()
             .set_masq_subnets(subnets)
@@ -430,6 +488,17 @@ impl Host for LinuxHost {
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters> {
         let index = self.nl.index(host_ifname).await.ok()?;
         self.datapath().port_counters(index)
+    }
+}
+
+/// Container-facing interfaces take no IPv6 router advertisement (containers' are dropped by
+/// the port programs too). Without IPv6 in the kernel there is nothing to refuse.
+fn refuse_router_adverts(ifname: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra");
+    match std::fs::write(&path, "0") {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("{path}: {e}"),
     }
 }
 

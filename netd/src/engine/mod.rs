@@ -4,6 +4,8 @@
 pub mod containers;
 mod endpoints;
 mod error;
+#[cfg(test)]
+mod fake;
 pub mod host;
 pub mod linux;
 mod networks;
@@ -11,6 +13,8 @@ mod ports;
 mod reconcile;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_isolation;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 
 use ipnetwork::Ipv4Network;
 
-use super::{host::BridgeSpec, Engine, EngineError};
+use super::{
+    host::{BridgeSpec, NetworkRules},
+    Engine, EngineError,
+};
 use crate::{
     config::{
+        mac::Mac,
         names::{IfName, Name},
-        network::{NetworkSpec, SubnetSpec, DEFAULT_MTU},
+        network::{NetworkSpec, PolicyOptions, SubnetSpec, DEFAULT_MTU},
     },
     ipam::{self, Pool},
-    state::model::{new_id, Driver, Network},
+    state::model::{datapath_id, new_id, Driver, Network},
 };
 
 /// Device of the default `bridge` network.
@@ -36,7 +40,7 @@ impl Engine {
             }
             None => self.free_default_subnet(&routes)?,
         };
-        let id = new_id();
+        let id = self.new_network_id();
         let bridge = match spec.bridge_name {
             Some(name) => {
                 self.check_bridge_name(&name).await?;
@@ -55,9 +59,88 @@ impl Engine {
             bridge: Some(bridge),
             mtu: spec.mtu,
             labels: spec.labels,
-            masquerade: spec.masquerade,
+            masquerade: spec.policy.masquerade,
+            icc: spec.policy.icc,
+            routed: spec.policy.routed,
         };
         self.add_bridge_network(net).await
+    }
+
+    /// A random id whose datapath id (its first 32 bits) is non-zero and not another
+    /// network's.
+    fn new_network_id(&self) -> String {
+        loop {
+            let id = new_id();
+            let dp = datapath_id(&id);
+            if dp != 0 && !self.networks.values().any(|n| n.datapath_id() == dp) {
+                return id;
+            }
+        }
+    }
+
+    /// Changes the datapath options of a live network (icc, gateway mode, masquerade); the
+    /// maps follow at once.
+    pub async fn update_network(
+        &mut self,
+        key: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Network, EngineError> {
+        let mut net = self.network(key)?.clone();
+        if net.subnet.is_none() {
+            return Err(EngineError::Conflict(format!(
+                "network {} ({} driver) has no options to change",
+                net.name,
+                net.driver.as_str()
+            )));
+        }
+        let mut policy = net.policy();
+        for (k, v) in options {
+            if !policy.apply(k, v)? {
+                return Err(EngineError::Conflict(format!(
+                    "network option {k} cannot change on an existing network; the ones that can are {}",
+                    PolicyOptions::KNOWN.join(", ")
+                )));
+            }
+        }
+        if net.internal && policy.routed {
+            return Err(EngineError::Conflict(format!(
+                "network {} is internal: it cannot be routed",
+                net.name
+            )));
+        }
+        net.set_policy(policy);
+        self.store.save_network(&net)?;
+        self.networks.insert(net.id.clone(), net.clone());
+        self.sync_masq_subnets().await?;
+        self.sync_network_rules().await?;
+        Ok(net)
+    }
+
+    /// The isolation rules of every bridge network, for the datapath.
+    pub(super) fn network_rules(&self) -> Vec<NetworkRules> {
+        self.networks
+            .values()
+            .filter_map(|n| {
+                let subnet = n.subnet?;
+                Some(NetworkRules {
+                    id: n.datapath_id(),
+                    bridge: n.bridge.clone()?,
+                    subnet: subnet.subnet,
+                    gateway: subnet.gateway,
+                    gateway_mac: Mac::for_gateway(subnet.gateway),
+                    icc: n.icc,
+                    internal: n.internal,
+                    routed: n.routed,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn sync_network_rules(&self) -> Result<(), EngineError> {
+        self.host
+            .set_networks(&self.network_rules())
+            .await
+            .map_err(Into::into)
     }
 
     /// Creates the bridge of `net`, persists it and opens its address pool.
@@ -73,6 +156,7 @@ impl Engine {
             .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
         self.networks.insert(net.id.clone(), net.clone());
         self.sync_masq_subnets().await?;
+        self.sync_network_rules().await?;
         Ok(net)
     }
 
@@ -158,6 +242,7 @@ impl Engine {
         self.pools.remove(&net.id);
         self.networks.remove(&net.id);
         self.sync_masq_subnets().await?;
+        self.sync_network_rules().await?;
         Ok(net.name.to_string())
     }
 
@@ -193,6 +278,7 @@ impl Engine {
                 self.free_default_subnet(&routes)?
             };
             let mut net = predefined("bridge", Driver::Bridge);
+            net.id = self.new_network_id();
             net.subnet = Some(subnet);
             net.bridge = Some(IfName::parse(DEFAULT_BRIDGE)?);
             self.add_bridge_network(net).await?;
@@ -211,6 +297,8 @@ impl Engine {
 fn predefined(name: &str, driver: Driver) -> Network {
     Network {
         id: new_id(),
+        icc: true,
+        routed: false,
         name: Name::parse("network name", name).expect("valid"),
         driver,
         created: chrono::Utc::now(),
@@ -232,5 +320,6 @@ pub(super) fn bridge_spec(net: &Network) -> Option<BridgeSpec> {
         gateway: subnet.gateway,
         prefix: subnet.subnet.prefix(),
         mtu: net.mtu,
+        mac: Mac::for_gateway(subnet.gateway),
     })
 }

@@ -47,6 +47,7 @@ impl Engine {
             errors.note(engine.host.publish(&engine.publications(c)).await);
         }
         errors.note(engine.sync_masq_subnets().await);
+        errors.note(engine.sync_network_rules().await);
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }
@@ -104,11 +105,12 @@ impl Engine {
             let Some(net) = self.networks.get(&e.network_id) else {
                 continue;
             };
+            let plug = plug_of(net, netns.clone(), e);
             if self.host.link_exists(e.host_ifname.as_str()).await? {
-                self.host.adopt_port(e.host_ifname.as_str()).await?;
+                self.host.adopt_port(&plug).await?;
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);
-                self.host.plug(&plug_of(net, netns.clone(), e)).await?;
+                self.host.plug(&plug).await?;
             }
         }
         Ok(())

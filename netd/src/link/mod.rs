@@ -147,10 +147,33 @@ impl Netlink {
             .ok_or_else(|| LinkError::NotFound(name.to_string()))
     }
 
-    pub async fn create_bridge(&self, name: &str, alias: &str, mtu: u32) -> Result<u32, LinkError> {
-        let msg = LinkBridge::new(name).mtu(mtu).up().build();
+    /// Creates a bridge with its own MAC set explicitly: a bridge whose address was set keeps
+    /// it, where the kernel otherwise takes the lowest of its ports' addresses.
+    pub async fn create_bridge(
+        &self,
+        name: &str,
+        alias: &str,
+        mtu: u32,
+        mac: [u8; 6],
+    ) -> Result<u32, LinkError> {
+        let msg = LinkBridge::new(name)
+            .mtu(mtu)
+            .address(mac.to_vec())
+            .up()
+            .build();
         self.add_marked(msg, "create bridge", name, name, alias)
             .await
+    }
+
+    pub async fn set_mac(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.set(
+            "set address of",
+            name,
+            LinkUnspec::new_with_index(index)
+                .address(mac.to_vec())
+                .build(),
+        )
+        .await
     }
 
     /// Creates the link `msg` describes, named `name`, and marks it as netd's.

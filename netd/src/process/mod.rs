@@ -85,6 +85,10 @@ pub fn enter_on_exec(
         .collect::<Result<Vec<_>, ProcessError>>()?;
     let hostname = env.hostname.clone().map(String::into_bytes);
     let root = CString::new("/").expect("no NUL");
+    let (sysfs, sys) = (
+        CString::new("sysfs").expect("no NUL"),
+        CString::new("/sys").expect("no NUL"),
+    );
     // SAFETY: the closure only makes async-signal-safe system calls on data prepared above.
     unsafe {
         cmd.pre_exec(move || {
@@ -95,7 +99,7 @@ pub fn enter_on_exec(
                 check(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET))?;
             }
             let mut flags = 0;
-            if !binds.is_empty() {
+            if !binds.is_empty() || netns.is_some() {
                 flags |= libc::CLONE_NEWNS;
             }
             if hostname.is_some() {
@@ -104,8 +108,8 @@ pub fn enter_on_exec(
             if flags != 0 {
                 check(libc::unshare(flags))?;
             }
-            if !binds.is_empty() {
-                // Keep the bind mounts private to this process tree.
+            if flags & libc::CLONE_NEWNS != 0 {
+                // Keep the mounts below private to this process tree.
                 check(libc::mount(
                     std::ptr::null(),
                     root.as_ptr(),
@@ -122,6 +126,18 @@ pub fn enter_on_exec(
                     libc::MS_BIND,
                     std::ptr::null(),
                 ))?;
+            }
+            if netns.is_some() {
+                // sysfs shows the interfaces of the namespace that mounts it: the container's
+                // own /sys/class/net, as `ip netns exec` does. Best effort: a process without
+                // it still runs.
+                libc::mount(
+                    sysfs.as_ptr(),
+                    sys.as_ptr(),
+                    sysfs.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                );
             }
             if let Some(name) = &hostname {
                 check(libc::sethostname(name.as_ptr().cast(), name.len()))?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     mac::Mac,
     names::{IfName, Name},
-    network::SubnetSpec,
+    network::{PolicyOptions, SubnetSpec},
     port::{ExposedPort, PortMapping},
 };
 
@@ -48,10 +48,44 @@ pub struct Network {
     /// Connections to the outside leave with the uplink's address.
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Members may talk to each other (`icc=false` turns it off).
+    #[serde(default = "yes")]
+    pub icc: bool,
+    /// The outside may reach members' addresses by routing (`gateway-mode=routed`).
+    #[serde(default)]
+    pub routed: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+impl Network {
+    /// The network's key in the datapath's maps: the first 32 bits of its id, which netd
+    /// keeps unique and non-zero when it creates a network.
+    pub fn datapath_id(&self) -> u32 {
+        datapath_id(&self.id)
+    }
+
+    pub fn policy(&self) -> PolicyOptions {
+        PolicyOptions {
+            masquerade: self.masquerade,
+            icc: self.icc,
+            routed: self.routed,
+        }
+    }
+
+    pub fn set_policy(&mut self, p: PolicyOptions) {
+        self.masquerade = p.masquerade;
+        self.icc = p.icc;
+        self.routed = p.routed;
+    }
+}
+
+pub fn datapath_id(id: &str) -> u32 {
+    id.get(..8)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
 }
 
 /// Where a container's network stack lives.

@@ -183,6 +183,8 @@ mod tests {
             mtu: 1400,
             labels: BTreeMap::from([("k".into(), "v".into())]),
             masquerade: false,
+            icc: false,
+            routed: false,
         }
     }
 

@@ -32,7 +32,7 @@ pub struct Settings {
 pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
     let host = BenchHost::start(netd, true)?;
     let ext = host.external.clone().context("uplink topology")?;
-    // Masquerade off: the direct case routes the client to the container as it is.
+    // Routed, masquerade off: the direct case routes the client to the container as it is.
     host.netd(
         netd,
         &[
@@ -42,6 +42,8 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "172.30.0.0/16",
             "-o",
             "com.docker.network.bridge.enable_ip_masquerade=false",
+            "-o",
+            "gateway-mode=routed",
             "bench",
         ],
     )?;

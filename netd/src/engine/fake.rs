@@ -1,0 +1,237 @@
+//! A fake [`Host`] and a test lab around the engine, for the engine tests (no privileges).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use ipnetwork::Ipv4Network;
+use netd_common::{
+    counters::IfaceCounters,
+    isolation::{DropCounters, DropKey},
+};
+
+use super::{
+    host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug},
+    Engine, EngineError,
+};
+use crate::{
+    config::{
+        container::{ContainerSpec, CreateContainer},
+        network::{CreateNetwork, NetworkSpec},
+        port::Proto,
+    },
+    datapath::nat::Publication,
+    state::Store,
+};
+
+#[derive(Default)]
+pub(super) struct Kernel {
+    /// Link name -> owner mark.
+    pub(super) links: BTreeMap<String, String>,
+    pub(super) netns: BTreeSet<PathBuf>,
+    pub(super) plugs: BTreeMap<String, Plug>,
+    pub(super) routes: Vec<Ipv4Network>,
+    pub(super) fail_plug: bool,
+    pub(super) published: Vec<Publication>,
+    pub(super) flushed: Vec<Ipv4Addr>,
+    pub(super) masq: Vec<Ipv4Network>,
+    pub(super) rules: Vec<NetworkRules>,
+    pub(super) bound: Vec<u16>,
+}
+
+#[derive(Default)]
+pub(super) struct FakeHost(pub(super) Mutex<Kernel>);
+
+impl FakeHost {
+    pub(super) fn k(&self) -> std::sync::MutexGuard<'_, Kernel> {
+        self.0.lock().unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for FakeHost {
+    async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError> {
+        Ok(self.k().routes.clone())
+    }
+    async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
+        self.k()
+            .links
+            .insert(b.name.to_string(), b.network_id.clone());
+        Ok(())
+    }
+    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
+        Ok(self.k().links.contains_key(name))
+    }
+    async fn remove_link(&self, name: &str) -> Result<(), HostError> {
+        self.k().links.remove(name);
+        Ok(())
+    }
+    async fn owned_links(&self) -> Result<Vec<OwnedLink>, HostError> {
+        Ok(self
+            .k()
+            .links
+            .iter()
+            .map(|(name, owner)| OwnedLink {
+                name: name.clone(),
+                owner: owner.clone(),
+            })
+            .collect())
+    }
+    async fn create_netns(&self, path: &Path) -> Result<(), HostError> {
+        std::fs::write(path, b"").unwrap();
+        self.k().netns.insert(path.to_path_buf());
+        Ok(())
+    }
+    async fn remove_netns(&self, path: &Path) -> Result<(), HostError> {
+        let _ = std::fs::remove_file(path);
+        self.k().netns.remove(path);
+        Ok(())
+    }
+    fn netns_alive(&self, path: &Path) -> bool {
+        self.k().netns.contains(path)
+    }
+    async fn plug(&self, plug: &Plug) -> Result<(), HostError> {
+        let mut k = self.k();
+        if k.fail_plug {
+            return Err(HostError::new(
+                "plug",
+                &plug.host_ifname,
+                std::io::Error::other("injected"),
+            ));
+        }
+        k.links
+            .insert(plug.host_ifname.to_string(), plug.endpoint_id.clone());
+        k.plugs.insert(plug.host_ifname.to_string(), plug.clone());
+        Ok(())
+    }
+    async fn unplug(&self, host_ifname: &str) -> Result<(), HostError> {
+        let mut k = self.k();
+        k.links.remove(host_ifname);
+        k.plugs.remove(host_ifname);
+        Ok(())
+    }
+    async fn adopt_port(&self, _: &Plug) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn forget_ports_except(&self, _: &[String]) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn port_counters(&self, _: &str) -> Option<IfaceCounters> {
+        None
+    }
+    async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.k().published.extend_from_slice(publications);
+        Ok(())
+    }
+    async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.k().published.retain(|p| !publications.contains(p));
+        Ok(())
+    }
+    async fn flush_connections(&self, ip: Ipv4Addr) {
+        self.k().flushed.push(ip);
+    }
+    async fn set_networks(&self, networks: &[NetworkRules]) -> Result<(), HostError> {
+        self.k().rules = networks.to_vec();
+        Ok(())
+    }
+    fn drops(&self) -> Vec<(DropKey, DropCounters)> {
+        Vec::new()
+    }
+    async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {
+        self.k().masq = subnets.to_vec();
+        Ok(())
+    }
+    fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)> {
+        let bound = &self.k().bound;
+        bound
+            .iter()
+            .map(|p| (Proto::Tcp, Ipv4Addr::UNSPECIFIED, *p))
+            .collect()
+    }
+    fn ephemeral_ports(&self) -> (u16, u16) {
+        (40000, 40004)
+    }
+}
+
+pub(super) struct Lab {
+    pub(super) host: Arc<FakeHost>,
+    pub(super) dir: tempfile::TempDir,
+    pub(super) engine: Engine,
+}
+
+pub(super) async fn lab_with_routes(routes: &[&str]) -> Lab {
+    let host = Arc::new(FakeHost::default());
+    host.k().routes = routes.iter().map(|r| r.parse().unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&host, dir.path()).await;
+    Lab { host, dir, engine }
+}
+
+pub(super) async fn lab() -> Lab {
+    lab_with_routes(&[]).await
+}
+
+pub(super) async fn start(host: &Arc<FakeHost>, dir: &Path) -> Engine {
+    let store = Store::open(dir).unwrap();
+    let host: Arc<dyn Host> = host.clone();
+    Engine::start(host, store, "/proc/self/ns/net".into())
+        .await
+        .unwrap()
+        .0
+}
+
+pub(super) fn net_spec(name: &str, subnet: Option<&str>) -> NetworkSpec {
+    NetworkSpec::try_from(CreateNetwork {
+        name: name.into(),
+        subnet: subnet.map(Into::into),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+pub(super) fn spec(name: &str, network: &str, ip: Option<&str>) -> ContainerSpec {
+    ContainerSpec::try_from(CreateContainer {
+        name: name.into(),
+        network: Some(network.into()),
+        ip: ip.map(Into::into),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+impl Lab {
+    pub(super) async fn run(
+        &mut self,
+        name: &str,
+        network: &str,
+        ip: Option<&str>,
+    ) -> Result<Ipv4Addr, EngineError> {
+        let (c, _) = self
+            .engine
+            .create_container(spec(name, network, ip))
+            .await?;
+        Ok(c.endpoints
+            .first()
+            .map(|e| e.ip)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Links, namespaces and container folders that exist.
+    pub(super) fn footprint(&self) -> (usize, usize, usize) {
+        let k = self.host.k();
+        let dirs = std::fs::read_dir(self.dir.path().join("containers"))
+            .unwrap()
+            .count();
+        (k.links.len(), k.netns.len(), dirs)
+    }
+}
+
+pub(super) fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}

@@ -1,0 +1,170 @@
+//! Program test-runs: the real datapath object, loaded with its maps under a throwaway bpffs
+//! dir, run by BPF_PROG_TEST_RUN on crafted frames.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use aya::programs::{TestRun, TestRunOptions};
+use netd::datapath::{
+    isolation::{endpoint, NetworkRule},
+    Datapath,
+};
+
+use netd_common::isolation::{DropKey, DropReason};
+
+use crate::unique;
+
+fn reason_is(k: &DropKey, reason: &str) -> bool {
+    DropReason::from_u8(k.reason).is_some_and(|r| r.name() == reason)
+}
+
+/// TC_ACT_UNSPEC / TCX_NEXT: the packet goes on.
+pub const CONTINUE: u32 = -1i32 as u32;
+/// TC_ACT_SHOT: dropped.
+pub const SHOT: u32 = 2;
+/// The kernel runs test packets as if they arrived on lo, ifindex 1, unless told otherwise.
+pub const LO: u32 = 1;
+/// The source MAC of the frames `packet` builds, and the address they come from in most
+/// tests: the container behind the test port.
+pub const CONTAINER_MAC: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0, 2];
+pub const CONTAINER_IP: &str = "172.17.0.2";
+/// The network the test port belongs to: 172.17.0.0/16, gateway 172.17.0.1.
+pub const NETWORK_ID: u32 = 17;
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0x4e, 0x44, 0x11, 0, 1];
+
+/// The `__sk_buff` fields a test may set: where the packet entered the host, and on which
+/// device the program runs.
+#[derive(Clone, Copy, Default)]
+pub struct Skb {
+    pub ingress_ifindex: u32,
+    pub ifindex: u32,
+}
+
+impl Skb {
+    /// The leading part of a `struct __sk_buff` (the kernel zero-fills the rest).
+    fn bytes(self) -> [u8; 44] {
+        let mut b = [0u8; 44];
+        b[36..40].copy_from_slice(&self.ingress_ifindex.to_ne_bytes());
+        b[40..44].copy_from_slice(&self.ifindex.to_ne_bytes());
+        b
+    }
+}
+
+pub struct Programs {
+    pub dp: Datapath,
+    bpffs: PathBuf,
+}
+
+impl Drop for Programs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bpffs);
+    }
+}
+
+impl Programs {
+    pub fn bpffs(&self) -> &std::path::Path {
+        &self.bpffs
+    }
+
+    /// Loads the object in the calling thread's namespace.
+    pub fn load(prefix: &str) -> Self {
+        let bpffs = PathBuf::from("/sys/fs/bpf").join(unique(prefix));
+        let dp = Datapath::load(&bpffs).expect("loading the datapath object");
+        Self { dp, bpffs }
+    }
+
+    /// Loads the object from a private network namespace of the calling thread, so that the
+    /// programs' FIB lookups see an empty table, never the machine's.
+    pub fn in_private_netns(prefix: &str) -> Self {
+        // SAFETY: unshare on this test's own thread; nothing else runs on it.
+        assert_eq!(
+            unsafe { libc::unshare(libc::CLONE_NEWNET) },
+            0,
+            "unshare(CLONE_NEWNET)"
+        );
+        Self::load(prefix)
+    }
+
+    /// Describes the test port (lo) as the interface of the container at `CONTAINER_IP` on
+    /// network `NETWORK_ID` (172.17.0.0/16) with `flags`.
+    pub fn with_container_port(mut self, flags: u32) -> Self {
+        self.set_network(NETWORK_ID, "172.17.0.0/16", flags, 0);
+        self.dp
+            .set_endpoint(
+                LO,
+                endpoint(CONTAINER_IP.parse().unwrap(), CONTAINER_MAC, NETWORK_ID),
+            )
+            .unwrap();
+        self
+    }
+
+    /// Makes the datapath's networks exactly the given one plus those set before.
+    pub fn set_network(&mut self, id: u32, subnet: &str, flags: u32, bridge_ifindex: u32) {
+        let subnet: ipnetwork::Ipv4Network = subnet.parse().unwrap();
+        let mut rules: Vec<NetworkRule> = self
+            .dp
+            .network_rules()
+            .into_iter()
+            .filter(|r| r.id != id)
+            .collect();
+        let [_, b, c, d] = Ipv4Addr::from(u32::from(subnet.network()) + 1).octets();
+        rules.push(NetworkRule {
+            id,
+            subnet,
+            gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
+            gateway_mac: if id == NETWORK_ID {
+                GATEWAY_MAC
+            } else {
+                [0x02, 0x4e, 0x44, b, c, d]
+            },
+            flags,
+            bridge_ifindex,
+        });
+        self.dp.set_networks(&rules).unwrap();
+    }
+
+    pub fn run(&mut self, program: &'static str, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.run_with(program, frame, None)
+    }
+
+    pub fn run_with(
+        &mut self,
+        program: &'static str,
+        frame: &[u8],
+        skb: Option<Skb>,
+    ) -> (u32, Vec<u8>) {
+        let ctx = skb.map(Skb::bytes);
+        let prog = self.dp.classifier(program).expect("loaded");
+        let mut out = vec![0u8; frame.len() + 64];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: ctx.as_ref().map(|c| c.as_slice()),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Packets dropped for `reason` (a `DropReason` name), all networks and directions.
+    pub fn drops(&self, reason: &str) -> u64 {
+        self.count_drops(|k| reason_is(k, reason))
+    }
+
+    /// Packets dropped for `reason` on `network` in `direction`.
+    pub fn drops_of(&self, network: u32, reason: &str, direction: u8) -> u64 {
+        self.count_drops(|k| {
+            k.network == network && k.direction == direction && reason_is(k, reason)
+        })
+    }
+
+    fn count_drops(&self, which: impl Fn(&DropKey) -> bool) -> u64 {
+        self.dp
+            .drops()
+            .iter()
+            .filter(|(k, _)| which(k))
+            .map(|(_, c)| c.packets)
+            .sum()
+    }
+}

@@ -1,0 +1,437 @@
+//! Tier 3: isolation and anti-spoofing end to end, in throwaway namespaces with real traffic:
+//! the reachability matrix over three networks, icc=false with ARP and raw frames, spoofed
+//! sources and ARP poisoning from a container, direct access from outside.
+
+use std::{collections::BTreeMap, process::Child};
+
+use integration_tests::{privileged, reach_script, Lab, EXTERNAL_IP, UPLINK_IP};
+use serde_json::Value;
+
+const PORT: &str = "7000";
+
+/// Starts a container on `network` that answers TCP and UDP on PORT for two minutes.
+fn server(lab: &Lab, name: &str, network: &str) {
+    let script = reach_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "--",
+        "python3",
+        &script,
+        "serve",
+        PORT,
+        "120",
+    ]);
+}
+
+/// Tries TCP, UDP and ping from `from` to each address at once; returns what answered.
+fn probe(lab: &Lab, from: &str, to: &[&str]) -> BTreeMap<String, bool> {
+    let script = reach_script();
+    let mut cmd = vec!["python3", &script, "probe", "1"];
+    let targets: Vec<String> = to
+        .iter()
+        .flat_map(|ip| {
+            [
+                format!("tcp:{ip}:{PORT}"),
+                format!("udp:{ip}:{PORT}"),
+                format!("icmp:{ip}"),
+            ]
+        })
+        .collect();
+    cmd.extend(targets.iter().map(String::as_str));
+    lab.exec_ok(from, &cmd)
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(t, r)| (t.to_string(), r == "ok"))
+        .collect()
+}
+
+/// Asserts that every protocol from `from` reaches each of `reach` and none of `not`.
+fn assert_reach(lab: &Lab, from: &str, reach: &[&str], not: &[&str]) {
+    let all: Vec<&str> = reach.iter().chain(not).copied().collect();
+    let got = probe(lab, from, &all);
+    for (target, ok) in &got {
+        let ip = target.split(':').nth(1).unwrap();
+        let expected = reach.contains(&ip);
+        assert_eq!(*ok, expected, "{from} -> {target}: {got:?}");
+    }
+    assert_eq!(got.len(), all.len() * 3, "{got:?}");
+}
+
+/// Packets dropped on `network` for `reason`, from `netd network inspect`.
+fn drops(lab: &Lab, network: &str, reason: &str) -> u64 {
+    let net = &lab.json(&["network", "inspect", network])[0];
+    net["Drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["Reason"] == reason)
+        .map(|d| d["Packets"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn networks_internal_networks_and_a_two_network_container() {
+    if !privileged("networks_internal_networks_and_a_two_network_container") {
+        return;
+    }
+    let lab = Lab::with_external();
+    let before = lab.rulesets();
+    lab.ok(&["network", "create", "--subnet", "10.31.0.0/24", "n1"]);
+    lab.ok(&["network", "create", "--subnet", "10.32.0.0/24", "n2"]);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.33.0.0/24",
+        "--internal",
+        "int",
+    ]);
+    for (name, net) in [
+        ("a1", "n1"),
+        ("a2", "n1"),
+        ("b1", "n2"),
+        ("i1", "int"),
+        ("i2", "int"),
+        ("m", "n1"),
+    ] {
+        server(&lab, name, net);
+    }
+    lab.ok(&["network", "connect", "n2", "m"]);
+    let ip = |c: &str, n: &str| lab.ip(c, n);
+    let (a1, a2, b1, i1, i2) = (
+        ip("a1", "n1"),
+        ip("a2", "n1"),
+        ip("b1", "n2"),
+        ip("i1", "int"),
+        ip("i2", "int"),
+    );
+    let (m1, m2) = (ip("m", "n1"), ip("m", "n2"));
+
+    assert_reach(&lab, "a1", &[&a2, &m1], &[&b1, &i1, &m2]);
+    assert_reach(&lab, "a2", &[&a1], &[&b1, &i2]);
+    assert_reach(&lab, "b1", &[&m2], &[&a1, &i1, &m1]);
+    assert_reach(&lab, "i1", &[&i2], &[&a1, &b1, &m1, &m2]);
+    assert_reach(&lab, "i2", &[&i1], &[&a2, &b1]);
+    assert_reach(&lab, "m", &[&a1, &b1], &[&i1]);
+
+    // Gateways: one's own answers, another network's does not, an internal one's not at all.
+    assert!(lab.ping("a1", "10.31.0.1"));
+    assert!(!lab.ping("a1", "10.32.0.1"), "another network's gateway");
+    assert!(!lab.ping("b1", "10.31.0.1"));
+    assert!(
+        !lab.ping("i1", "10.33.0.1"),
+        "host services of an internal network"
+    );
+    // The outside: masqueraded for ordinary networks, nothing for internal ones.
+    assert!(lab.ping("a1", EXTERNAL_IP));
+    assert!(lab.ping("m", EXTERNAL_IP));
+    assert!(!lab.ping("i1", EXTERNAL_IP));
+
+    assert!(drops(&lab, "n1", "other_network") > 0);
+    assert!(drops(&lab, "int", "internal_network") > 0);
+    assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
+}
+
+#[test]
+fn the_outside_reaches_containers_only_through_published_ports() {
+    if !privileged("the_outside_reaches_containers_only_through_published_ports") {
+        return;
+    }
+    let lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.41.0.0/24", "nat"]);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.42.0.0/24",
+        "-o",
+        "gateway-mode=routed",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=false",
+        "routed",
+    ]);
+    let script = reach_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "nat",
+        "-p",
+        "8080:7000",
+        "-p",
+        "8080:7000/udp",
+        "--",
+        "python3",
+        &script,
+        "serve",
+        PORT,
+        "120",
+    ]);
+    server(&lab, "open", "routed");
+    let web = lab.ip("web", "nat");
+    let open = lab.ip("open", "routed");
+    for net in ["10.41.0.0/24", "10.42.0.0/24"] {
+        lab.external(&["ip", "route", "add", net, "via", UPLINK_IP]);
+    }
+    let ext_probe = |targets: &[String]| -> BTreeMap<String, bool> {
+        let mut cmd = vec![
+            "python3".to_string(),
+            script.clone(),
+            "probe".into(),
+            "1".into(),
+        ];
+        cmd.extend(targets.iter().cloned());
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let out = lab.external(&args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(t, r)| (t.to_string(), r == "ok"))
+            .collect()
+    };
+    let targets = [
+        format!("tcp:{web}:{PORT}"),
+        format!("udp:{web}:{PORT}"),
+        format!("icmp:{web}"),
+        format!("tcp:{UPLINK_IP}:8080"),
+        format!("udp:{UPLINK_IP}:8080"),
+        format!("tcp:{open}:{PORT}"),
+        format!("icmp:{open}"),
+    ];
+    let got = ext_probe(&targets);
+    assert_eq!(got.len(), targets.len(), "{got:?}");
+    for (target, ok) in &got {
+        // The published port, and the routed network's container; never `web` directly.
+        let want = target.contains(UPLINK_IP) || target.contains(&open);
+        assert_eq!(*ok, want, "{target}: {got:?}");
+    }
+    assert!(drops(&lab, "nat", "direct_access") >= 3);
+    assert_eq!(drops(&lab, "routed", "direct_access"), 0);
+
+    // Opting in and out is live.
+    lab.ok(&["network", "update", "-o", "gateway-mode=nat", "routed"]);
+    assert!(!ext_probe(&[format!("tcp:{open}:{PORT}")])
+        .values()
+        .any(|ok| *ok));
+    lab.ok(&["network", "update", "-o", "gateway-mode=routed", "routed"]);
+    assert!(ext_probe(&[format!("tcp:{open}:{PORT}")])
+        .values()
+        .all(|ok| *ok));
+}
+
+/// Starts a background command in a container; the caller waits for it.
+fn spawn_in(lab: &Lab, container: &str, cmd: &[&str]) -> Child {
+    let mut args = vec!["exec", container, "--"];
+    args.extend_from_slice(cmd);
+    std::process::Command::new(integration_tests::netd_bin())
+        .env("NETD_SOCKET", lab.socket())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("netd exec")
+}
+
+fn output_of(child: Child) -> String {
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mac(lab: &Lab, container: &str, network: &str) -> String {
+    lab.inspect(container)["NetworkSettings"]["Networks"][network]["MacAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Raw frames of an unused ethertype from `from` to `to`'s MAC and to broadcast; returns how
+/// many `to` received.
+fn raw_frames_received(lab: &Lab, network: &str, from: &str, to: &str) -> u64 {
+    let script = reach_script();
+    let listener = spawn_in(
+        lab,
+        to,
+        &["python3", &script, "raw-listen", "eth0", "0x88b5", "2"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let dst = mac(lab, to, network);
+    for target in [dst.as_str(), "ff:ff:ff:ff:ff:ff"] {
+        lab.exec_ok(
+            from,
+            &["python3", &script, "raw-send", "eth0", target, "0x88b5"],
+        );
+    }
+    output_of(listener).trim().parse().expect("a count")
+}
+
+#[test]
+fn icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports() {
+    if !privileged("icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports") {
+        return;
+    }
+    let lab = Lab::with_external();
+    let before = lab.rulesets();
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.51.0.0/24",
+        "-o",
+        "icc=false",
+        "quiet",
+    ]);
+    let script = reach_script();
+    server(&lab, "c1", "quiet");
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--network",
+        "quiet",
+        "-p",
+        "8080:7000",
+        "--",
+        "python3",
+        &script,
+        "serve",
+        PORT,
+        "120",
+    ]);
+    let (c1, c2) = (lab.ip("c1", "quiet"), lab.ip("c2", "quiet"));
+    assert_reach(&lab, "c1", &[], &[&c2]);
+    assert_reach(&lab, "c2", &[], &[&c1]);
+    // ARP: c1's questions about c2 never reached it (a request would leave c1 in its table).
+    let neigh = lab.exec_ok("c2", &["ip", "neigh", "show", &c1]);
+    assert!(!neigh.contains("lladdr"), "c2 heard c1's ARP: {neigh}");
+    assert_eq!(
+        raw_frames_received(&lab, "quiet", "c1", "c2"),
+        0,
+        "raw Ethernet"
+    );
+    // The gateway, the outside and published ports stay reachable.
+    assert!(lab.ping("c1", "10.51.0.1"));
+    assert!(lab.ping("c1", EXTERNAL_IP));
+    let reply = lab.exec_ok(
+        "c1",
+        &[
+            "python3",
+            &script,
+            "probe",
+            "2",
+            &format!("tcp:{UPLINK_IP}:8080"),
+        ],
+    );
+    assert!(
+        reply.ends_with("ok\n"),
+        "c2's published port from c1: {reply}\n{}",
+        lab.ok(&["stats", "--drops"])
+    );
+    assert!(drops(&lab, "quiet", "icc_disabled") > 0);
+
+    // Live: icc back on lets everything through, off again stops it.
+    lab.ok(&["network", "update", "-o", "icc=true", "quiet"]);
+    assert_reach(&lab, "c1", &[&c2], &[]);
+    assert_eq!(
+        raw_frames_received(&lab, "quiet", "c1", "c2"),
+        2,
+        "the positive control"
+    );
+    lab.ok(&[
+        "network",
+        "update",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "quiet",
+    ]);
+    assert_reach(&lab, "c1", &[], &[&c2]);
+    assert_eq!(before, lab.rulesets());
+}
+
+#[test]
+fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
+    if !privileged("spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.61.0.0/24", "n"]);
+    for name in ["attacker", "victim", "bystander"] {
+        lab.run_d(name, &["--network", "n"]);
+    }
+    let script = reach_script();
+    let (a, v, b) = (
+        lab.ip("attacker", "n"),
+        lab.ip("victim", "n"),
+        lab.ip("bystander", "n"),
+    );
+    let (a_mac, v_mac, b_mac) = (
+        mac(&lab, "attacker", "n"),
+        mac(&lab, "victim", "n"),
+        mac(&lab, "bystander", "n"),
+    );
+
+    // Hand-made UDP frames to the victim: its own addresses pass, a borrowed IP or MAC not.
+    let sink = spawn_in(&lab, "victim", &["python3", &script, "sink", "9000", "2"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for (src_mac, src_ip, tag) in [
+        (a_mac.as_str(), a.as_str(), "genuine"),
+        (a_mac.as_str(), b.as_str(), "spoofed-ip"),
+        ("02:42:0a:3d:00:99", a.as_str(), "spoofed-mac"),
+    ] {
+        lab.exec_ok(
+            "attacker",
+            &[
+                "python3",
+                &script,
+                "udp-frame",
+                "eth0",
+                src_mac,
+                src_ip,
+                &v_mac,
+                &v,
+                "9000",
+                tag,
+            ],
+        );
+    }
+    let got = output_of(sink);
+    assert!(got.contains(&format!("from={a} data=genuine")), "{got}");
+    assert!(!got.contains("spoofed"), "{got}");
+    assert_eq!(drops(&lab, "n", "spoofed_ip"), 1);
+    assert_eq!(drops(&lab, "n", "spoofed_mac"), 1);
+
+    // ARP poisoning: the victim knows the bystander; the attacker claims its address.
+    assert!(lab.ping("victim", &b));
+    // Past the neighbour lock time, after which Linux takes an unsolicited reply.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    lab.exec_ok(
+        "attacker",
+        &["python3", &script, "arp-reply", "eth0", &b, &v_mac, &v],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let neigh = lab.exec_ok("victim", &["ip", "neigh", "show", &b]);
+    assert!(
+        neigh.contains(&b_mac),
+        "the victim's entry for {b} changed: {neigh}"
+    );
+    assert!(!neigh.contains(&a_mac), "{neigh}");
+    assert_eq!(
+        drops(&lab, "n", "spoofed_arp"),
+        3,
+        "{}",
+        lab.ok(&["stats", "--drops"])
+    );
+    let all: Value = lab.json(&["stats", "--drops", "--format", "json"]);
+    assert!(
+        all.as_array().unwrap().iter().any(|d| d["Network"] == "n"
+            && d["Reason"] == "spoofed_arp"
+            && d["Direction"] == "from_container"),
+        "{all}"
+    );
+}
