@@ -9,6 +9,10 @@ use netd_common::nat::{
 
 use crate::{maps::CONNTRACK, parse::L4Packet};
 
+/// The connection table took no new entry, even after LRU eviction. Carries no error code: an
+/// unused one lets the compiler read a register the verifier counts as unset.
+pub struct Full;
+
 /// The translation of `p`'s connection, with its state brought up to date.
 #[inline(always)]
 pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
@@ -62,7 +66,7 @@ fn partner(e: &CtEntry, proto: u8) -> CtKey {
 /// Records a new connection whose first packet `p` is rewritten to `to`; the reply entry maps
 /// the reverse of `to` back to the reverse of the original tuple. Returns the forward entry.
 #[inline(always)]
-pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, i32> {
+pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, Full> {
     let now = unsafe { bpf_ktime_get_ns() };
     let state = tcp_next(TcpState::None, p.tcp_flags, false) as u8;
     let forward = CtEntry {
@@ -84,8 +88,12 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, i32> {
         flags: flags | CT_FLAG_REPLY,
         ..forward
     };
-    CONNTRACK.insert(to.reversed(), reply, BPF_ANY.into())?;
-    CONNTRACK.insert(original, forward, BPF_ANY.into())?;
+    CONNTRACK
+        .insert(to.reversed(), reply, BPF_ANY.into())
+        .map_err(|_| Full)?;
+    CONNTRACK
+        .insert(original, forward, BPF_ANY.into())
+        .map_err(|_| Full)?;
     Ok(forward)
 }
 
@@ -96,6 +104,10 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, i32> {
 #[inline(always)]
 pub fn forget_stale_reply(p: &L4Packet) {
     if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN {
-        let _ = CONNTRACK.remove(p.key().reversed());
+        let stale = p.key().reversed();
+        // Look first: a delete takes the bucket lock, and nearly every SYN finds nothing.
+        if CONNTRACK.get_ptr(stale).is_some() {
+            let _ = CONNTRACK.remove(stale);
+        }
     }
 }

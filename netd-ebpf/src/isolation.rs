@@ -144,7 +144,7 @@ pub fn check_foreign_source(ctx: &TcContext) -> Result<(), Drop> {
     if came_through_netd(ctx) {
         return Ok(());
     }
-    if u16::from_be(ctx.load::<u16>(12).unwrap_or(0)) != ETH_P_IP {
+    if u16::from_be(parse::at::<u16>(ctx, 12).unwrap_or(0)) != ETH_P_IP {
         return Ok(());
     }
     match parse::ipv4(ctx) {

@@ -91,6 +91,7 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
 #[classifier]
 pub fn netd_port_ingress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Ingress);
+    parse::linearize(&ctx);
     verdict(&ctx, from_container(&ctx))
 }
 
@@ -98,6 +99,7 @@ pub fn netd_port_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netd_port_egress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Egress);
+    parse::linearize(&ctx);
     verdict(&ctx, isolation::check_foreign_source(&ctx).map(|()| PASS))
 }
 
@@ -106,11 +108,7 @@ pub fn netd_port_egress(ctx: TcContext) -> i32 {
 /// is routed.
 #[inline(always)]
 fn from_outside(ctx: &TcContext) -> Result<i32, Drop> {
-    if u16::from_be(
-        ctx.load::<u16>(12)
-            .map_err(|_| outside_drop(DropReason::Malformed, 0))?,
-    ) != ETH_P_IP
-    {
+    if parse::at::<u16>(ctx, 12).map(u16::from_be) != Some(ETH_P_IP) {
         return Ok(PASS);
     }
     // Not readable as IPv4: the stack drops it, and it reaches no container.
@@ -139,6 +137,7 @@ fn outside_drop(reason: DropReason, network: u32) -> Drop {
 /// Ingress of an uplink.
 #[classifier]
 pub fn netd_uplink_ingress(ctx: TcContext) -> i32 {
+    parse::linearize(&ctx);
     verdict(&ctx, from_outside(&ctx))
 }
 
@@ -172,6 +171,7 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
 /// Egress of an uplink.
 #[classifier]
 pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
+    parse::linearize(&ctx);
     verdict(&ctx, to_outside(&ctx))
 }
 

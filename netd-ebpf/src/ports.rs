@@ -23,7 +23,10 @@ fn is_loopback(addr_be: u32) -> bool {
 /// loopback address arriving from a network are an attack (moby#41872), not a client.
 /// `client_net` is the network of a container client.
 #[inline(always)]
-pub fn publish(p: &L4Packet, client_net: Option<&NetworkPolicy>) -> Option<Result<CtEntry, i32>> {
+pub fn publish(
+    p: &L4Packet,
+    client_net: Option<&NetworkPolicy>,
+) -> Option<Result<CtEntry, conntrack::Full>> {
     if is_loopback(p.daddr_be) {
         return None;
     }

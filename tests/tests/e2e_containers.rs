@@ -96,10 +96,11 @@ fn connect_and_disconnect_live() {
     lab.ok(&["network", "create", "--subnet", "10.50.0.0/24", "back"]);
     lab.run_d("db", &["--network", "back"]);
     lab.run_d("web", &[]);
-    // Until connected, the other network is only reachable through the gateway (the host
-    // routes between networks; keeping them apart is the isolation programs' job).
+    // Until connected, the other network is routed through the gateway, where isolation
+    // stops it.
     let route = lab.exec_ok("web", &["ip", "route", "get", "10.50.0.2"]);
     assert!(route.contains("via 172.17.0.1 dev eth0"), "{route}");
+    assert!(!lab.ping("web", "10.50.0.2"), "another network");
     lab.ok(&[
         "network",
         "connect",
@@ -135,6 +136,7 @@ fn connect_and_disconnect_live() {
         route.contains("via 172.17.0.1 dev eth0"),
         "back to the gateway: {route}"
     );
+    assert!(!lab.ping("web", "10.50.0.2"), "apart again");
     let back = &lab.json(&["network", "inspect", "back"])[0];
     assert_eq!(back["AddressesInUse"], 1, "the address was freed");
     let err = lab.fails(&["network", "connect", "back", "db"]);

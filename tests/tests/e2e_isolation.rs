@@ -275,7 +275,7 @@ fn icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports() {
     if !privileged("icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports") {
         return;
     }
-    let lab = Lab::with_external();
+    let mut lab = Lab::with_external();
     let before = lab.rulesets();
     lab.ok(&[
         "network",
@@ -334,6 +334,30 @@ fn icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports() {
         lab.ok(&["stats", "--drops"])
     );
     assert!(drops(&lab, "quiet", "icc_disabled") > 0);
+
+    // The rules hold without the daemon (killed), and after its restart: they live in
+    // pinned maps, run by programs attached to the ports.
+    let sandbox = lab.inspect("c1")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.kill_daemon();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={sandbox}"))
+        .args([
+            "python3",
+            &script,
+            "probe",
+            "1",
+            &format!("tcp:{c2}:{PORT}"),
+            &format!("icmp:{c2}"),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.matches(" no").count(), 2, "without the daemon: {out}");
+    lab.start_daemon();
+    assert_reach(&lab, "c1", &[], &[&c2]);
 
     // Live: icc back on lets everything through, off again stops it.
     lab.ok(&["network", "update", "-o", "icc=true", "quiet"]);

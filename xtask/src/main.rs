@@ -40,6 +40,14 @@ enum Task {
     },
     /// Set up, then run the benchmarks in throwaway namespaces and print the figures.
     Bench {
+        /// Which parts to run.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "latency,datapath,isolation"
+        )]
+        suites: Vec<bench::Suite>,
         /// Containers to create for the run/rm latency benchmark.
         #[arg(long, default_value_t = 200)]
         containers: usize,
@@ -88,6 +96,7 @@ fn main() -> Result<()> {
             test::all(filter.as_deref())
         }
         Task::Bench {
+            suites,
             containers,
             ports,
             runs,
@@ -97,6 +106,7 @@ fn main() -> Result<()> {
             build(true)?;
             let xtask = std::env::current_exe()?;
             let opts = bench::Options {
+                suites,
                 containers,
                 counts: ports,
                 runs,

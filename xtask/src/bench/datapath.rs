@@ -220,7 +220,7 @@ fn measure(
     Ok(())
 }
 
-fn iperf_gbps(json: &str) -> Result<f64> {
+pub fn iperf_gbps(json: &str) -> Result<f64> {
     let at = json
         .find("\"sum_received\"")
         .context("iperf3 printed no sum_received")?;

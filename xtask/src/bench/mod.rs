@@ -3,6 +3,7 @@
 
 mod datapath;
 mod host;
+mod isolation;
 mod latency;
 pub mod peer;
 mod report;
@@ -12,14 +13,46 @@ use std::path::Path;
 use anyhow::Result;
 
 pub struct Options {
+    pub suites: Vec<Suite>,
     pub containers: usize,
     pub counts: Vec<u32>,
     pub runs: usize,
     pub secs: u64,
 }
 
+/// The parts of the benchmark, run in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// `netd run` / `rm` latency.
+    Latency,
+    /// Published ports: direct vs netd vs iptables at N other ports.
+    Datapath,
+    /// Container to container with and without the isolation programs.
+    Isolation,
+}
+
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
-    latency::run(netd, opts.containers)?;
+    let dir = crate::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    if opts.suites.contains(&Suite::Latency) {
+        latency::run(netd, opts.containers)?;
+    }
+    if opts.suites.contains(&Suite::Datapath) {
+        published_ports(netd, xtask, opts, &dir)?;
+    }
+    if opts.suites.contains(&Suite::Isolation) {
+        println!(
+            "\nisolation and anti-spoofing, container to container ({} runs of {} s each, medians)",
+            opts.runs, opts.secs
+        );
+        let table = isolation::run(netd, xtask, opts.runs, opts.secs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("isolation.md"), &table)?;
+    }
+    Ok(())
+}
+
+fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Result<()> {
     println!(
         "\npublished-port datapath: direct vs netd vs iptables ({} runs of {} s each, medians)",
         opts.runs, opts.secs
@@ -32,8 +65,6 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
     let figures = datapath::run(netd, xtask, &settings)?;
     let table = figures.table();
     println!("\n{table}");
-    let dir = crate::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("datapath.md"), &table)?;
-    figures.plot(&dir)
+    figures.plot(dir)
 }

@@ -26,7 +26,7 @@ pub struct Figures {
     publish: BTreeMap<(Mode, u32), f64>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

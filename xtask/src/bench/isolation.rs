@@ -1,0 +1,172 @@
+//! The cost of isolation and anti-spoofing on the container-to-container path: two
+//! client/server pairs on one netd network, one whose bridge ports run netd's programs, one
+//! whose ports had them taken off. Runs alternate between the pairs.
+
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::{Context, Result};
+
+use super::{datapath::iperf_gbps, host::BenchHost, report::median};
+
+const SUBNET: &str = "172.29.0.0/16";
+const TCP: &str = "5001";
+const UDP: &str = "5002";
+const IPERF: &str = "5201";
+
+/// The pair with programs and the pair without.
+const PAIRS: [&str; 2] = ["on", "off"];
+
+pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> {
+    let host = BenchHost::start(netd, false)?;
+    host.netd(netd, &["network", "create", "--subnet", SUBNET, "iso"])?;
+    let xtask = xtask.display().to_string();
+    let mut servers = Vec::new();
+    for pair in PAIRS {
+        let srv = format!("srv-{pair}");
+        host.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &srv,
+                "--network",
+                "iso",
+                "--",
+                "taskset",
+                "-c",
+                "0",
+                &xtask,
+                "bench-peer",
+                "serve",
+                TCP,
+                UDP,
+                "3600",
+            ],
+        )?;
+        let net = format!("container:{srv}");
+        host.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &format!("ipf-{pair}"),
+                "--network",
+                &net,
+                "--",
+                "taskset",
+                "-c",
+                "0",
+                "iperf3",
+                "-s",
+                "-p",
+                IPERF,
+            ],
+        )?;
+        let cli = format!("cli-{pair}");
+        host.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &cli,
+                "--network",
+                "iso",
+                "--",
+                "sleep",
+                "3600",
+            ],
+        )?;
+        servers.push(server_ip(&host, netd, &srv)?);
+    }
+    for port in host_ports(&host, netd, &["srv-off", "cli-off"])? {
+        BenchHost::run_in(
+            host.netns(),
+            &["tc", "qdisc", "del", "dev", &port, "clsact"],
+        )?;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let secs = secs.to_string();
+    // [pair][metric] samples: throughput Gbit/s, new connections per second.
+    let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for _ in 0..runs {
+        for (i, pair) in PAIRS.iter().enumerate() {
+            let cli = format!("cli-{pair}");
+            let exec = |cmd: &[&str]| -> Result<String> {
+                let mut args = vec!["exec", cli.as_str(), "--", "taskset", "-c", "1"];
+                args.extend_from_slice(cmd);
+                host.netd(netd, &args)
+            };
+            let to = format!("{}:{TCP}", servers[i]);
+            let crr: f64 = exec(&[&xtask, "bench-peer", "crr", &to, &secs])?
+                .trim()
+                .parse()?;
+            let iperf = exec(&[
+                "iperf3",
+                "-c",
+                &servers[i],
+                "-p",
+                IPERF,
+                "-t",
+                &secs,
+                "-J",
+                "-O",
+                "1",
+            ])?;
+            samples[i][0].push(iperf_gbps(&iperf)?);
+            samples[i][1].push(crr);
+        }
+    }
+    Ok(table(&samples))
+}
+
+fn server_ip(host: &BenchHost, netd: &Path, name: &str) -> Result<String> {
+    let inspect: serde_json::Value = serde_json::from_str(&host.netd(netd, &["inspect", name])?)?;
+    inspect[0]["NetworkSettings"]["Networks"]["iso"]["IPAddress"]
+        .as_str()
+        .map(String::from)
+        .context("server address")
+}
+
+/// Host-side veths of the containers, from `netd stats`.
+fn host_ports(host: &BenchHost, netd: &Path, containers: &[&str]) -> Result<Vec<String>> {
+    let stats: serde_json::Value =
+        serde_json::from_str(&host.netd(netd, &["stats", "--format", "json"])?)?;
+    let rows = stats.as_array().context("stats rows")?;
+    containers
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .find(|r| r["Container"] == *c)
+                .and_then(|r| r["HostInterface"].as_str())
+                .map(String::from)
+                .with_context(|| format!("host interface of {c}"))
+        })
+        .collect()
+}
+
+fn table(samples: &[[Vec<f64>; 2]; 2]) -> String {
+    let mut out = String::from(
+        "| container to container, one network | with programs | without | with/without |\n| --- | --- | --- | --- |\n",
+    );
+    for (m, name) in ["throughput Gbit/s", "new TCP conn/s"].iter().enumerate() {
+        let (on, off) = (&samples[0][m], &samples[1][m]);
+        let paired: Vec<f64> = on
+            .iter()
+            .zip(off)
+            .filter(|(_, b)| **b > 0.0)
+            .map(|(a, b)| a / b)
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {name} | {:.1} | {:.1} | {:.3} |",
+            median(on.clone()),
+            median(off.clone()),
+            median(paired)
+        );
+    }
+    out
+}
