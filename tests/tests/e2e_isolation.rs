@@ -134,6 +134,22 @@ fn networks_internal_networks_and_a_two_network_container() {
 
     assert!(drops(&lab, "n1", "other_network") > 0);
     assert!(drops(&lab, "int", "internal_network") > 0);
+
+    // Container-facing interfaces take no router advertisement.
+    let stats: Value = lab.json(&["stats", "--format", "json"]);
+    let veth = stats.as_array().unwrap()[0]["HostInterface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bridge = lab.json(&["network", "inspect", "n1"])[0]["Options"]
+        ["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for iface in [veth, bridge] {
+        let accept_ra = lab.host(&["cat", &format!("/proc/sys/net/ipv6/conf/{iface}/accept_ra")]);
+        assert_eq!(accept_ra.trim(), "0", "{iface}");
+    }
     assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
 }
 
