@@ -68,8 +68,14 @@ impl Programs {
     /// Loads the object in the calling thread's namespace.
     pub fn load(prefix: &str) -> Self {
         let bpffs = PathBuf::from("/sys/fs/bpf").join(unique(prefix));
-        let dp = Datapath::load(&bpffs).expect("loading the datapath object");
-        Self { dp, bpffs }
+        match Datapath::load(&bpffs) {
+            Ok(dp) => Self { dp, bpffs },
+            Err(e) => {
+                // The maps may be pinned already: leave nothing behind.
+                let _ = std::fs::remove_dir_all(&bpffs);
+                panic!("loading the datapath object: {e:?}");
+            }
+        }
     }
 
     /// Loads the object from a private network namespace of the calling thread, so that the

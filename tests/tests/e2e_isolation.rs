@@ -159,6 +159,7 @@ fn the_outside_reaches_containers_only_through_published_ports() {
         return;
     }
     let lab = Lab::with_external();
+    let before = lab.rulesets();
     lab.ok(&["network", "create", "--subnet", "10.41.0.0/24", "nat"]);
     lab.ok(&[
         "network",
@@ -240,6 +241,7 @@ fn the_outside_reaches_containers_only_through_published_ports() {
     assert!(ext_probe(&[format!("tcp:{open}:{PORT}")])
         .values()
         .all(|ok| *ok));
+    assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
 }
 
 /// Starts a background command in a container; the caller waits for it.
@@ -400,6 +402,7 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
         return;
     }
     let lab = Lab::new();
+    let before = lab.rulesets();
     lab.ok(&["network", "create", "--subnet", "10.61.0.0/24", "n"]);
     for name in ["attacker", "victim", "bystander"] {
         lab.run_d(name, &["--network", "n"]);
@@ -474,4 +477,5 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
             && d["Direction"] == "from_container"),
         "{all}"
     );
+    assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
 }
