@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod dns;
 pub mod engine;
 pub mod ipam;
 pub mod link;

@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from udp import datagrams
+
 
 def serve(port, secs):
     end = time.time() + secs
@@ -91,15 +93,7 @@ def probe(timeout, targets):
 
 
 def sink(port, secs):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
-    s.settimeout(0.2)
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            data, addr = s.recvfrom(2048)
-        except socket.timeout:
-            continue
+    for _, data, addr in datagrams(("0.0.0.0", port), secs):
         print(f"from={addr[0]} data={data.decode(errors='replace')}", flush=True)
 
 

@@ -36,6 +36,18 @@ pub fn peer_script() -> String {
         .to_string()
 }
 
+/// The resolver every lab daemon forwards names that are not containers' to: nothing listens
+/// there unless a test runs `dns.py upstream` in the host namespace.
+pub const DNS_UPSTREAM_PORT: u16 = 5354;
+
+/// The DNS tools of the embedded-DNS tests (Python).
+pub fn dns_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/dns.py")
+        .display()
+        .to_string()
+}
+
 /// The reachability tools of the isolation tests (Python).
 pub fn reach_script() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -150,6 +162,8 @@ impl Lab {
             .arg(&self.bpffs)
             .arg("--netns")
             .arg(&self.netns)
+            .arg("--dns-upstream")
+            .arg(format!("127.0.0.1:{DNS_UPSTREAM_PORT}"))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -181,6 +195,10 @@ impl Lab {
             let _ = d.kill();
             let _ = d.wait();
         }
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
     }
 
     pub fn daemon_log(&self) -> String {

@@ -5,7 +5,9 @@ mod lab;
 pub mod packet;
 pub mod testrun;
 
-pub use lab::{netd_bin, peer_script, reach_script, Lab, EXTERNAL_IP, UPLINK_IP};
+pub use lab::{
+    dns_script, netd_bin, peer_script, reach_script, Lab, DNS_UPSTREAM_PORT, EXTERNAL_IP, UPLINK_IP,
+};
 
 /// Whether the test may run; prints `SKIP name: reason` when it may not. CI runs as root.
 pub fn privileged(test: &str) -> bool {

@@ -18,6 +18,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3",
     "gnuplot-nox",
     "tcpdump",
+    "bind9-dnsutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

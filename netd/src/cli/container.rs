@@ -45,6 +45,10 @@ pub struct CreateArgs {
     /// Publish every exposed port on a random host port.
     #[arg(short = 'P', long)]
     publish_all: bool,
+    /// Another container on the default bridge, as NAME or NAME:ALIAS, written into this one's
+    /// /etc/hosts (legacy links); repeatable.
+    #[arg(long = "link")]
+    links: Vec<String>,
     /// The command to run inside, after `--`.
     #[arg(last = true)]
     command: Vec<String>,
@@ -86,6 +90,7 @@ impl CreateArgs {
             publish: self.publish,
             expose: self.expose,
             publish_all: self.publish_all,
+            links: self.links,
         }
     }
 }

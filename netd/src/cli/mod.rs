@@ -87,6 +87,16 @@ pub struct DaemonArgs {
     /// Default: the interfaces of the default route.
     #[arg(long = "uplink")]
     pub uplinks: Vec<String>,
+    /// Resolver the embedded DNS forwards other names to, IP or IP:PORT; repeatable.
+    /// Default: the name servers of /etc/resolv.conf.
+    #[arg(long = "dns-upstream", value_parser = parse_upstream)]
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
+}
+
+fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("{s:?} is not an IP address or IP:PORT"))
 }
 
 /// Runs a client command; returns the process exit code.

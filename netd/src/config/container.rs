@@ -45,6 +45,33 @@ pub struct CreateContainer {
     /// `-P`: publish every exposed port on a random host port.
     #[serde(default)]
     pub publish_all: bool,
+    /// `--link NAME[:ALIAS]` (default bridge only): hosts entries for other containers.
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+/// A legacy link: another container, known in /etc/hosts by its name and `alias`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    pub container: String,
+    pub alias: Name,
+}
+
+impl LinkSpec {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let (container, alias) = value.split_once(':').unwrap_or((value, value));
+        if container.is_empty() {
+            return Err(ConfigError::invalid(
+                "link",
+                value,
+                "expected NAME or NAME:ALIAS",
+            ));
+        }
+        Ok(Self {
+            container: container.to_string(),
+            alias: Name::parse("link alias", alias)?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +119,7 @@ pub struct ContainerSpec {
     /// Requested mappings; host ports still `None` are picked by the daemon.
     pub publish: Vec<PortMapping>,
     pub expose: Vec<ExposedPort>,
+    pub links: Vec<LinkSpec>,
 }
 
 impl TryFrom<CreateContainer> for ContainerSpec {
@@ -164,6 +192,9 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             if let Some(spec) = req.publish.first() {
                 return conflict("-p", spec);
             }
+            if let Some(link) = req.links.first() {
+                return conflict("--link", link);
+            }
         }
         let netns_path = req.netns_path.as_deref().map(PathBuf::from);
         if let Some(path) = &req.netns_path {
@@ -204,6 +235,11 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             mac,
             netns_path,
             aliases,
+            links: req
+                .links
+                .iter()
+                .map(|l| LinkSpec::parse(l))
+                .collect::<Result<_, _>>()?,
             command: req.command,
             start: req.start,
             publish,

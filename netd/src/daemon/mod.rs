@@ -12,6 +12,7 @@ use crate::{
     api::server::{self, Daemon},
     cli::DaemonArgs,
     datapath::Datapath,
+    dns::Dns,
     engine::{linux::LinuxHost, Engine},
     link::Netlink,
     netns,
@@ -42,7 +43,14 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     let store = Store::open(&args.state_dir).context("opening the state dir")?;
     let datapath = Datapath::load(&args.bpffs).context("loading the datapath")?;
     let nl = Netlink::current().context("opening rtnetlink")?;
-    let host = Arc::new(LinuxHost::new(nl, datapath));
+    let upstreams = if args.dns_upstreams.is_empty() {
+        let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        crate::dns::resolv_conf_servers(&conf)
+    } else {
+        args.dns_upstreams.clone()
+    };
+    log::info!("embedded DNS forwards to {upstreams:?}");
+    let host = Arc::new(LinuxHost::new(nl, datapath, Dns::new(upstreams)));
     enable_forwarding()?;
     let uplinks = host
         .attach_uplinks(&args.uplinks)

@@ -11,7 +11,7 @@ use crate::{
     },
     process::{self, files, SandboxEnv},
     state::{
-        model::{new_id, Container, Driver, Process, Sandbox},
+        model::{new_id, Container, Driver, Link, Process, Sandbox},
         store::write_atomic,
     },
 };
@@ -43,6 +43,7 @@ impl Engine {
         }
         let id = new_id();
         let (mode_name, sandbox, network) = self.plan_sandbox(&id, &spec)?;
+        let links = self.plan_links(&spec, network.as_deref())?;
         let mut c = Container {
             hostname: spec
                 .hostname
@@ -56,6 +57,7 @@ impl Engine {
             endpoints: Vec::new(),
             command: spec.command.clone(),
             process: None,
+            links,
             ports: Vec::new(),
             exposed: spec.expose.clone(),
         };
@@ -81,7 +83,63 @@ impl Engine {
             }
         };
         self.containers.insert(c.id.clone(), c.clone());
+        self.refresh_names();
         Ok((c, started))
+    }
+
+    /// Legacy links: only on the default bridge, to containers that are on it too.
+    fn plan_links(
+        &self,
+        spec: &ContainerSpec,
+        network: Option<&str>,
+    ) -> Result<Vec<Link>, EngineError> {
+        let Some(first) = spec.links.first() else {
+            return Ok(Vec::new());
+        };
+        let bridge = self
+            .networks
+            .values()
+            .find(|n| n.predefined && n.subnet.is_some())
+            .map(|n| n.id.as_str());
+        if network.is_none() || network != bridge {
+            return Err(EngineError::Conflict(format!(
+                "--link {}: links work on the default bridge only; on user-defined networks containers find each other by name",
+                first.container
+            )));
+        }
+        spec.links
+            .iter()
+            .map(|l| {
+                let target = self.container(&l.container)?;
+                if bridge.is_some_and(|b| target.endpoint_on(b).is_none()) {
+                    return Err(EngineError::Conflict(format!(
+                        "--link {}: container {} is not on the default bridge",
+                        l.container, target.name
+                    )));
+                }
+                Ok(Link {
+                    container_id: target.id.clone(),
+                    alias: l.alias.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Hosts entries of the container's links: the target's bridge address, alias and name.
+    fn link_entries(&self, c: &Container) -> Vec<(std::net::Ipv4Addr, String)> {
+        c.links
+            .iter()
+            .filter_map(|l| {
+                let target = self.containers.get(&l.container_id)?;
+                let ip = target.endpoints.first()?.ip;
+                let names = if l.alias == target.name.as_str() {
+                    target.name.to_string()
+                } else {
+                    format!("{} {}", l.alias, target.name)
+                };
+                Some((ip, names))
+            })
+            .collect()
     }
 
     /// Resolves the network mode into a sandbox, and the bridge network to join if any.
@@ -193,14 +251,15 @@ impl Engine {
         })?;
         let ips: Vec<_> = c.endpoints.iter().map(|e| e.ip).collect();
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = match self.dns_server_of(c) {
+            Some(gateway) => files::embedded_resolv_conf(gateway, &host_resolv),
+            None => files::resolv_conf(&host_resolv),
+        };
         write_atomic(
             &dir.join("hosts"),
-            files::hosts(&c.hostname, &ips, &[]).as_bytes(),
+            files::hosts(&c.hostname, &ips, &self.link_entries(c)).as_bytes(),
         )?;
-        write_atomic(
-            &dir.join("resolv.conf"),
-            files::resolv_conf(&host_resolv).as_bytes(),
-        )?;
+        write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
         write_atomic(
             &dir.join("hostname"),
             format!("{}\n", c.hostname).as_bytes(),
@@ -213,6 +272,7 @@ impl Engine {
         self.write_files(&c)?;
         self.store.save_container(&c)?;
         self.containers.insert(c.id.clone(), c);
+        self.refresh_names();
         Ok(())
     }
 
@@ -334,6 +394,7 @@ impl Engine {
         }
         errors.note(self.store.delete_container(&c.id));
         self.containers.remove(&c.id);
+        self.refresh_names();
         errors.finish().map(|()| c.name.to_string())
     }
 

@@ -24,6 +24,7 @@ use crate::{
         port::Proto,
     },
     datapath::nat::Publication,
+    dns::{DnsNetwork, Names},
     state::Store,
 };
 
@@ -39,6 +40,8 @@ pub(super) struct Kernel {
     pub(super) flushed: Vec<Ipv4Addr>,
     pub(super) masq: Vec<Ipv4Network>,
     pub(super) rules: Vec<NetworkRules>,
+    pub(super) dns: Vec<DnsNetwork>,
+    pub(super) names: Option<Names>,
     pub(super) bound: Vec<u16>,
 }
 
@@ -142,6 +145,13 @@ impl Host for FakeHost {
     }
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         Vec::new()
+    }
+    async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError> {
+        self.k().dns = networks.to_vec();
+        Ok(())
+    }
+    fn set_names(&self, names: Names) {
+        self.k().names = Some(names);
     }
     async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {
         self.k().masq = subnets.to_vec();

@@ -12,6 +12,7 @@ use netd_common::{
 use crate::{
     config::{mac::Mac, names::IfName, port::Proto},
     datapath::nat::Publication,
+    dns::{DnsNetwork, Names},
 };
 
 /// Everything needed to create one container interface on a bridge.
@@ -126,6 +127,10 @@ pub trait Host: Send + Sync {
     async fn flush_connections(&self, ip: Ipv4Addr);
     /// Makes the datapath's network rules exactly these.
     async fn set_networks(&self, networks: &[NetworkRules]) -> Result<(), HostError>;
+    /// Runs the embedded DNS servers of exactly these networks.
+    async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError>;
+    /// The container names the DNS servers answer from now on.
+    fn set_names(&self, names: Names);
     /// What the datapath dropped, summed over CPUs.
     fn drops(&self) -> Vec<(DropKey, DropCounters)>;
     /// Subnets whose connections to the outside are masqueraded.

@@ -16,6 +16,7 @@ use crate::{
         isolation::{self, NetworkRule},
         nat::Publication,
     },
+    dns::{Dns, DnsNetwork, Names},
 };
 use crate::{
     datapath::Datapath,
@@ -26,13 +27,15 @@ use crate::{
 pub struct LinuxHost {
     nl: Netlink,
     datapath: Mutex<Datapath>,
+    dns: Dns,
 }
 
 impl LinuxHost {
-    pub fn new(nl: Netlink, datapath: Datapath) -> Self {
+    pub fn new(nl: Netlink, datapath: Datapath, dns: Dns) -> Self {
         Self {
             nl,
             datapath: Mutex::new(datapath),
+            dns,
         }
     }
 
@@ -450,6 +453,17 @@ impl Host for LinuxHost {
 
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         self.datapath().drops()
+    }
+
+    async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError> {
+        self.dns.serve(networks).await.map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            HostError::new("serve", "DNS", std::io::Error::other(all.join("; ")))
+        })
+    }
+
+    fn set_names(&self, names: Names) {
+        self.dns.set_names(names);
     }
 
     async fn set_masq_subnets(&self, subnets: &[Ipv4Network]) -> Result<(), HostError> {

@@ -2,6 +2,7 @@
 //! [`Host`], persists the result, and rolls back what it did when a step fails.
 
 pub mod containers;
+mod dns;
 mod endpoints;
 mod error;
 #[cfg(test)]

@@ -157,6 +157,7 @@ impl Engine {
         self.networks.insert(net.id.clone(), net.clone());
         self.sync_masq_subnets().await?;
         self.sync_network_rules().await?;
+        self.sync_dns().await;
         Ok(net)
     }
 
@@ -243,6 +244,7 @@ impl Engine {
         self.networks.remove(&net.id);
         self.sync_masq_subnets().await?;
         self.sync_network_rules().await?;
+        self.sync_dns().await;
         Ok(net.name.to_string())
     }
 

@@ -48,6 +48,7 @@ impl Engine {
         }
         errors.note(engine.sync_masq_subnets().await);
         errors.note(engine.sync_network_rules().await);
+        engine.sync_dns().await;
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }

@@ -39,6 +39,21 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// For a network with names: its embedded DNS server, the host's search domains, and
+/// `ndots:0` so that single-label names (other containers) are asked as they are, as Docker
+/// writes it.
+pub fn embedded_resolv_conf(server: Ipv4Addr, host: &str) -> String {
+    let mut out = String::new();
+    for line in host.lines() {
+        if matches!(line.split_whitespace().next(), Some("search" | "domain")) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("nameserver {server}\noptions ndots:0\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +67,15 @@ mod tests {
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.contains("10.0.0.2\tweb\n") && h.contains("10.1.0.2\tweb\n"));
+    }
+
+    #[test]
+    fn embedded_dns_keeps_search_domains_only() {
+        let r = embedded_resolv_conf(
+            "10.1.0.1".parse().unwrap(),
+            "search lan\nnameserver 10.0.0.1\noptions rotate\n",
+        );
+        assert_eq!(r, "search lan\nnameserver 10.1.0.1\noptions ndots:0\n");
     }
 
     #[test]

@@ -149,6 +149,16 @@ pub struct Container {
     pub ports: Vec<PortMapping>,
     #[serde(default)]
     pub exposed: Vec<ExposedPort>,
+    /// Legacy links (default bridge): other containers in this one's /etc/hosts.
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub container_id: String,
+    pub alias: String,
 }
 
 impl Container {

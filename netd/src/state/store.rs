@@ -213,6 +213,7 @@ mod tests {
             process: None,
             ports: crate::config::port::parse_publish("127.0.0.1:8080:80/udp").unwrap(),
             exposed: vec!["80".parse().unwrap()],
+            links: vec![],
         }
     }
 

@@ -1,0 +1,149 @@
+//! The embedded DNS of user-defined networks: a server on each network's gateway address
+//! (port 53, UDP and TCP) answering container names, hostnames and aliases scoped to the
+//! networks the asking container shares with them, and forwarding every other name to the
+//! host's resolvers.
+
+mod forward;
+pub mod names;
+mod server;
+
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+
+pub use names::{has_dns, Names};
+use server::{Handler, SharedNames, TCP_TIMEOUT};
+
+/// A network whose containers have names, as its server needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsNetwork {
+    pub id: String,
+    pub name: String,
+    pub gateway: Ipv4Addr,
+    pub internal: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DNS of network {network} on {addr}:53: {source}")]
+pub struct DnsError {
+    network: String,
+    addr: Ipv4Addr,
+    #[source]
+    source: std::io::Error,
+}
+
+struct Running {
+    spec: DnsNetwork,
+    /// Dropping the server stops its tasks.
+    _server: Server<Handler>,
+}
+
+pub struct Dns {
+    names: SharedNames,
+    upstreams: Arc<Vec<SocketAddr>>,
+    servers: Mutex<HashMap<String, Running>>,
+}
+
+/// Responses a TCP connection may have queued.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+impl Dns {
+    pub fn new(upstreams: Vec<SocketAddr>) -> Self {
+        Self {
+            names: Arc::new(RwLock::new(Arc::new(Names::default()))),
+            upstreams: Arc::new(upstreams),
+            servers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the names every server answers.
+    pub fn set_names(&self, names: Names) {
+        *self.names.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(names);
+    }
+
+    /// Serves exactly `networks`: starts the missing servers, stops those of networks gone or
+    /// changed. A server that cannot start is reported; the others still run.
+    pub async fn serve(&self, networks: &[DnsNetwork]) -> Result<(), Vec<DnsError>> {
+        let mut errors = Vec::new();
+        let missing: Vec<DnsNetwork> = {
+            let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+            servers.retain(|id, r| networks.iter().any(|n| n.id == *id && n == &r.spec));
+            networks
+                .iter()
+                .filter(|n| !servers.contains_key(&n.id))
+                .cloned()
+                .collect()
+        };
+        for spec in missing {
+            match self.start(&spec).await {
+                Ok(server) => {
+                    let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+                    servers.insert(
+                        spec.id.clone(),
+                        Running {
+                            spec,
+                            _server: server,
+                        },
+                    );
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    async fn start(&self, spec: &DnsNetwork) -> Result<Server<Handler>, DnsError> {
+        let addr = SocketAddr::from((spec.gateway, 53));
+        let err = |source| DnsError {
+            network: spec.name.clone(),
+            addr: spec.gateway,
+            source,
+        };
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let mut server = Server::new(Handler {
+            network: spec.id.clone(),
+            internal: spec.internal,
+            names: Arc::clone(&self.names),
+            upstreams: Arc::clone(&self.upstreams),
+        });
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
+        Ok(server)
+    }
+}
+
+/// The name servers of a resolv.conf, port 53.
+pub fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next())?
+        })
+        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_servers_of_resolv_conf() {
+        let text = "# x\nsearch lan\nnameserver 10.0.0.1\nnameserver ::1\nnameserver bogus\n";
+        assert_eq!(
+            resolv_conf_servers(text),
+            vec!["10.0.0.1:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+    }
+}

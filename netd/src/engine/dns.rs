@@ -1,0 +1,51 @@
+//! Keeping the embedded DNS in step with the state: a server per network with names, and the
+//! names of running containers.
+
+use super::Engine;
+use crate::dns::{has_dns, DnsNetwork, Names};
+
+impl Engine {
+    /// Hands the current container names to the DNS servers; cheap enough for every change.
+    pub(super) fn refresh_names(&self) {
+        self.host.set_names(Names::build(
+            self.networks.values(),
+            self.containers.values(),
+        ));
+    }
+
+    /// Starts and stops DNS servers to match the networks, then refreshes the names. A server
+    /// that cannot start (port 53 of its gateway taken) is logged: the network works without.
+    pub(super) async fn sync_dns(&self) {
+        let networks: Vec<DnsNetwork> = self
+            .networks
+            .values()
+            .filter(|n| has_dns(n))
+            .filter_map(|n| {
+                Some(DnsNetwork {
+                    id: n.id.clone(),
+                    name: n.name.to_string(),
+                    gateway: n.subnet?.gateway,
+                    internal: n.internal,
+                })
+            })
+            .collect();
+        if let Err(e) = self.host.serve_dns(&networks).await {
+            log::warn!("embedded DNS: {e}");
+        }
+        self.refresh_names();
+    }
+
+    /// The gateway whose DNS server the container's resolv.conf names: the one of its
+    /// default-route network if that has names, else of its first network that has.
+    pub(super) fn dns_server_of(
+        &self,
+        c: &crate::state::model::Container,
+    ) -> Option<std::net::Ipv4Addr> {
+        let mut endpoints: Vec<_> = c.endpoints.iter().collect();
+        endpoints.sort_by_key(|e| !e.default_route);
+        endpoints.iter().find_map(|e| {
+            let net = self.networks.get(&e.network_id)?;
+            has_dns(net).then_some(net.subnet?.gateway)
+        })
+    }
+}

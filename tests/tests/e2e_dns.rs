@@ -1,0 +1,239 @@
+//! Tier 3: the embedded DNS with real clients (dig, the C library's resolver): names scoped to
+//! networks, PTR, aliases in round robin, forwarding to an upstream the test runs, internal
+//! networks, and hostile queries.
+
+use std::process::{Child, Command, Stdio};
+
+use integration_tests::{dns_script, privileged, Lab, DNS_UPSTREAM_PORT};
+
+/// `dig +short` from a container, over UDP or TCP.
+fn dig(lab: &Lab, from: &str, args: &[&str]) -> String {
+    let mut cmd = vec!["dig", "+short", "+time=2", "+tries=1"];
+    cmd.extend_from_slice(args);
+    String::from_utf8_lossy(&lab.exec(from, &cmd).stdout)
+        .trim()
+        .to_string()
+}
+
+/// The resolver of the test, in the lab's host namespace; stopped on drop.
+struct Upstream(Child);
+
+impl Upstream {
+    fn start(lab: &Lab) -> Self {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.netns,
+                "python3",
+                &dns_script(),
+                "upstream",
+            ])
+            .arg(DNS_UPSTREAM_PORT.to_string())
+            .arg("120")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("upstream resolver");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Self(child)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn names_resolve_on_their_networks_only() {
+    if !privileged("names_resolve_on_their_networks_only") {
+        return;
+    }
+    let lab = Lab::new();
+    let _upstream = Upstream::start(&lab);
+    lab.ok(&["network", "create", "--subnet", "10.71.0.0/24", "n1"]);
+    lab.ok(&["network", "create", "--subnet", "10.72.0.0/24", "n2"]);
+    lab.run_d(
+        "web",
+        &["--network", "n1", "--alias", "api", "--hostname", "webhost"],
+    );
+    lab.run_d("db", &["--network", "n2"]);
+    lab.run_d("client", &["--network", "n1"]);
+    lab.run_d("legacy", &[]);
+    let web = lab.ip("web", "n1");
+
+    let resolv = lab.exec_ok("client", &["cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.71.0.1"), "{resolv}");
+    for name in ["web", "api", "webhost", "web.n1", "WEB"] {
+        assert_eq!(dig(&lab, "client", &[name]), web, "{name}");
+    }
+    assert_eq!(dig(&lab, "client", &["+tcp", "web"]), web, "over TCP");
+    // The C library's resolver, as programs use it.
+    let getent = lab.exec_ok("client", &["getent", "hosts", "web"]);
+    assert!(getent.starts_with(&web), "{getent}");
+    assert_eq!(dig(&lab, "client", &["-x", &web]), "web.n1.");
+    assert_eq!(dig(&lab, "client", &["db"]), "", "db is on n2");
+    assert_eq!(
+        dig(&lab, "client", &["outside.test"]),
+        "192.0.2.53",
+        "forwarded upstream"
+    );
+    // The default bridge has no names, as in Docker.
+    assert!(!lab
+        .exec("legacy", &["getent", "hosts", "web"])
+        .status
+        .success());
+
+    // Connected to n2, the client resolves db too; disconnected, no more.
+    lab.ok(&["network", "connect", "n2", "client"]);
+    assert_eq!(dig(&lab, "client", &["db"]), lab.ip("db", "n2"));
+    lab.ok(&["network", "disconnect", "n2", "client"]);
+    assert_eq!(dig(&lab, "client", &["db"]), "");
+    // A removed container's name goes with it.
+    lab.ok(&["rm", "-f", "web"]);
+    assert_eq!(dig(&lab, "client", &["web"]), "");
+}
+
+#[test]
+fn a_shared_alias_answers_every_address_in_turn() {
+    if !privileged("a_shared_alias_answers_every_address_in_turn") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.73.0.0/24", "n"]);
+    for name in ["b1", "b2", "b3"] {
+        lab.run_d(name, &["--network", "n", "--alias", "svc"]);
+    }
+    lab.run_d("client", &["--network", "n"]);
+    let mut all: Vec<String> = ["b1", "b2", "b3"].iter().map(|b| lab.ip(b, "n")).collect();
+    all.sort();
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        let answer = dig(&lab, "client", &["svc"]);
+        let mut got: Vec<String> = answer.lines().map(String::from).collect();
+        firsts.push(got[0].clone());
+        got.sort();
+        assert_eq!(got, all, "every backend, every time");
+    }
+    firsts.sort();
+    assert_eq!(firsts, all, "each one first in turn");
+}
+
+#[test]
+fn internal_networks_resolve_members_but_nothing_outside() {
+    if !privileged("internal_networks_resolve_members_but_nothing_outside") {
+        return;
+    }
+    let lab = Lab::new();
+    let upstream = Upstream::start(&lab);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.74.0.0/24",
+        "--internal",
+        "sealed",
+    ]);
+    lab.run_d("a", &["--network", "sealed"]);
+    lab.run_d("b", &["--network", "sealed"]);
+    assert_eq!(dig(&lab, "a", &["b"]), lab.ip("b", "sealed"));
+    let out = lab.exec("a", &["dig", "+time=2", "+tries=1", "outside.test"]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("REFUSED"), "{out}");
+    drop(upstream);
+}
+
+/// CPU seconds the daemon has used, from /proc.
+fn daemon_cpu(lab: &Lab) -> f64 {
+    let pid = lab.daemon_pid();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn malformed_and_truncated_queries_get_an_error_or_nothing() {
+    if !privileged("malformed_and_truncated_queries_get_an_error_or_nothing") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.75.0.0/24", "n"]);
+    lab.run_d("web", &["--network", "n"]);
+    lab.run_d("client", &["--network", "n"]);
+    let script = dns_script();
+    let garbage = lab.exec_ok("client", &["python3", &script, "garbage", "10.75.0.1"]);
+    for line in garbage.lines() {
+        assert!(
+            line == "no reply" || line == "reply rcode=1",
+            "only FORMERR or silence: {garbage}"
+        );
+    }
+    for _ in 0..5 {
+        lab.exec_ok("client", &["python3", &script, "half-tcp", "10.75.0.1"]);
+    }
+    // The server still answers, over both transports, and no task spins.
+    let before = daemon_cpu(&lab);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let spent = daemon_cpu(&lab) - before;
+    assert!(spent < 0.5, "the daemon used {spent} s of CPU while idle");
+    assert_eq!(dig(&lab, "client", &["web"]), lab.ip("web", "n"));
+    assert_eq!(dig(&lab, "client", &["+tcp", "web"]), lab.ip("web", "n"));
+}
+
+#[test]
+fn legacy_links_on_the_default_bridge_write_hosts_entries() {
+    if !privileged("legacy_links_on_the_default_bridge_write_hosts_entries") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.run_d("db", &[]);
+    lab.run_d("app", &["--link", "db:database"]);
+    let db = lab.ip("db", "bridge");
+    let hosts = lab.exec_ok("app", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{db}\tdatabase db\n")), "{hosts}");
+    let getent = lab.exec_ok("app", &["getent", "hosts", "database"]);
+    assert!(getent.starts_with(&db), "{getent}");
+
+    lab.ok(&["network", "create", "--subnet", "10.76.0.0/24", "n"]);
+    let err = lab.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--network",
+        "n",
+        "--link",
+        "db",
+        "--",
+        "sleep",
+        "1",
+    ]);
+    assert!(
+        err.contains("--link db") && err.contains("default bridge"),
+        "{err}"
+    );
+    let err = lab.fails(&[
+        "run", "-d", "--name", "x", "--link", "nope", "--", "sleep", "1",
+    ]);
+    assert!(err.contains("nope"), "{err}");
+    let err = lab.fails(&[
+        "run", "-d", "--name", "x", "--link", ":alias", "--", "sleep", "1",
+    ]);
+    assert!(err.contains(":alias"), "{err}");
+    assert_eq!(
+        lab.json(&["ps", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing left"
+    );
+}
