@@ -414,3 +414,37 @@ fn pings_are_masqueraded_by_their_identifier() {
     );
     assert!(ok, "checksums");
 }
+
+#[test]
+fn thousands_of_ports_and_connections_go_in_and_out_in_batches() {
+    if skip("thousands_of_ports_and_connections_go_in_and_out_in_batches") {
+        return;
+    }
+    let mut l = lab();
+    let ports: Vec<Publication> = (0..10_000)
+        .map(|i| publication(6, "0.0.0.0", 10_000 + i, "172.17.0.2", 80))
+        .collect();
+    l.dp.publish(&ports).unwrap();
+    assert_eq!(l.dp.published().len(), 10_000);
+    // Unpublishing skips ports already gone.
+    l.dp.unpublish(&ports[..5_000]).unwrap();
+    l.dp.unpublish(&ports[..6_000]).unwrap();
+    assert_eq!(l.dp.published().len(), 4_000);
+    let (_, out) = l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:19999", SYN).build(),
+    );
+    assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:80");
+
+    // More connections than one read batch holds.
+    for port in 1..=5_000u16 {
+        let client = format!("192.0.2.9:{}", 20_000 + port);
+        l.run(
+            maps::PROG_UPLINK_INGRESS,
+            &Builder::tcp(&client, "10.9.0.1:19999", SYN).build(),
+        );
+    }
+    assert_eq!(l.dp.conntrack_entries().len(), 10_002);
+    assert_eq!(l.dp.flush_conntrack("192.0.2.9".parse().unwrap()), 10_002);
+    assert!(l.dp.conntrack_entries().is_empty());
+}

@@ -2,6 +2,7 @@
 //! dir, and offers one typed handle per concern. Nothing else in the control plane touches a
 //! map or a program.
 
+mod batch;
 pub mod isolation;
 mod loader;
 pub mod nat;

@@ -1,10 +1,10 @@
 //! Typed handles for address translation: published ports, connection tracking, the host's
 //! addresses, masqueraded subnets and uplinks.
 
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, os::fd::AsFd};
 
 use aya::{
-    maps::{lpm_trie::Key, MapError},
+    maps::{lpm_trie::Key, IterableMap, MapError},
     programs::tc::TcAttachType,
 };
 use ipnetwork::Ipv4Network;
@@ -13,7 +13,7 @@ use netd_common::{
     nat::{timeout_ns, CtEntry, CtKey, PortKey, PortTarget, TcpState, Uplink},
 };
 
-use super::{Datapath, DatapathError};
+use super::{batch, Datapath, DatapathError};
 
 /// An address as the programs read it from a packet: the wire's bytes in memory order.
 pub fn addr_be(ip: Ipv4Addr) -> u32 {
@@ -54,27 +54,37 @@ fn map_err(name: &'static str) -> impl Fn(MapError) -> DatapathError {
     move |source| DatapathError::Map { name, source }
 }
 
+fn batch_err(name: &'static str, call: &'static str) -> impl Fn(std::io::Error) -> DatapathError {
+    move |io_error| DatapathError::Map {
+        name,
+        source: MapError::SyscallError(aya::sys::SyscallError { call, io_error }),
+    }
+}
+
 impl Datapath {
-    /// Installs published ports; one map update each, no rule to scan at packet time.
+    /// Installs published ports, all in one batched update: one map entry each, no rule to
+    /// scan at packet time.
     pub fn publish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
-        for p in publications {
-            let target = PortTarget {
-                addr_be: addr_be(p.target_ip),
-                port_be: p.target_port.to_be(),
-                _pad: 0,
-            };
-            self.ports
-                .insert(p.key(), target, 0)
-                .map_err(map_err(maps::PORTS))?;
-        }
-        Ok(())
+        let entries: Vec<(PortKey, PortTarget)> = publications
+            .iter()
+            .map(|p| {
+                let target = PortTarget {
+                    addr_be: addr_be(p.target_ip),
+                    port_be: p.target_port.to_be(),
+                    _pad: 0,
+                };
+                (p.key(), target)
+            })
+            .collect();
+        batch::update(self.ports.map().fd().as_fd(), &entries)
+            .map_err(batch_err(maps::PORTS, "bpf_map_update_batch"))
     }
 
     pub fn unpublish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
-        for p in publications {
-            super::removed(self.ports.remove(&p.key())).map_err(map_err(maps::PORTS))?;
-        }
-        Ok(())
+        let keys: Vec<PortKey> = publications.iter().map(Publication::key).collect();
+        batch::delete(self.ports.map().fd().as_fd(), &keys)
+            .map(|_| ())
+            .map_err(batch_err(maps::PORTS, "bpf_map_delete_batch"))
     }
 
     pub fn published(&self) -> Vec<(PortKey, PortTarget)> {
@@ -114,10 +124,14 @@ impl Datapath {
                 doomed.push(*k);
             }
         }
-        doomed
-            .iter()
-            .filter(|k| self.conntrack.remove(k).is_ok())
-            .count()
+        self.delete_conntrack(&doomed)
+    }
+
+    fn delete_conntrack(&mut self, keys: &[CtKey]) -> usize {
+        batch::delete(self.conntrack.map().fd().as_fd(), keys).unwrap_or_else(|e| {
+            log::warn!("removing conntrack entries: {e}");
+            0
+        })
     }
 
     fn remove_conntrack(&mut self, doomed: impl Fn(&CtKey, &CtEntry) -> bool) -> usize {
@@ -127,13 +141,15 @@ impl Datapath {
             .filter(|(k, e)| doomed(k, e))
             .map(|(k, _)| k)
             .collect();
-        keys.iter()
-            .filter(|k| self.conntrack.remove(k).is_ok())
-            .count()
+        self.delete_conntrack(&keys)
     }
 
+    /// Every tracked connection entry, read in batches.
     pub fn conntrack_entries(&self) -> Vec<(CtKey, CtEntry)> {
-        self.conntrack.iter().filter_map(Result::ok).collect()
+        batch::entries(self.conntrack.map().fd().as_fd()).unwrap_or_else(|e| {
+            log::warn!("reading conntrack: {e}");
+            Vec::new()
+        })
     }
 
     /// Makes the host-address set exactly `addrs` (loopback is never in it).
