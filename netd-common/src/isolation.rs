@@ -20,9 +20,24 @@ pub struct Endpoint {
     pub network: u32,
     /// The only source MAC it may use.
     pub mac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// `EP_*` bits.
+    pub flags: u8,
+    pub _pad: u8,
 }
 const _: () = assert!(core::mem::size_of::<Endpoint>() == 16);
+
+/// The container is the target of published ports: its replies may need translating
+/// whatever their destination.
+pub const EP_DNAT_TARGET: u8 = 1 << 0;
+
+/// Whether a packet from `ep` to `daddr_be` may belong to a translated connection, and so
+/// needs a conntrack lookup. Only replies of a published port's target and packets for a host
+/// address (the gateway is the only one inside the subnet) can; traffic between members of a
+/// network, the bulk of east-west traffic, skips the lookup.
+#[inline(always)]
+pub fn may_be_translated(ep: &Endpoint, net: &NetworkPolicy, daddr_be: u32) -> bool {
+    ep.flags & EP_DNAT_TARGET != 0 || !net.contains(daddr_be) || daddr_be == net.gateway_be
+}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Endpoint {} // repr(C), no padding, any bit pattern valid
 

@@ -14,7 +14,8 @@ fn ep() -> Endpoint {
         addr_be: be([10, 1, 0, 2]),
         network: 7,
         mac: MAC_A,
-        _pad: [0; 2],
+        flags: 0,
+        _pad: 0,
     }
 }
 
@@ -225,4 +226,27 @@ fn drop_reasons_round_trip_and_have_distinct_names() {
         }
     }
     assert_eq!(DropReason::from_u8(0), None);
+}
+
+#[test]
+fn only_targets_of_published_ports_and_traffic_for_the_host_need_conntrack() {
+    let n = net(0);
+    let member = be([10, 1, 0, 3]);
+    assert!(!may_be_translated(&ep(), &n, member));
+    assert!(
+        may_be_translated(&ep(), &n, be([10, 1, 0, 1])),
+        "the gateway"
+    );
+    assert!(
+        may_be_translated(&ep(), &n, be([192, 0, 2, 9])),
+        "outside the subnet"
+    );
+    let target = Endpoint {
+        flags: EP_DNAT_TARGET,
+        ..ep()
+    };
+    assert!(
+        may_be_translated(&target, &n, member),
+        "a reply to a client on the network"
+    );
 }

@@ -24,7 +24,8 @@ use masquerade::Masquerade;
 use netd_common::{
     counters::Direction,
     isolation::{
-        DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER, ETH_P_IP, NET_INTERNAL,
+        may_be_translated, DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER,
+        ETH_P_IP, NET_INTERNAL,
     },
 };
 use parse::L4Packet;
@@ -76,7 +77,7 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
     };
     let l4 = parse::l4(ctx, &ip);
     // Internal networks reach no published port and are never masqueraded.
-    if !port.net.has(NET_INTERNAL) {
+    if !port.net.has(NET_INTERNAL) && may_be_translated(&port.ep, &port.net, ip.daddr_be) {
         if let Some(p) = &l4 {
             if let Some(action) = translate(ctx, p, Some(&port.net)).map_err(|r| port.drop(r))? {
                 return Ok(action);

@@ -7,9 +7,12 @@ use std::net::Ipv4Addr;
 use integration_tests::{
     packet::{icmp_echo, parse, parse_icmp, Builder, ACK, FIN, RST, SYN},
     privileged,
-    testrun::{Programs, CONTINUE},
+    testrun::{Programs, CONTAINER_IP, CONTAINER_MAC, CONTINUE, LO, NETWORK_ID},
 };
-use netd::datapath::nat::Publication;
+use netd::datapath::{
+    isolation::{dnat_target, endpoint},
+    nat::Publication,
+};
 use netd_common::{isolation::NET_ROUTED, maps};
 
 const HOST: &str = "10.9.0.1";
@@ -447,4 +450,26 @@ fn thousands_of_ports_and_connections_go_in_and_out_in_batches() {
     assert_eq!(l.dp.conntrack_entries().len(), 10_002);
     assert_eq!(l.dp.flush_conntrack("192.0.2.9".parse().unwrap()), 10_002);
     assert!(l.dp.conntrack_entries().is_empty());
+}
+
+#[test]
+fn replies_to_a_client_on_the_same_network_are_translated_for_published_port_targets() {
+    if skip("replies_to_a_client_on_the_same_network_are_translated_for_published_port_targets") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[web()]).unwrap();
+    let client = "172.17.0.3:40000";
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(client, "10.9.0.1:8080", SYN).build(),
+    );
+    let synack = Builder::tcp("172.17.0.2:80", client, SYN | ACK).build();
+    // Members talking to each other skip conntrack, unless the sender publishes ports.
+    let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
+    assert_eq!(out, synack, "not marked as a published port's target");
+    let ep = endpoint(CONTAINER_IP.parse().unwrap(), CONTAINER_MAC, NETWORK_ID);
+    l.dp.set_endpoint(LO, dnat_target(ep)).unwrap();
+    let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
+    assert_eq!(parse(&out).src.to_string(), "10.9.0.1:8080");
 }

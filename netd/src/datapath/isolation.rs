@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use aya::maps::{lpm_trie::Key, MapError, PerCpuValues};
 use ipnetwork::Ipv4Network;
 use netd_common::{
-    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
+    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy, EP_DNAT_TARGET},
     maps,
 };
 
@@ -51,8 +51,15 @@ pub fn endpoint(ip: Ipv4Addr, mac: [u8; 6], network: u32) -> Endpoint {
         addr_be: addr_be(ip),
         network,
         mac,
-        _pad: [0; 2],
+        flags: 0,
+        _pad: 0,
     }
+}
+
+/// The same, for the target of published ports.
+pub fn dnat_target(mut ep: Endpoint) -> Endpoint {
+    ep.flags |= EP_DNAT_TARGET;
+    ep
 }
 
 impl Datapath {

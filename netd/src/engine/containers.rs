@@ -212,6 +212,7 @@ impl Engine {
                     mac: spec.mac,
                     aliases: spec.aliases.iter().map(|a| a.to_string()).collect(),
                     default_route: true,
+                    dnat_target: !spec.publish.is_empty(),
                 })
                 .await?;
             c.endpoints.push(endpoint);

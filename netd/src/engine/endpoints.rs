@@ -23,6 +23,8 @@ pub(super) struct EndpointRequest<'a> {
     pub mac: Option<Mac>,
     pub aliases: Vec<String>,
     pub default_route: bool,
+    /// The container publishes ports.
+    pub dnat_target: bool,
 }
 
 impl Engine {
@@ -55,7 +57,7 @@ impl Engine {
             aliases: req.aliases,
             default_route: req.default_route && !net.internal,
         };
-        let plug = plug_of(net, req.netns, &endpoint);
+        let plug = plug_of(net, req.netns, &endpoint, req.dnat_target);
         if let Err(e) = self.host.plug(&plug).await {
             self.release(&net.id, ip);
             return Err(e.into());
@@ -134,6 +136,7 @@ impl Engine {
                 mac: None,
                 aliases: aliases.to_vec(),
                 default_route,
+                dnat_target: !c.ports.is_empty(),
             })
             .await?;
         let mut updated = c.clone();
@@ -196,7 +199,12 @@ impl Engine {
 }
 
 /// The kernel work that makes `endpoint` exist in `netns`.
-pub(super) fn plug_of(net: &Network, netns: PathBuf, endpoint: &Endpoint) -> Plug {
+pub(super) fn plug_of(
+    net: &Network,
+    netns: PathBuf,
+    endpoint: &Endpoint,
+    dnat_target: bool,
+) -> Plug {
     let gateway = net.subnet.map(|s| s.gateway);
     Plug {
         endpoint_id: endpoint.id.clone(),
@@ -210,6 +218,7 @@ pub(super) fn plug_of(net: &Network, netns: PathBuf, endpoint: &Endpoint) -> Plu
         mtu: net.mtu,
         default_gateway: gateway.filter(|_| endpoint.default_route),
         network: net.datapath_id(),
+        dnat_target,
     }
 }
 

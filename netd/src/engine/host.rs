@@ -31,6 +31,8 @@ pub struct Plug {
     pub default_gateway: Option<Ipv4Addr>,
     /// Datapath id of the network.
     pub network: u32,
+    /// The container has published ports: its replies may need translating.
+    pub dnat_target: bool,
 }
 
 /// A bridge with its gateway address.

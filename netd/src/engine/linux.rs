@@ -135,7 +135,10 @@ impl LinuxHost {
     fn attach_port(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
         refuse_router_adverts(host);
-        let ep = isolation::endpoint(p.ip, p.mac.0, p.network);
+        let mut ep = isolation::endpoint(p.ip, p.mac.0, p.network);
+        if p.dnat_target {
+            ep = isolation::dnat_target(ep);
+        }
         self.datapath()
             .attach_port(host, host_index, ep)
             .map_err(|e| HostError::new("attach datapath to", host, e))

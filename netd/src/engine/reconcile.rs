@@ -106,7 +106,7 @@ impl Engine {
             let Some(net) = self.networks.get(&e.network_id) else {
                 continue;
             };
-            let plug = plug_of(net, netns.clone(), e);
+            let plug = plug_of(net, netns.clone(), e, !c.ports.is_empty());
             if self.host.link_exists(e.host_ifname.as_str()).await? {
                 self.host.adopt_port(&plug).await?;
             } else {

@@ -43,16 +43,24 @@ impl BenchHost {
         if with_uplink {
             host.add_uplink()?;
         }
-        let log = std::fs::File::create(host.dir.join("daemon.log"))?;
-        host.daemon = Some(
+        host.start_daemon(netd)?;
+        Ok(host)
+    }
+
+    fn start_daemon(&mut self, netd: &Path) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))?;
+        self.daemon = Some(
             Command::new(netd)
                 .arg("--socket")
-                .arg(host.socket())
-                .args(["daemon", "--netns", &host.netns])
+                .arg(self.socket())
+                .args(["daemon", "--netns", &self.netns])
                 .arg("--state-dir")
-                .arg(host.dir.join("state"))
+                .arg(self.dir.join("state"))
                 .arg("--bpffs")
-                .arg(&host.bpffs)
+                .arg(&self.bpffs)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -60,16 +68,26 @@ impl BenchHost {
                 .context("starting netd daemon")?,
         );
         let deadline = Instant::now() + Duration::from_secs(20);
-        while api(&host.socket(), "GET", "/v1/version", "").is_err() {
+        while api(&self.socket(), "GET", "/v1/version", "").is_err() {
             if Instant::now() > deadline {
                 bail!(
                     "the daemon did not answer; see {}",
-                    host.dir.join("daemon.log").display()
+                    self.dir.join("daemon.log").display()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(host)
+        Ok(())
+    }
+
+    /// Stops the daemon and starts it again: it re-adopts every port, putting back the
+    /// programs of a port they were taken off.
+    pub fn restart_daemon(&mut self, netd: &Path) -> Result<()> {
+        if let Some(mut d) = self.daemon.take() {
+            d.kill()?;
+            d.wait()?;
+        }
+        self.start_daemon(netd)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -150,10 +168,22 @@ impl BenchHost {
 
 impl Drop for BenchHost {
     fn drop(&mut self) {
-        // Remove every container through the daemon, so that their processes stop too.
+        // Remove every container through the daemon, so that their processes stop too. A
+        // container whose namespace another shares goes only after that one: a few passes.
         let socket = self.socket();
-        if let Ok(out) = api_body(&socket, "GET", "/v1/containers", "") {
-            for id in out.split("\"Id\":\"").skip(1).filter_map(|s| s.get(..64)) {
+        for _ in 0..3 {
+            let Ok(out) = api_body(&socket, "GET", "/v1/containers", "") else {
+                break;
+            };
+            let ids: Vec<&str> = out
+                .split("\"Id\":\"")
+                .skip(1)
+                .filter_map(|s| s.get(..64))
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
                 let _ = api(
                     &socket,
                     "DELETE",

@@ -1,6 +1,8 @@
-//! The cost of isolation and anti-spoofing on the container-to-container path: two
-//! client/server pairs on one netd network, one whose bridge ports run netd's programs, one
-//! whose ports had them taken off. Runs alternate between the pairs.
+//! The cost of isolation and anti-spoofing on the container-to-container path: one client and
+//! one server on a netd network, measured in alternating runs with netd's programs on their
+//! bridge ports and with the programs taken off (`tc qdisc del ... clsact`); a daemon restart
+//! puts them back (it re-adopts every port). Same containers, same veths, same cores: only
+//! the programs differ.
 
 use std::{fmt::Write as _, path::Path};
 
@@ -13,108 +15,96 @@ const TCP: &str = "5001";
 const UDP: &str = "5002";
 const IPERF: &str = "5201";
 
-/// The pair with programs and the pair without.
-const PAIRS: [&str; 2] = ["on", "off"];
-
 pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> {
-    let host = BenchHost::start(netd, false)?;
+    let mut host = BenchHost::start(netd, false)?;
     host.netd(netd, &["network", "create", "--subnet", SUBNET, "iso"])?;
     let xtask = xtask.display().to_string();
-    let mut servers = Vec::new();
-    for pair in PAIRS {
-        let srv = format!("srv-{pair}");
-        host.netd(
-            netd,
-            &[
-                "run",
-                "-d",
-                "--name",
-                &srv,
-                "--network",
-                "iso",
-                "--",
-                "taskset",
-                "-c",
-                "0",
-                &xtask,
-                "bench-peer",
-                "serve",
-                TCP,
-                UDP,
-                "3600",
-            ],
-        )?;
-        let net = format!("container:{srv}");
-        host.netd(
-            netd,
-            &[
-                "run",
-                "-d",
-                "--name",
-                &format!("ipf-{pair}"),
-                "--network",
-                &net,
-                "--",
-                "taskset",
-                "-c",
-                "0",
-                "iperf3",
-                "-s",
-                "-p",
-                IPERF,
-            ],
-        )?;
-        let cli = format!("cli-{pair}");
-        host.netd(
-            netd,
-            &[
-                "run",
-                "-d",
-                "--name",
-                &cli,
-                "--network",
-                "iso",
-                "--",
-                "sleep",
-                "3600",
-            ],
-        )?;
-        servers.push(server_ip(&host, netd, &srv)?);
-    }
-    for port in host_ports(&host, netd, &["srv-off", "cli-off"])? {
-        BenchHost::run_in(
-            host.netns(),
-            &["tc", "qdisc", "del", "dev", &port, "clsact"],
-        )?;
-    }
+    host.netd(
+        netd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "iso",
+            "--",
+            "taskset",
+            "-c",
+            "0",
+            &xtask,
+            "bench-peer",
+            "serve",
+            TCP,
+            UDP,
+            "3600",
+        ],
+    )?;
+    host.netd(
+        netd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ipf",
+            "--network",
+            "container:srv",
+            "--",
+            "taskset",
+            "-c",
+            "0",
+            "iperf3",
+            "-s",
+            "-p",
+            IPERF,
+        ],
+    )?;
+    host.netd(
+        netd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cli",
+            "--network",
+            "iso",
+            "--",
+            "sleep",
+            "3600",
+        ],
+    )?;
+    let server = server_ip(&host, netd, "srv")?;
+    let ports = host_ports(&host, netd, &["srv", "cli"])?;
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     let secs = secs.to_string();
-    // [pair][metric] samples: throughput Gbit/s, new connections per second.
+    // [with, without][throughput Gbit/s, new connections per second]
     let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
     for _ in 0..runs {
-        for (i, pair) in PAIRS.iter().enumerate() {
-            let cli = format!("cli-{pair}");
+        for (i, programs) in [true, false].into_iter().enumerate() {
+            if programs {
+                host.restart_daemon(netd)?;
+                // Let the start-up (program load, reconcile) finish before measuring.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            } else {
+                for port in &ports {
+                    BenchHost::run_in(
+                        host.netns(),
+                        &["tc", "qdisc", "del", "dev", port, "clsact"],
+                    )?;
+                }
+            }
             let exec = |cmd: &[&str]| -> Result<String> {
-                let mut args = vec!["exec", cli.as_str(), "--", "taskset", "-c", "1"];
+                let mut args = vec!["exec", "cli", "--", "taskset", "-c", "1"];
                 args.extend_from_slice(cmd);
                 host.netd(netd, &args)
             };
-            let to = format!("{}:{TCP}", servers[i]);
+            let to = format!("{server}:{TCP}");
             let crr: f64 = exec(&[&xtask, "bench-peer", "crr", &to, &secs])?
                 .trim()
                 .parse()?;
             let iperf = exec(&[
-                "iperf3",
-                "-c",
-                &servers[i],
-                "-p",
-                IPERF,
-                "-t",
-                &secs,
-                "-J",
-                "-O",
-                "1",
+                "iperf3", "-c", &server, "-p", IPERF, "-t", &secs, "-J", "-O", "1",
             ])?;
             samples[i][0].push(iperf_gbps(&iperf)?);
             samples[i][1].push(crr);
