@@ -6,5 +6,6 @@
 
 pub mod counters;
 pub mod isolation;
+pub mod lb;
 pub mod maps;
 pub mod nat;

@@ -85,7 +85,7 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> 
             if programs {
                 host.restart_daemon(netd)?;
                 // Let the start-up (program load, reconcile) finish before measuring.
-                std::thread::sleep(std::time::Duration::from_secs(1));
+                std::thread::sleep(std::time::Duration::from_secs(3));
             } else {
                 for port in &ports {
                     BenchHost::run_in(
