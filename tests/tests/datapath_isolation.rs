@@ -18,6 +18,17 @@ const PEER_MAC: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0, 3];
 const OTHER_ID: u32 = 2;
 const HOST: &str = "10.9.0.1";
 
+/// 8080/tcp on every host address, to port 80 of `target`.
+fn web_on(target: &str) -> Publication {
+    Publication {
+        proto: 6,
+        host_ip: "0.0.0.0".parse().unwrap(),
+        host_port: 8080,
+        target_ip: target.parse().unwrap(),
+        target_port: 80,
+    }
+}
+
 fn lab(flags: u32) -> Programs {
     let mut l = Programs::in_private_netns("netd-iso").with_container_port(flags);
     l.set_network(OTHER_ID, "10.2.0.0/16", 0, 0);
@@ -83,14 +94,7 @@ fn published_ports_stay_reachable_from_every_network() {
     // network's gateway included.
     l.dp.set_local_addrs(&[HOST.parse().unwrap(), "10.2.0.1".parse().unwrap()])
         .unwrap();
-    l.dp.publish(&[Publication {
-        proto: 6,
-        host_ip: "0.0.0.0".parse().unwrap(),
-        host_port: 8080,
-        target_ip: "10.2.0.5".parse().unwrap(),
-        target_port: 80,
-    }])
-    .unwrap();
+    l.dp.publish(&[web_on("10.2.0.5")]).unwrap();
     for host in [HOST, "10.2.0.1"] {
         let (verdict, out) = l.run(
             maps::PROG_PORT_INGRESS,
@@ -207,14 +211,7 @@ fn icc_off_members_reach_each_others_published_ports_through_the_host() {
         return;
     }
     let mut l = lab(NET_ICC_OFF);
-    l.dp.publish(&[Publication {
-        proto: 6,
-        host_ip: "0.0.0.0".parse().unwrap(),
-        host_port: 8080,
-        target_ip: "172.17.0.3".parse().unwrap(),
-        target_port: 80,
-    }])
-    .unwrap();
+    l.dp.publish(&[web_on("172.17.0.3")]).unwrap();
     let (verdict, out) = l.run(
         maps::PROG_PORT_INGRESS,
         &tcp_to(&format!("{HOST}:8080"), GATEWAY_MAC),
@@ -236,14 +233,7 @@ fn internal_members_reach_each_other_and_the_gateway_dns_only() {
         return;
     }
     let mut l = lab(NET_INTERNAL);
-    l.dp.publish(&[Publication {
-        proto: 6,
-        host_ip: "0.0.0.0".parse().unwrap(),
-        host_port: 8080,
-        target_ip: "10.2.0.5".parse().unwrap(),
-        target_port: 80,
-    }])
-    .unwrap();
+    l.dp.publish(&[web_on("10.2.0.5")]).unwrap();
     assert_eq!(l.verdict(&tcp_to("172.17.0.3:80", PEER_MAC)), CONTINUE);
     let dns = with_macs(
         Builder::udp("172.17.0.2:5353", "172.17.0.1:53").build(),
