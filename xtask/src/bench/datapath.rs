@@ -19,9 +19,9 @@ const NETD_OFFSET: u16 = 3000; // 8001, 8002, 8201
 const IPT_OFFSET: u16 = 4000; // 9001, 9002, 9201
 const SERVER_IP: &str = "172.30.0.2";
 const FILLER_BASE: u32 = 10_000;
-/// Client and servers on different cores, so that they do not take turns on one.
+/// Client and servers on different cores (servers on 0: `BenchHost::start_servers`), so
+/// that they do not take turns on one.
 const CLIENT_CPU: [&str; 3] = ["taskset", "-c", "1"];
-const SERVER_CPU: [&str; 3] = ["taskset", "-c", "0"];
 
 pub struct Settings {
     pub counts: Vec<u32>,
@@ -47,55 +47,18 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "bench",
         ],
     )?;
-    let xtask_s = xtask.display().to_string();
     let publish = |p: u16, proto: &str| format!("{}:{p}/{proto}", p + NETD_OFFSET);
-    host.netd(
+    let (tcp, udp, iperf) = (
+        publish(TCP, "tcp"),
+        publish(UDP, "udp"),
+        publish(IPERF, "tcp"),
+    );
+    host.start_servers(
         netd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "srv",
-            "--network",
-            "bench",
-            "--ip",
-            SERVER_IP,
-            "-p",
-            &publish(TCP, "tcp"),
-            "-p",
-            &publish(UDP, "udp"),
-            "-p",
-            &publish(IPERF, "tcp"),
-            "--",
-            SERVER_CPU[0],
-            SERVER_CPU[1],
-            SERVER_CPU[2],
-            &xtask_s,
-            "bench-peer",
-            "serve",
-            &TCP.to_string(),
-            &UDP.to_string(),
-            "3600",
-        ],
-    )?;
-    host.netd(
-        netd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "srv-iperf",
-            "--network",
-            "container:srv",
-            "--",
-            SERVER_CPU[0],
-            SERVER_CPU[1],
-            SERVER_CPU[2],
-            "iperf3",
-            "-s",
-            "-p",
-            &IPERF.to_string(),
-        ],
+        xtask,
+        "bench",
+        &["--ip", SERVER_IP, "-p", &tcp, "-p", &udp, "-p", &iperf],
+        (TCP, UDP, IPERF),
     )?;
     BenchHost::run_in(
         &ext,

@@ -149,6 +149,50 @@ impl BenchHost {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Container `srv` on `network` running the benchmark's TCP/UDP peer servers, and
+    /// `srv-iperf` in its namespace running iperf3, both on core 0. `run_args` go to
+    /// `netd run` for `srv` (its address, published ports).
+    pub fn start_servers(
+        &self,
+        netd: &Path,
+        xtask: &Path,
+        network: &str,
+        run_args: &[&str],
+        ports: (u16, u16, u16),
+    ) -> Result<()> {
+        let (tcp, udp, iperf) = (
+            ports.0.to_string(),
+            ports.1.to_string(),
+            ports.2.to_string(),
+        );
+        let xtask = xtask.display().to_string();
+        let mut srv = vec!["run", "-d", "--name", "srv", "--network", network];
+        srv.extend_from_slice(run_args);
+        srv.extend_from_slice(&["--", "taskset", "-c", "0", &xtask, "bench-peer", "serve"]);
+        srv.extend_from_slice(&[&tcp, &udp, "3600"]);
+        self.netd(netd, &srv)?;
+        self.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "srv-iperf",
+                "--network",
+                "container:srv",
+                "--",
+                "taskset",
+                "-c",
+                "0",
+                "iperf3",
+                "-s",
+                "-p",
+                &iperf,
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Runs a command in namespace `ns` and returns its stdout.
     pub fn run_in(ns: &str, cmd: &[&str]) -> Result<String> {
         let out = Command::new("ip")

@@ -11,54 +11,15 @@ use anyhow::{Context, Result};
 use super::{datapath::iperf_gbps, host::BenchHost, report::median};
 
 const SUBNET: &str = "172.29.0.0/16";
-const TCP: &str = "5001";
-const UDP: &str = "5002";
-const IPERF: &str = "5201";
+const TCP: u16 = 5001;
+const UDP: u16 = 5002;
+const IPERF: u16 = 5201;
 
 pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> {
     let mut host = BenchHost::start(netd, false)?;
     host.netd(netd, &["network", "create", "--subnet", SUBNET, "iso"])?;
+    host.start_servers(netd, xtask, "iso", &[], (TCP, UDP, IPERF))?;
     let xtask = xtask.display().to_string();
-    host.netd(
-        netd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "srv",
-            "--network",
-            "iso",
-            "--",
-            "taskset",
-            "-c",
-            "0",
-            &xtask,
-            "bench-peer",
-            "serve",
-            TCP,
-            UDP,
-            "3600",
-        ],
-    )?;
-    host.netd(
-        netd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ipf",
-            "--network",
-            "container:srv",
-            "--",
-            "taskset",
-            "-c",
-            "0",
-            "iperf3",
-            "-s",
-            "-p",
-            IPERF,
-        ],
-    )?;
     host.netd(
         netd,
         &[
@@ -104,7 +65,16 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> 
                 .trim()
                 .parse()?;
             let iperf = exec(&[
-                "iperf3", "-c", &server, "-p", IPERF, "-t", &secs, "-J", "-O", "1",
+                "iperf3",
+                "-c",
+                &server,
+                "-p",
+                &IPERF.to_string(),
+                "-t",
+                &secs,
+                "-J",
+                "-O",
+                "1",
             ])?;
             samples[i][0].push(iperf_gbps(&iperf)?);
             samples[i][1].push(crr);
