@@ -29,14 +29,19 @@ const _: () = assert!(core::mem::size_of::<Endpoint>() == 16);
 /// The container is the target of published ports: its replies may need translating
 /// whatever their destination.
 pub const EP_DNAT_TARGET: u8 = 1 << 0;
+/// The container is a backend of a virtual IP: its replies to members are translated back.
+pub const EP_VIP_BACKEND: u8 = 1 << 1;
 
 /// Whether a packet from `ep` to `daddr_be` may belong to a translated connection, and so
-/// needs a conntrack lookup. Only replies of a published port's target and packets for a host
-/// address (the gateway is the only one inside the subnet) can; traffic between members of a
-/// network, the bulk of east-west traffic, skips the lookup.
+/// needs a conntrack lookup. Only replies of a published port's or a VIP's target and packets
+/// for a host address (the gateway is the only one inside the subnet) can; traffic between
+/// members of a network, the bulk of east-west traffic, skips the lookup. (Packets for a VIP
+/// are found by the VIP lookup, on networks that have VIPs.)
 #[inline(always)]
 pub fn may_be_translated(ep: &Endpoint, net: &NetworkPolicy, daddr_be: u32) -> bool {
-    ep.flags & EP_DNAT_TARGET != 0 || !net.contains(daddr_be) || daddr_be == net.gateway_be
+    ep.flags & (EP_DNAT_TARGET | EP_VIP_BACKEND) != 0
+        || !net.contains(daddr_be)
+        || daddr_be == net.gateway_be
 }
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Endpoint {} // repr(C), no padding, any bit pattern valid
@@ -47,6 +52,8 @@ pub const NET_ICC_OFF: u32 = 1 << 0;
 pub const NET_INTERNAL: u32 = 1 << 1;
 /// `gateway-mode=routed`: the outside may reach members' addresses by routing.
 pub const NET_ROUTED: u32 = 1 << 2;
+/// The network has virtual IPs: destinations inside its subnet may be one.
+pub const NET_VIPS: u32 = 1 << 3;
 
 /// The rules of one bridge network, keyed by its datapath id.
 #[repr(C)]
@@ -102,10 +109,12 @@ pub enum DropReason {
     NatRewrite = 11,
     /// Masquerade found no free source port.
     PortsExhausted = 12,
+    /// A new connection to a virtual IP that has no backend.
+    NoBackend = 13,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::UnknownEndpoint,
         Self::SpoofedMac,
         Self::SpoofedIp,
@@ -118,6 +127,7 @@ impl DropReason {
         Self::Malformed,
         Self::NatRewrite,
         Self::PortsExhausted,
+        Self::NoBackend,
     ];
 
     pub fn from_u8(v: u8) -> Option<Self> {
@@ -139,6 +149,7 @@ impl DropReason {
             Self::Malformed => "malformed",
             Self::NatRewrite => "nat_rewrite",
             Self::PortsExhausted => "ports_exhausted",
+            Self::NoBackend => "no_backend",
         }
     }
 }

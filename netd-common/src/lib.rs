@@ -9,3 +9,4 @@ pub mod isolation;
 pub mod lb;
 pub mod maps;
 pub mod nat;
+pub mod vip;

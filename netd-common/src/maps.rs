@@ -50,6 +50,17 @@ pub const BRIDGES: &str = "NETD_BRIDGES";
 pub const DROPS: &str = "NETD_DROPS";
 pub const DROPS_MAX: u32 = 16_384;
 
+/// Virtual IPs of aliases by address (`HashMap<u32, vip::Vip>`).
+pub const VIPS: &str = "NETD_VIPS";
+pub const VIPS_MAX: u32 = 4096;
+/// Backends of each VIP by slot (`HashMap<vip::VipSlot, u32>`, the backend's address).
+pub const VIP_BACKENDS: &str = "NETD_VIP_BACKENDS";
+pub const VIP_BACKENDS_MAX: u32 = VIPS_MAX * crate::lb::MAX_BACKENDS as u32;
+/// Maglev tables by VIP id (`HashMap<u32, vip::MaglevTable>`, allocated on use: 16 KiB each).
+pub const VIP_MAGLEV: &str = "NETD_VIP_MAGLEV";
+/// Connections each backend was chosen for (`PerCpuHashMap<vip::VipSlot, u64>`, by address).
+pub const VIP_CONNECTIONS: &str = "NETD_VIP_CONNS";
+
 /// cgroup socket hooks: host processes reaching published ports (127.0.0.1 and host addresses).
 pub const PROG_CONNECT4: &str = "netd_connect4";
 pub const PROG_SENDMSG4: &str = "netd_sendmsg4";

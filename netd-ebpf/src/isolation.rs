@@ -10,8 +10,11 @@ use netd_common::isolation::{
 
 use crate::{
     maps::{BRIDGES, ENDPOINTS, NETWORKS, NETWORK_SUBNETS, UPLINKS},
-    parse::{self, Ipv4, L4Packet},
+    parse::{self, Arp, Ipv4, L4Packet},
+    vip,
 };
+
+const ARP_REQUEST: u16 = 1;
 
 /// A packet the datapath refuses, with what its counter needs.
 pub struct Drop {
@@ -54,11 +57,19 @@ pub fn port(ctx: &TcContext) -> Result<Port, Drop> {
     Ok(Port { ep, net })
 }
 
+/// What a container sent, once its sender is checked.
+pub enum Sent {
+    /// IPv4, for translation and the destination rules.
+    Ipv4(Ipv4),
+    /// An ARP request for a virtual IP of the sender's network, for the datapath to answer.
+    ArpForVip(Arp),
+    Other,
+}
+
 /// What a container sent, before any translation: its own MAC, address and ARP claims, no
-/// router advertisement, and on an `icc=false` network frames for the gateway only. Returns
-/// the IPv4 header when there is one, for the destination rules.
+/// router advertisement, and on an `icc=false` network frames for the gateway only.
 #[inline(always)]
-pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Option<Ipv4>, Drop> {
+pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Sent, Drop> {
     let eth = parse::ethernet(ctx).ok_or(port.drop(DropReason::Malformed))?;
     check_frame(&port.ep, &port.net, &eth.src, &eth.dst, eth.ethertype)
         .map_err(|r| port.drop(r))?;
@@ -66,7 +77,7 @@ pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Option<Ipv4>, Drop> 
         ETH_P_IP => {
             let ip = parse::ipv4(ctx).ok_or(port.drop(DropReason::Malformed))?;
             check_ipv4_source(&port.ep, ip.saddr_be).map_err(|r| port.drop(r))?;
-            Ok(Some(ip))
+            Ok(Sent::Ipv4(ip))
         }
         ETH_P_ARP => {
             if let Some(arp) = parse::arp(ctx) {
@@ -79,11 +90,16 @@ pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Option<Ipv4>, Drop> 
                     arp.target_be,
                 )
                 .map_err(|r| port.drop(r))?;
+                if arp.op == ARP_REQUEST
+                    && vip::of_network(&port.net, port.ep.network, arp.target_be).is_some()
+                {
+                    return Ok(Sent::ArpForVip(arp));
+                }
             }
-            Ok(None)
+            Ok(Sent::Other)
         }
         ETH_P_IPV6 if parse::is_router_advert(ctx) => Err(port.drop(DropReason::RouterAdvert)),
-        _ => Ok(None),
+        _ => Ok(Sent::Other),
     }
 }
 

@@ -1,9 +1,13 @@
 #![no_std]
 #![no_main]
+// atomic_xadd: the round robin of virtual IPs advances a shared counter.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 //! Entry points of the datapath, one per attach point. Each concern lives in its own module;
 //! every drop goes through `counters::drop`, once, with its reason.
 
+mod arp;
 mod conntrack;
 mod counters;
 mod isolation;
@@ -13,13 +17,14 @@ mod nat;
 mod parse;
 mod ports;
 mod sockets;
+mod vip;
 
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     macros::{cgroup_sock_addr, classifier},
     programs::{SockAddrContext, TcContext},
 };
-use isolation::Drop;
+use isolation::{Drop, Sent};
 use masquerade::Masquerade;
 use netd_common::{
     counters::Direction,
@@ -27,6 +32,7 @@ use netd_common::{
         may_be_translated, DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER,
         ETH_P_IP, NET_INTERNAL,
     },
+    vip::Vip,
 };
 use parse::L4Packet;
 
@@ -41,18 +47,20 @@ fn verdict(ctx: &TcContext, result: Result<i32, Drop>) -> i32 {
     }
 }
 
-/// An existing connection's translation, or a new connection to a published port: the
-/// packet is rewritten and sent on, and the action returned. `None` when neither applies.
-/// `client_net` is the network of a container client, for published ports of its own network.
+/// An existing connection's translation, or a new connection to a VIP or a published port:
+/// the packet is rewritten and sent on, and the action returned. `None` when none applies.
+/// `client_net` is the network of a container client (`None` from outside): for published
+/// ports of its own network, and internal networks reach none.
 #[inline(always)]
 fn translate(
     ctx: &TcContext,
     p: &L4Packet,
     client_net: Option<&NetworkPolicy>,
+    vip: Option<*mut Vip>,
 ) -> Result<Option<i32>, DropReason> {
     let entry = match conntrack::lookup(p) {
         Some(e) => e,
-        None => match ports::publish(p, client_net) {
+        None => match open(p, client_net, vip)? {
             Some(Ok(e)) => e,
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
             Some(Err(_)) => return Ok(Some(PASS)),
@@ -66,20 +74,39 @@ fn translate(
     Ok(Some(nat::forward(ctx, &entry, p.proto)))
 }
 
+/// The translation of a connection conntrack does not know yet, if `p` opens one.
+#[inline(always)]
+fn open(
+    p: &L4Packet,
+    client_net: Option<&NetworkPolicy>,
+    vip: Option<*mut Vip>,
+) -> Result<Option<Result<netd_common::nat::CtEntry, conntrack::Full>>, DropReason> {
+    if let Some(vip) = vip {
+        return vip::open(p, vip, client_net);
+    }
+    if client_net.is_some_and(|n| n.has(NET_INTERNAL)) {
+        return Ok(None);
+    }
+    Ok(ports::publish(p, client_net))
+}
+
 /// What a container sends: checked against spoofing, translated when it belongs to a
 /// translated connection (published ports stay reachable from every network), else held to
 /// its network's rules.
 #[inline(always)]
 fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
     let port = isolation::port(ctx)?;
-    let Some(ip) = isolation::check_sender(ctx, &port)? else {
-        return Ok(PASS);
+    let ip = match isolation::check_sender(ctx, &port)? {
+        Sent::Ipv4(ip) => ip,
+        Sent::ArpForVip(req) => return Ok(arp::answer(ctx, &port, &req).unwrap_or(PASS)),
+        Sent::Other => return Ok(PASS),
     };
     let l4 = parse::l4(ctx, &ip);
-    // Internal networks reach no published port and are never masqueraded.
-    if !port.net.has(NET_INTERNAL) && may_be_translated(&port.ep, &port.net, ip.daddr_be) {
+    let vip = vip::of_network(&port.net, port.ep.network, ip.daddr_be);
+    if vip.is_some() || may_be_translated(&port.ep, &port.net, ip.daddr_be) {
         if let Some(p) = &l4 {
-            if let Some(action) = translate(ctx, p, Some(&port.net)).map_err(|r| port.drop(r))? {
+            let translated = translate(ctx, p, Some(&port.net), vip).map_err(|r| port.drop(r))?;
+            if let Some(action) = translated {
                 return Ok(action);
             }
         }
@@ -117,7 +144,7 @@ fn from_outside(ctx: &TcContext) -> Result<i32, Drop> {
         return Ok(PASS);
     };
     if let Some(p) = parse::l4(ctx, &ip) {
-        let translated = translate(ctx, &p, None)
+        let translated = translate(ctx, &p, None, None)
             .map_err(|r| outside_drop(r, isolation::network_of(ip.daddr_be).unwrap_or(0)))?;
         if let Some(action) = translated {
             return Ok(action);

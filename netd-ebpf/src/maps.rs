@@ -2,6 +2,7 @@
 //! daemon finds the same state and the programs keep running without it.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{lpm_trie::LpmTrie, Array, HashMap, LruHashMap, PerCpuHashMap},
 };
@@ -10,6 +11,7 @@ use netd_common::{
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps as names,
     nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, SockKey, SockOrig, Uplink},
+    vip::{MaglevTable, Vip, VipSlot},
 };
 
 /// Entries are created and removed by the control plane when it attaches to or detaches from a
@@ -58,3 +60,18 @@ pub static BRIDGES: HashMap<u32, u32> = HashMap::pinned(names::NETWORKS_MAX, 0);
 /// The programs insert keys as drops happen; reasons and directions are few.
 #[map(name = "NETD_DROPS")]
 pub static DROPS: PerCpuHashMap<DropKey, DropCounters> = PerCpuHashMap::pinned(names::DROPS_MAX, 0);
+
+#[map(name = "NETD_VIPS")]
+pub static VIPS: HashMap<u32, Vip> = HashMap::pinned(names::VIPS_MAX, 0);
+
+#[map(name = "NETD_VIP_BACKENDS")]
+pub static VIP_BACKENDS: HashMap<VipSlot, u32> = HashMap::pinned(names::VIP_BACKENDS_MAX, 0);
+
+/// 16 KiB a table: allocated when a Maglev VIP is created rather than for every possible one.
+#[map(name = "NETD_VIP_MAGLEV")]
+pub static VIP_MAGLEV: HashMap<u32, MaglevTable> =
+    HashMap::pinned(names::VIPS_MAX, BPF_F_NO_PREALLOC);
+
+#[map(name = "NETD_VIP_CONNS")]
+pub static VIP_CONNECTIONS: PerCpuHashMap<VipSlot, u64> =
+    PerCpuHashMap::pinned(names::VIP_BACKENDS_MAX, 0);

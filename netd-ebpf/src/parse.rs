@@ -195,6 +195,8 @@ pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
 
 /// The sender and target of an Ethernet/IPv4 ARP packet.
 pub struct Arp {
+    /// Host byte order: 1 request, 2 reply.
+    pub op: u16,
     pub sender_mac: [u8; 6],
     pub sender_be: u32,
     pub target_be: u32,
@@ -210,6 +212,7 @@ pub fn arp(ctx: &TcContext) -> Option<Arp> {
         return None;
     }
     Some(Arp {
+        op: u16::from_be_bytes([h[6], h[7]]),
         sender_mac: [h[8], h[9], h[10], h[11], h[12], h[13]],
         sender_be: u32::from_ne_bytes([h[14], h[15], h[16], h[17]]),
         target_be: u32::from_ne_bytes([h[24], h[25], h[26], h[27]]),

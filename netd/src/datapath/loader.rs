@@ -16,6 +16,7 @@ use netd_common::{
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps,
     nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
+    vip::{MaglevTable, Vip, VipSlot},
 };
 
 /// The datapath object, built by build.rs from netd-ebpf.
@@ -44,6 +45,14 @@ pub enum DatapathError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error(
+        "virtual IP {vip}: {count} backends, at most {} are supported",
+        netd_common::lb::MAX_BACKENDS
+    )]
+    TooManyBackends {
+        vip: std::net::Ipv4Addr,
+        count: usize,
+    },
     #[error("{op} on port {port}: {source}")]
     Port {
         op: &'static str,
@@ -67,6 +76,10 @@ pub struct Datapath {
     pub(super) network_subnets: LpmTrie<MapData, u32, u32>,
     pub(super) bridges: HashMap<MapData, u32, u32>,
     pub(super) drops: PerCpuHashMap<MapData, DropKey, DropCounters>,
+    pub(super) vips: HashMap<MapData, u32, Vip>,
+    pub(super) vip_backends: HashMap<MapData, VipSlot, u32>,
+    pub(super) vip_maglev: HashMap<MapData, u32, MaglevTable>,
+    pub(super) vip_connections: PerCpuHashMap<MapData, VipSlot, u64>,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
 }
@@ -110,6 +123,10 @@ impl Datapath {
         let network_subnets = take_map(&mut ebpf, maps::NETWORK_SUBNETS)?;
         let bridges = take_map(&mut ebpf, maps::BRIDGES)?;
         let drops = take_map(&mut ebpf, maps::DROPS)?;
+        let vips = take_map(&mut ebpf, maps::VIPS)?;
+        let vip_backends = take_map(&mut ebpf, maps::VIP_BACKENDS)?;
+        let vip_maglev = take_map(&mut ebpf, maps::VIP_MAGLEV)?;
+        let vip_connections = take_map(&mut ebpf, maps::VIP_CONNECTIONS)?;
         Ok(Self {
             ebpf,
             iface_counters,
@@ -124,6 +141,10 @@ impl Datapath {
             network_subnets,
             bridges,
             drops,
+            vips,
+            vip_backends,
+            vip_maglev,
+            vip_connections,
             pin_dir: bpffs.to_path_buf(),
         })
     }

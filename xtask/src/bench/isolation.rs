@@ -1,8 +1,8 @@
 //! The cost of isolation and anti-spoofing on the container-to-container path: one client and
 //! one server on a netd network, measured in alternating runs with netd's programs on their
 //! bridge ports and with the programs taken off (`tc qdisc del ... clsact`); a daemon restart
-//! puts them back (it re-adopts every port). Same containers, same veths, same cores: only
-//! the programs differ.
+//! before each run puts them back (it re-adopts every port). Same containers, same veths,
+//! same cores, same daemon history: only the programs differ.
 
 use std::{fmt::Write as _, path::Path};
 
@@ -41,13 +41,15 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> 
     let secs = secs.to_string();
     // [with, without][throughput Gbit/s, new connections per second]
     let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
-    for _ in 0..runs {
-        for (i, programs) in [true, false].into_iter().enumerate() {
-            if programs {
-                host.restart_daemon(netd)?;
-                // Let the start-up (program load, reconcile) finish before measuring.
-                std::thread::sleep(std::time::Duration::from_secs(3));
-            } else {
+    for run in 0..runs {
+        // Both arms restart the daemon (which re-attaches the programs) and settle the same
+        // time, and they take turns going first: only the programs differ, not the history.
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            host.restart_daemon(netd)?;
+            // Let the start-up (program load, reconcile) finish before measuring.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            if i == 1 {
                 for port in &ports {
                     BenchHost::run_in(
                         host.netns(),
@@ -76,7 +78,10 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> 
                 "-O",
                 "1",
             ])?;
-            samples[i][0].push(iperf_gbps(&iperf)?);
+            let gbps = iperf_gbps(&iperf)?;
+            let arm = if i == 0 { "with" } else { "without" };
+            eprintln!("run {run} {arm:>7} programs: {gbps:.1} Gbit/s, {crr:.0} conn/s");
+            samples[i][0].push(gbps);
             samples[i][1].push(crr);
         }
     }
