@@ -21,6 +21,7 @@ use tokio::{
 use super::{wire, ApiError};
 use crate::{
     config::{
+        alias::CreateAlias,
         container::{ContainerSpec, CreateContainer},
         network::{CreateNetwork, NetworkSpec},
     },
@@ -111,6 +112,12 @@ pub fn router(daemon: Shared) -> Router {
             get(inspect_container).delete(remove_container),
         )
         .route("/v1/containers/{key}/start", post(start_container))
+        .route("/v1/containers/{key}/stop", post(stop_container))
+        .route("/v1/aliases", get(list_aliases).post(create_alias))
+        .route(
+            "/v1/aliases/{network}/{name}",
+            get(inspect_alias).delete(remove_alias),
+        )
         .route("/v1/containers/{key}/logs", get(logs))
         .route("/v1/containers/{key}/sandbox", get(sandbox))
         .route("/v1/stats", get(stats))
@@ -265,6 +272,100 @@ async fn start_container(
     if let Some(started) = d.engine.lock().await.start_container(&key)? {
         d.watch_child(started);
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct StopQuery {
+    /// Seconds between SIGTERM and SIGKILL, as `docker stop -t`.
+    #[serde(default = "stop_timeout")]
+    t: u64,
+}
+
+fn stop_timeout() -> u64 {
+    10
+}
+
+/// Stops the container's command: SIGTERM to its whole session, SIGKILL after `t` seconds,
+/// and returns once the daemon has recorded the exit (so that, e.g., a VIP no longer sends
+/// it connections). A container that is not running is left as it is.
+async fn stop_container(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<StatusCode, ApiError> {
+    let (id, process) = {
+        let engine = d.engine.lock().await;
+        let c = engine.container(&key)?;
+        match c.process.clone().filter(|_| c.is_running()) {
+            Some(p) => (c.id.clone(), p),
+            None => return Ok(StatusCode::NO_CONTENT),
+        }
+    };
+    let exited = || async {
+        let engine = d.engine.lock().await;
+        engine.container(&id).map_or(true, |c| !c.is_running())
+    };
+    process::terminate(&process);
+    for (signal_kill, wait) in [(false, q.t), (true, 5)] {
+        if signal_kill {
+            process::kill(&process);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+        while tokio::time::Instant::now() < deadline {
+            if exited().await {
+                return Ok(StatusCode::NO_CONTENT);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("container {key} did not exit after SIGKILL"),
+    ))
+}
+
+async fn list_aliases(State(d): State<Shared>) -> Json<Value> {
+    let engine = d.engine.lock().await;
+    Json(
+        engine
+            .aliases()
+            .iter()
+            .map(|a| wire::alias(&engine, a))
+            .collect(),
+    )
+}
+
+async fn create_alias(
+    State(d): State<Shared>,
+    ApiJson(req): ApiJson<CreateAlias>,
+) -> Result<Response, ApiError> {
+    let mut engine = d.engine.lock().await;
+    let alias = engine.create_alias(req).await?;
+    Ok((StatusCode::CREATED, Json(wire::alias(&engine, &alias))).into_response())
+}
+
+async fn inspect_alias(
+    State(d): State<Shared>,
+    Path((network, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = d.engine.lock().await;
+    let net = engine.network(&network)?.name.to_string();
+    let alias = engine
+        .aliases()
+        .into_iter()
+        .find(|a| a.network == net && a.name.eq_ignore_ascii_case(&name))
+        .ok_or_else(|| {
+            crate::engine::EngineError::not_found("alias", &format!("{name} on network {net}"))
+        })?;
+    Ok(Json(wire::alias(&engine, &alias)))
+}
+
+async fn remove_alias(
+    State(d): State<Shared>,
+    Path((network, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    d.engine.lock().await.remove_alias(&network, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,8 +5,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::{
-    config::network::{OPT_GATEWAY_MODE, OPT_ICC, OPT_MASQUERADE},
-    engine::Engine,
+    config::{
+        alias::{OPT_ALIAS_LB, OPT_ALIAS_MODE},
+        network::{OPT_GATEWAY_MODE, OPT_ICC, OPT_MASQUERADE},
+    },
+    engine::{AliasView, Engine},
     state::model::{Container, Network},
 };
 
@@ -76,6 +79,9 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
         options.insert(OPT_MASQUERADE.into(), json!(net.masquerade.to_string()));
         let mode = if net.routed { "routed" } else { "nat" };
         options.insert(OPT_GATEWAY_MODE.into(), json!(mode));
+        let aliases = if net.vip_aliases { "vip" } else { "dns" };
+        options.insert(OPT_ALIAS_MODE.into(), json!(aliases));
+        options.insert(OPT_ALIAS_LB.into(), json!(net.alias_lb.as_str()));
     }
     let pool = engine.pool(&net.id);
     let drops = if net.subnet.is_some() {
@@ -201,5 +207,29 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
             "Networks": networks,
             "Ports": ports,
         },
+    })
+}
+
+/// An alias with its VIP and backends; connections per backend come from the datapath.
+pub fn alias(engine: &Engine, a: &AliasView) -> Value {
+    let connections = engine.vip_connections(a.vip.id);
+    let backends: Vec<Value> = a
+        .backends
+        .iter()
+        .map(|(name, ip)| {
+            let n = connections
+                .iter()
+                .find(|(addr, _)| addr == ip)
+                .map_or(0, |(_, n)| *n);
+            json!({"Container": name, "IPAddress": ip.to_string(), "Connections": n})
+        })
+        .collect();
+    json!({
+        "Name": a.name,
+        "Network": a.network,
+        "VIP": a.vip.ip.to_string(),
+        "LB": a.vip.lb.as_str(),
+        "Explicit": a.explicit,
+        "Backends": backends,
     })
 }

@@ -180,6 +180,21 @@ pub async fn start(client: &Client, container: &str) -> Result<i32, ClientError>
     Ok(0)
 }
 
+pub async fn stop(client: &Client, time: u64, containers: &[String]) -> Result<i32, ClientError> {
+    let mut code = 0;
+    for c in containers {
+        let path = format!("/v1/containers/{}/stop?t={time}", seg(c));
+        match client.call(Method::POST, &path, None).await {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
 pub async fn exec(client: &Client, args: ExecArgs) -> Result<i32, ClientError> {
     let env = client
         .call(

@@ -1,5 +1,6 @@
 //! The command line: `netd daemon` and a `docker network`/`docker run`-like client of the API.
 
+mod alias;
 mod container;
 mod network;
 mod output;
@@ -33,12 +34,23 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage aliases with virtual IPs.
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
     /// Create a container and start its command.
     Run(container::RunArgs),
     /// Create a container (a network sandbox) without starting anything.
     Create(container::CreateArgs),
     /// Start the command of a created or exited container.
     Start { container: String },
+    /// Stop containers' commands: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Run a command inside a container's namespace.
     Exec(container::ExecArgs),
     /// List containers.
@@ -105,6 +117,8 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
     match cli.command {
         Command::Daemon(_) => unreachable!("main runs the daemon before any runtime starts"),
         Command::Network(cmd) => network::run(&client, cmd).await,
+        Command::Alias(cmd) => alias::run(&client, cmd).await,
+        Command::Stop { time, containers } => container::stop(&client, time, &containers).await,
         Command::Run(args) => container::run(&client, args).await,
         Command::Create(args) => container::create(&client, args).await,
         Command::Start { container } => container::start(&client, &container).await,

@@ -78,9 +78,17 @@ pub struct CreateArgs {
     #[arg(long = "label")]
     labels: Vec<String>,
     /// Driver option k=v, repeatable: com.docker.network.bridge.name, com.docker.network.driver.mtu,
-    /// icc=false, gateway-mode=routed, com.docker.network.bridge.enable_ip_masquerade=false.
+    /// icc=false, gateway-mode=routed, com.docker.network.bridge.enable_ip_masquerade=false,
+    /// alias-mode=dns|vip, alias-lb=roundrobin|random|maglev.
     #[arg(short = 'o', long = "opt")]
     options: Vec<String>,
+    /// `vip`: every alias of a member gets a virtual IP, balanced per connection
+    /// (same as -o alias-mode=vip); `dns` (default): round robin in DNS answers.
+    #[arg(long)]
+    alias_mode: Option<String>,
+    /// Default algorithm of the network's VIP aliases: roundrobin, random or maglev.
+    #[arg(long)]
+    alias_lb: Option<String>,
     name: String,
 }
 
@@ -88,7 +96,12 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<i32, ClientErro
     match cmd {
         NetworkCommand::Create(args) => {
             let labels = key_values(&args.labels);
-            let options = key_values(&args.options);
+            let mut options = key_values(&args.options);
+            for (key, value) in [("alias-mode", args.alias_mode), ("alias-lb", args.alias_lb)] {
+                if let Some(value) = value {
+                    options.insert(key.to_string(), value);
+                }
+            }
             let req = CreateNetwork {
                 name: args.name,
                 driver: Some(args.driver),

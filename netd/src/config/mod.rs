@@ -1,6 +1,7 @@
 //! Validated domain types built from wire input: names, network and container specs.
 //! Every error names the offending value and what is expected instead.
 
+pub mod alias;
 pub mod container;
 mod error;
 pub mod mac;

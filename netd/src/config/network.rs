@@ -6,6 +6,7 @@ use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    alias::AliasOptions,
     names::{IfName, Name},
     ConfigError,
 };
@@ -126,6 +127,7 @@ pub struct NetworkSpec {
     /// A bridge device name chosen by the user instead of `nd-<id>`.
     pub bridge_name: Option<IfName>,
     pub policy: PolicyOptions,
+    pub aliases: AliasOptions,
 }
 
 /// A subnet with its dynamic range and gateway, all consistent with each other.
@@ -164,8 +166,9 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         let mut bridge_name = None;
         let mut mtu = req.mtu;
         let mut policy = PolicyOptions::default();
+        let mut aliases = AliasOptions::default();
         for (key, value) in &req.options {
-            if policy.apply(key, value)? {
+            if policy.apply(key, value)? || aliases.apply(key, value)? {
                 continue;
             }
             match key.as_str() {
@@ -181,8 +184,9 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
                         "network option",
                         key,
                         format!(
-                            "unknown; known options are {OPT_BRIDGE_NAME}, {OPT_MTU}, {}",
-                            PolicyOptions::KNOWN.join(", ")
+                            "unknown; known options are {OPT_BRIDGE_NAME}, {OPT_MTU}, {}, {}",
+                            PolicyOptions::KNOWN.join(", "),
+                            AliasOptions::KNOWN.join(", ")
                         ),
                     ))
                 }
@@ -193,6 +197,13 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
                 "network option",
                 format!("{OPT_GATEWAY_MODE_SHORT}=routed"),
                 "an internal network cannot be routed",
+            ));
+        }
+        if aliases.vip && !policy.icc {
+            return Err(ConfigError::invalid(
+                "network option",
+                "alias-mode=vip",
+                "members of an icc=false network may not reach each other, through a virtual IP neither",
             ));
         }
         let mtu = match mtu {
@@ -219,6 +230,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             labels: req.labels,
             bridge_name,
             policy,
+            aliases,
         })
     }
 }

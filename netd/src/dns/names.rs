@@ -35,7 +35,8 @@ pub fn has_dns(net: &Network) -> bool {
 
 impl Names {
     /// The names of running containers on networks with DNS: the container's name, its
-    /// hostname, its short id, the endpoint's aliases, and each of them as `NAME.NETWORK`.
+    /// hostname, its short id, the endpoint's aliases, and each of them as `NAME.NETWORK`. An
+    /// alias with a virtual IP resolves to that one address, whoever carries it.
     pub fn build<'a>(
         networks: impl IntoIterator<Item = &'a Network>,
         containers: impl IntoIterator<Item = &'a Container>,
@@ -64,6 +65,7 @@ impl Names {
                     c.id[..12].to_string(),
                 ];
                 own.extend(e.aliases.iter().cloned());
+                own.retain(|n| !net.vips.contains_key(&n.to_ascii_lowercase()));
                 own.sort();
                 own.dedup();
                 for name in own {
@@ -78,6 +80,16 @@ impl Names {
                 let mut order = vec![e.network_id.clone()];
                 order.extend(joined.iter().filter(|n| **n != e.network_id).cloned());
                 names.clients.insert((e.network_id.clone(), e.ip), order);
+            }
+        }
+        for net in nets.values() {
+            for (alias, vip) in &net.vips {
+                let zone = names.zones.entry(net.id.clone()).or_default();
+                let qualified = format!("{alias}.{}", net.name);
+                for n in [alias.clone(), qualified.to_ascii_lowercase()] {
+                    zone.names.insert(n, vec![vip.ip]);
+                }
+                zone.ptrs.insert(vip.ip, qualified);
             }
         }
         names

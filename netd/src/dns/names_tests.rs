@@ -25,6 +25,9 @@ fn network(id: char, name: &str, subnet: &str) -> Network {
         masquerade: true,
         icc: true,
         routed: false,
+        vip_aliases: false,
+        alias_lb: Default::default(),
+        vips: BTreeMap::new(),
     }
 }
 

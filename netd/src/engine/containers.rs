@@ -230,6 +230,7 @@ impl Engine {
         for e in &c.endpoints {
             let _ = self.detach_endpoint(e).await;
         }
+        self.prune_alias_vips().await;
         for step in undo.into_iter().rev() {
             let _ = match step {
                 Undo::Netns(path) => self
@@ -395,6 +396,7 @@ impl Engine {
         }
         errors.note(self.store.delete_container(&c.id));
         self.containers.remove(&c.id);
+        self.prune_alias_vips().await;
         self.refresh_names();
         errors.finish().map(|()| c.name.to_string())
     }

@@ -5,12 +5,14 @@ use super::Engine;
 use crate::dns::{has_dns, DnsNetwork, Names};
 
 impl Engine {
-    /// Hands the current container names to the DNS servers; cheap enough for every change.
+    /// Hands the current container names to the DNS servers, and the backends of virtual
+    /// IPs to the datapath; cheap enough for every change.
     pub(super) fn refresh_names(&self) {
         self.host.set_names(Names::build(
             self.networks.values(),
             self.containers.values(),
         ));
+        self.sync_vips();
     }
 
     /// Starts and stops DNS servers to match the networks, then refreshes the names. A server

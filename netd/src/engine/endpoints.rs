@@ -57,9 +57,14 @@ impl Engine {
             aliases: req.aliases,
             default_route: req.default_route && !net.internal,
         };
+        if let Err(e) = self.add_alias_vips(&net.id, &endpoint.aliases).await {
+            self.release(&net.id, ip);
+            return Err(e);
+        }
         let plug = plug_of(net, req.netns, &endpoint, req.dnat_target);
         if let Err(e) = self.host.plug(&plug).await {
             self.release(&net.id, ip);
+            self.prune_alias_vips().await;
             return Err(e.into());
         }
         Ok(endpoint)
@@ -143,6 +148,7 @@ impl Engine {
         updated.endpoints.push(endpoint.clone());
         if let Err(e) = self.commit_container(updated) {
             let _ = self.detach_endpoint(&endpoint).await;
+            self.prune_alias_vips().await;
             return Err(e);
         }
         Ok(endpoint)
@@ -171,6 +177,7 @@ impl Engine {
             self.move_default_route(&mut updated).await;
         }
         self.commit_container(updated)?;
+        self.prune_alias_vips().await;
         result
     }
 

@@ -23,7 +23,7 @@ use crate::{
         network::{CreateNetwork, NetworkSpec},
         port::Proto,
     },
-    datapath::nat::Publication,
+    datapath::{nat::Publication, vips::VipSpec},
     dns::{DnsNetwork, Names},
     state::Store,
 };
@@ -43,6 +43,7 @@ pub(super) struct Kernel {
     pub(super) dns: Vec<DnsNetwork>,
     pub(super) names: Option<Names>,
     pub(super) bound: Vec<u16>,
+    pub(super) vips: Vec<VipSpec>,
 }
 
 #[derive(Default)]
@@ -144,6 +145,13 @@ impl Host for FakeHost {
         Ok(())
     }
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
+        Vec::new()
+    }
+    fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError> {
+        self.k().vips = vips.to_vec();
+        Ok(())
+    }
+    fn vip_connections(&self, _id: u32) -> Vec<(Ipv4Addr, u64)> {
         Vec::new()
     }
     async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError> {

@@ -11,7 +11,7 @@ use netd_common::{
 
 use crate::{
     config::{mac::Mac, names::IfName, port::Proto},
-    datapath::nat::Publication,
+    datapath::{nat::Publication, vips::VipSpec},
     dns::{DnsNetwork, Names},
 };
 
@@ -58,6 +58,8 @@ pub struct NetworkRules {
     pub icc: bool,
     pub internal: bool,
     pub routed: bool,
+    /// The network has virtual IPs.
+    pub vips: bool,
 }
 
 /// A link that carries netd's ownership mark.
@@ -133,6 +135,10 @@ pub trait Host: Send + Sync {
     async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError>;
     /// The container names the DNS servers answer from now on.
     fn set_names(&self, names: Names);
+    /// Makes the datapath's virtual IPs and their backends exactly these.
+    fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError>;
+    /// Connections each backend (by address) of VIP `id` was chosen for.
+    fn vip_connections(&self, id: u32) -> Vec<(Ipv4Addr, u64)>;
     /// What the datapath dropped, summed over CPUs.
     fn drops(&self) -> Vec<(DropKey, DropCounters)>;
     /// Subnets whose connections to the outside are masqueraded.

@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, path::Path, sync::Mutex};
 use ipnetwork::Ipv4Network;
 use netd_common::{
     counters::IfaceCounters,
-    isolation::{DropCounters, DropKey, NET_ICC_OFF, NET_INTERNAL, NET_ROUTED},
+    isolation::{DropCounters, DropKey, NET_ICC_OFF, NET_INTERNAL, NET_ROUTED, NET_VIPS},
 };
 
 use super::host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, OWNER_MARK};
@@ -15,6 +15,7 @@ use crate::{
     datapath::{
         isolation::{self, NetworkRule},
         nat::Publication,
+        vips::VipSpec,
     },
     dns::{Dns, DnsNetwork, Names},
 };
@@ -436,6 +437,7 @@ impl Host for LinuxHost {
                 (!n.icc, NET_ICC_OFF),
                 (n.internal, NET_INTERNAL),
                 (n.routed, NET_ROUTED),
+                (n.vips, NET_VIPS),
             ]
             .iter()
             .filter(|(on, _)| *on)
@@ -456,6 +458,16 @@ impl Host for LinuxHost {
 
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         self.datapath().drops()
+    }
+
+    fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError> {
+        self.datapath()
+            .set_vips(vips)
+            .map_err(|e| HostError::new("set", "virtual IPs", e))
+    }
+
+    fn vip_connections(&self, id: u32) -> Vec<(Ipv4Addr, u64)> {
+        self.datapath().vip_connections(id)
     }
 
     async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError> {

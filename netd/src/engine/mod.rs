@@ -16,6 +16,9 @@ mod reconcile;
 mod tests;
 #[cfg(test)]
 mod tests_isolation;
+#[cfg(test)]
+mod tests_vips;
+mod vips;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -25,6 +28,7 @@ use std::{
 
 pub use error::{EngineError, Errors};
 pub use host::Host;
+pub use vips::AliasView;
 
 use crate::{
     ipam::Pool,

@@ -62,6 +62,9 @@ impl Engine {
             masquerade: spec.policy.masquerade,
             icc: spec.policy.icc,
             routed: spec.policy.routed,
+            vip_aliases: spec.aliases.vip,
+            alias_lb: spec.aliases.lb,
+            vips: BTreeMap::new(),
         };
         self.add_bridge_network(net).await
     }
@@ -108,6 +111,12 @@ impl Engine {
                 net.name
             )));
         }
+        if !policy.icc && (net.vip_aliases || !net.vips.is_empty()) {
+            return Err(EngineError::Conflict(format!(
+                "network {} has virtual IPs: icc=false would cut members off from them; remove them (netd alias rm) first",
+                net.name
+            )));
+        }
         net.set_policy(policy);
         self.store.save_network(&net)?;
         self.networks.insert(net.id.clone(), net.clone());
@@ -131,6 +140,7 @@ impl Engine {
                     icc: n.icc,
                     internal: n.internal,
                     routed: n.routed,
+                    vips: !n.vips.is_empty(),
                 })
             })
             .collect()
@@ -301,6 +311,9 @@ fn predefined(name: &str, driver: Driver) -> Network {
         id: new_id(),
         icc: true,
         routed: false,
+        vip_aliases: false,
+        alias_lb: Default::default(),
+        vips: BTreeMap::new(),
         name: Name::parse("network name", name).expect("valid"),
         driver,
         created: chrono::Utc::now(),

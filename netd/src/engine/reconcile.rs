@@ -60,8 +60,13 @@ impl Engine {
     fn rebuild_pools(&mut self) {
         for net in self.networks.values() {
             if let Some(subnet) = net.subnet {
-                self.pools
-                    .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
+                let mut pool = Pool::new(net.name.to_string(), subnet);
+                for (alias, vip) in &net.vips {
+                    if let Err(err) = pool.reserve(vip.ip, &super::vips::holder(alias)) {
+                        log::warn!("virtual IP of alias {alias} on network {}: {err}", net.name);
+                    }
+                }
+                self.pools.insert(net.id.clone(), pool);
             }
         }
         for c in self.containers.values() {

@@ -205,6 +205,18 @@ pub fn alive(p: &Process) -> bool {
     start_ticks(p.pid).is_some_and(|t| p.start_ticks == 0 || t == p.start_ticks)
 }
 
+/// Asks the whole session of a container process to end (SIGTERM), as `docker stop` does
+/// before it kills.
+pub fn terminate(p: &Process) {
+    if alive(p) {
+        // SAFETY: plain kill(2); -pid addresses the process group the container leads.
+        unsafe {
+            libc::kill(-p.pid, libc::SIGTERM);
+            libc::kill(p.pid, libc::SIGTERM);
+        }
+    }
+}
+
 /// Kills the whole session of a container process.
 pub fn kill(p: &Process) {
     if alive(p) {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
+    alias::Lb,
     mac::Mac,
     names::{IfName, Name},
     network::{PolicyOptions, SubnetSpec},
@@ -54,6 +55,31 @@ pub struct Network {
     /// The outside may reach members' addresses by routing (`gateway-mode=routed`).
     #[serde(default)]
     pub routed: bool,
+    /// Every alias of a member gets a virtual IP (`alias-mode=vip`).
+    #[serde(default)]
+    pub vip_aliases: bool,
+    /// The algorithm of VIP aliases that do not choose their own.
+    #[serde(default)]
+    pub alias_lb: Lb,
+    /// VIP aliases by lowercase name: made by `alias create`, or by the first member that
+    /// carries the alias on an `alias-mode=vip` network; kept until `alias rm` or the
+    /// network's removal, so that the address stays stable while backends come and go.
+    #[serde(default)]
+    pub vips: BTreeMap<String, VipAlias>,
+}
+
+/// An alias with a virtual IP from its network's subnet (reserved in the address pool).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipAlias {
+    /// Datapath key of the VIP, unique and non-zero.
+    pub id: u32,
+    pub ip: Ipv4Addr,
+    pub lb: Lb,
+    /// Made by `alias create`, and kept until `alias rm`; else made for the first member
+    /// that carried the alias, and released when no container carries it any more.
+    #[serde(default)]
+    pub explicit: bool,
 }
 
 fn yes() -> bool {

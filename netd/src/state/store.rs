@@ -185,6 +185,17 @@ mod tests {
             masquerade: false,
             icc: false,
             routed: false,
+            vip_aliases: true,
+            alias_lb: crate::config::alias::Lb::Maglev,
+            vips: BTreeMap::from([(
+                "api".into(),
+                crate::state::model::VipAlias {
+                    id: 7,
+                    ip: "10.3.0.9".parse().unwrap(),
+                    lb: crate::config::alias::Lb::Random,
+                    explicit: true,
+                },
+            )]),
         }
     }
 
