@@ -60,10 +60,11 @@ pub fn pick(vip: *mut Vip, hash: impl FnOnce() -> usize) -> Option<u32> {
     } else {
         // SAFETY: `next` is an aligned u64 inside the map value; every CPU advances it with
         // atomic adds only (BPF_ATOMIC fetch-add: the target's atomic types offer no
-        // read-modify-write), so each new connection takes the next turn.
-        let turn = unsafe {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*vip).next, 1)
-        };
+        // read-modify-write), so each new connection takes the next turn. SeqCst, not
+        // Relaxed: LLVM lowers a relaxed add to the legacy `lock +=`, which returns nothing,
+        // and then reads the operand as if it were the old value (always the same turn).
+        let turn =
+            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*vip).next, 1) };
         (turn % u64::from(count)) as u32
     };
     // SAFETY: read-only lookup of a plain value.
