@@ -48,6 +48,14 @@ pub fn dns_script() -> String {
         .to_string()
 }
 
+/// The backends and clients of the virtual-IP tests (Python).
+pub fn vip_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/vip.py")
+        .display()
+        .to_string()
+}
+
 /// The reachability tools of the isolation tests (Python).
 pub fn reach_script() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

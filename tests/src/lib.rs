@@ -6,7 +6,8 @@ pub mod packet;
 pub mod testrun;
 
 pub use lab::{
-    dns_script, netd_bin, peer_script, reach_script, Lab, DNS_UPSTREAM_PORT, EXTERNAL_IP, UPLINK_IP,
+    dns_script, netd_bin, peer_script, reach_script, vip_script, Lab, DNS_UPSTREAM_PORT,
+    EXTERNAL_IP, UPLINK_IP,
 };
 
 /// Whether the test may run; prints `SKIP name: reason` when it may not. CI runs as root.
