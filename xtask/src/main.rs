@@ -45,7 +45,7 @@ enum Task {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "latency,datapath,isolation"
+            default_value = "latency,datapath,isolation,vip"
         )]
         suites: Vec<bench::Suite>,
         /// Containers to create for the run/rm latency benchmark.
@@ -71,10 +71,29 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Peer {
-    Serve { tcp: u16, udp: u16, secs: u64 },
-    Crr { to: std::net::SocketAddr, secs: u64 },
-    Rr { to: std::net::SocketAddr, secs: u64 },
-    UdpFlows { to: std::net::SocketAddr, secs: u64 },
+    Serve {
+        tcp: u16,
+        udp: u16,
+        secs: u64,
+    },
+    Crr {
+        to: std::net::SocketAddr,
+        secs: u64,
+    },
+    Rr {
+        to: std::net::SocketAddr,
+        secs: u64,
+    },
+    UdpFlows {
+        to: std::net::SocketAddr,
+        secs: u64,
+    },
+    DnsQps {
+        server: std::net::SocketAddr,
+        name: String,
+        threads: usize,
+        secs: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -127,6 +146,12 @@ fn bench_peer(role: Peer) -> Result<()> {
             println!("{rate:.1} {p50:.1} {p99:.1}");
         }
         Peer::UdpFlows { to, secs } => println!("{:.1}", bench::peer::udp_flows(to, secs)?),
+        Peer::DnsQps {
+            server,
+            name,
+            threads,
+            secs,
+        } => println!("{:.1}", bench::peer::dns_qps(server, &name, threads, secs)?),
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod isolation;
 mod latency;
 pub mod peer;
 mod report;
+mod vip;
 
 use std::path::Path;
 
@@ -29,6 +30,8 @@ pub enum Suite {
     Datapath,
     /// Container to container with and without the isolation programs.
     Isolation,
+    /// New connections to a VIP alias vs to a backend directly, and DNS queries per second.
+    Vip,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -48,6 +51,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = isolation::run(netd, xtask, opts.runs, opts.secs)?;
         println!("\n{table}");
         std::fs::write(dir.join("isolation.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Vip) {
+        println!(
+            "\nvirtual IPs and the embedded DNS ({} runs of {} s each, medians)",
+            opts.runs, opts.secs
+        );
+        let table = vip::run(netd, xtask, opts.runs, opts.secs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("vip.md"), &table)?;
     }
     Ok(())
 }

@@ -118,3 +118,57 @@ pub fn udp_flows(to: SocketAddr, secs: u64) -> Result<f64> {
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
+
+/// DNS A queries for `name` per second, answered by `server` (UDP), from `threads` closed-loop
+/// clients: each sends a query and waits for its answer before the next.
+pub fn dns_qps(server: SocketAddr, name: &str, threads: usize, secs: u64) -> Result<f64> {
+    let query = dns_query(name);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let query = query.clone();
+            std::thread::spawn(move || -> Result<u64> {
+                let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+                socket.connect(server)?;
+                socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+                let mut buf = [0u8; 512];
+                let mut answered = 0u64;
+                let mut id = 0u16;
+                while start.elapsed() < Duration::from_secs(secs) {
+                    id = id.wrapping_add(1);
+                    let mut q = query.clone();
+                    q[..2].copy_from_slice(&id.to_be_bytes());
+                    socket.send(&q)?;
+                    let n = socket.recv(&mut buf).context("no DNS answer")?;
+                    // Same id, a response, no error, at least one answer.
+                    let ok = n > 12
+                        && buf[..2] == id.to_be_bytes()
+                        && buf[2] & 0x80 != 0
+                        && buf[3] & 0x0f == 0
+                        && u16::from_be_bytes([buf[6], buf[7]]) > 0;
+                    anyhow::ensure!(ok, "bad DNS answer for the benchmark's query");
+                    answered += 1;
+                }
+                Ok(answered)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w
+            .join()
+            .map_err(|_| anyhow::anyhow!("DNS client panicked"))??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A recursion-desired query for the A record of `name` (id 0, set per query).
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
