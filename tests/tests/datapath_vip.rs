@@ -142,6 +142,13 @@ fn maglev_removing_one_backend_moves_only_its_connections() {
             assert_eq!(a, b, "port {port} of a remaining backend was re-mapped");
         }
     }
+
+    // A VIP that goes leaves nothing: entry, backends, table, counters.
+    assert!(l.dp.maglev(VIP_ID).is_some());
+    l.dp.set_vips(&[]).unwrap();
+    assert!(l.dp.vips().is_empty());
+    assert!(l.dp.maglev(VIP_ID).is_none());
+    assert!(l.dp.vip_connections(VIP_ID).is_empty());
 }
 
 #[test]

@@ -100,6 +100,7 @@ async fn a_vip_network_gives_each_alias_one_stable_vip_over_its_running_members(
     let net_id = lab.engine.network("svc").unwrap().id.clone();
     assert_eq!(names.lookup(&net_id, a_ip, "web"), Some(vec![vip.ip]));
     assert_eq!(names.lookup(&net_id, a_ip, "WEB.svc."), Some(vec![vip.ip]));
+    assert_eq!(names.reverse(&net_id, a_ip, vip.ip), Some("web.svc"));
 
     // Removing carriers keeps the address until the last one goes.
     lab.engine.remove_container("a", true).await.unwrap();
