@@ -356,7 +356,7 @@ async fn inspect_alias(
         .into_iter()
         .find(|a| a.network == net && a.name.eq_ignore_ascii_case(&name))
         .ok_or_else(|| {
-            crate::engine::EngineError::not_found("alias", &format!("{name} on network {net}"))
+            crate::engine::EngineError::not_found("alias", format!("{name} on network {net}"))
         })?;
     Ok(Json(wire::alias(&engine, &alias)))
 }

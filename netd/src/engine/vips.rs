@@ -119,7 +119,7 @@ impl Engine {
                 net.name
             )));
         }
-        self.add_vips(&net.id, &[name.clone()], lb, ip, true)
+        self.add_vips(&net.id, std::slice::from_ref(&name), lb, ip, true)
             .await?;
         self.refresh_names();
         self.aliases()
@@ -136,7 +136,7 @@ impl Engine {
         if !net.vips.contains_key(&key) {
             return Err(EngineError::not_found(
                 "alias",
-                &format!("{name} on network {}", net.name),
+                format!("{name} on network {}", net.name),
             ));
         }
         let carriers = self.carriers(&net, &key);
