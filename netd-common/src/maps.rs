@@ -13,6 +13,9 @@ pub const PROG_PORT_EGRESS: &str = "netd_port_egress";
 /// Published ports (`HashMap<PortKey, PortTarget>`).
 pub const PORTS: &str = "NETD_PORTS";
 pub const PORTS_MAX: u32 = 131_072;
+/// Traffic per published port (`PerCpuHashMap<PortStatsKey, PortStats>`): the programs add
+/// an entry with a publication's first connection; unpublishing removes it.
+pub const PORT_STATS: &str = "NETD_PORT_STATS";
 /// Connection tracking (`LruHashMap<CtKey, CtEntry>`), two entries per connection.
 pub const CONNTRACK: &str = "NETD_CT";
 pub const CONNTRACK_MAX: u32 = 262_144;

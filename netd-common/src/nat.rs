@@ -85,8 +85,52 @@ unsafe impl aya::Pod for CtEntry {} // repr(C), no padding, any bit pattern vali
 pub const CT_FLAG_REPLY: u8 = 1;
 /// The connection was masqueraded (source NAT to an uplink address).
 pub const CT_FLAG_SNAT: u8 = 2;
-/// The connection goes through a published port.
+/// The connection goes through a published port (or a VIP, with [`CT_FLAG_VIP`]).
 pub const CT_FLAG_DNAT: u8 = 4;
+/// The connection goes to a virtual IP's backend.
+pub const CT_FLAG_VIP: u8 = 8;
+
+/// Key of the published-port counters: the container side of a publication and its host port
+/// (with the protocol, they identify the publication; the host address may be any of the
+/// host's when it is 0.0.0.0). Network byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PortStatsKey {
+    pub target_addr_be: u32,
+    pub target_port_be: u16,
+    pub host_port_be: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<PortStatsKey>() == 12);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortStatsKey {} // repr(C), no padding, any bit pattern valid
+
+/// Traffic of one published port: `in` is what clients sent to the container, `out` its
+/// replies. Per-CPU, summed by the reader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PortStats {
+    pub in_packets: u64,
+    pub in_bytes: u64,
+    pub out_packets: u64,
+    pub out_bytes: u64,
+    pub connections: u64,
+}
+const _: () = assert!(core::mem::size_of::<PortStats>() == 40);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortStats {} // repr(C), no padding, any bit pattern valid
+
+impl PortStats {
+    /// Adds another CPU's share.
+    pub fn merge(&mut self, o: &Self) {
+        self.in_packets += o.in_packets;
+        self.in_bytes += o.in_bytes;
+        self.out_packets += o.out_packets;
+        self.out_bytes += o.out_bytes;
+        self.connections += o.connections;
+    }
+}
 
 /// TCP connection states, as far as timeouts care.
 #[repr(u8)]

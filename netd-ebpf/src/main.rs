@@ -58,10 +58,10 @@ fn translate(
     client_net: Option<&NetworkPolicy>,
     vip: Option<*mut Vip>,
 ) -> Result<Option<i32>, DropReason> {
-    let entry = match conntrack::lookup(p) {
-        Some(e) => e,
+    let (entry, opened) = match conntrack::lookup(p) {
+        Some(e) => (e, false),
         None => match open(p, client_net, vip)? {
-            Some(Ok(e)) => e,
+            Some(Ok(e)) => (e, true),
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
             Some(Err(_)) => return Ok(Some(PASS)),
             None => {
@@ -71,6 +71,7 @@ fn translate(
         },
     };
     nat::rewrite(ctx, p, &entry)?;
+    counters::published(ctx, p, &entry, opened);
     Ok(Some(nat::forward(ctx, &entry, p.proto)))
 }
 

@@ -10,7 +10,10 @@ use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps as names,
-    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, SockKey, SockOrig, Uplink},
+    nat::{
+        CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, SockKey,
+        SockOrig, Uplink,
+    },
     vip::{MaglevTable, Vip, VipSlot},
 };
 
@@ -22,6 +25,10 @@ pub static IFACE_COUNTERS: PerCpuHashMap<IfaceKey, IfaceCounters> =
 
 #[map(name = "NETD_PORTS")]
 pub static PORTS: HashMap<PortKey, PortTarget> = HashMap::pinned(names::PORTS_MAX, 0);
+
+#[map(name = "NETD_PORT_STATS")]
+pub static PORT_STATS: PerCpuHashMap<PortStatsKey, PortStats> =
+    PerCpuHashMap::pinned(names::PORTS_MAX, 0);
 
 /// LRU: under pressure the least recently used connections go first, never new ones.
 #[map(name = "NETD_CT")]

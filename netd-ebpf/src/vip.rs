@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_get_prandom_u32;
 use netd_common::{
     isolation::{DropReason, NetworkPolicy, NET_ICC_OFF, NET_VIPS},
     lb::{maglev_slot, NO_BACKEND},
-    nat::{CtEntry, CtKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
+    nat::{CtEntry, CtKey, CT_FLAG_DNAT, CT_FLAG_VIP, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
     vip::{Algorithm, Vip, VipSlot},
 };
 
@@ -122,7 +122,7 @@ pub fn open(
         proto: p.proto,
         _pad: [0; 3],
     };
-    let entry = conntrack::create(p, &to, CT_FLAG_DNAT);
+    let entry = conntrack::create(p, &to, CT_FLAG_DNAT | CT_FLAG_VIP);
     if entry.is_ok() {
         count(vip, backend);
     }

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod engine;
 pub mod ipam;
 pub mod link;
+pub mod metrics;
 pub mod netns;
 pub mod process;
 pub mod state;

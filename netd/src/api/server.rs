@@ -7,6 +7,7 @@ use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
     http::{header, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -26,6 +27,7 @@ use crate::{
         network::{CreateNetwork, NetworkSpec},
     },
     engine::{containers::Started, Engine},
+    metrics::{track_operations, Operations},
     process,
     state::model::Process,
 };
@@ -34,15 +36,18 @@ use crate::{
 pub const MAX_BODY: usize = 1 << 20;
 
 pub struct Daemon {
-    engine: Mutex<Engine>,
+    pub(crate) engine: Mutex<Engine>,
+    /// API calls and errors, for the metrics.
+    pub(crate) operations: Operations,
 }
 
-type Shared = Arc<Daemon>;
+pub type Shared = Arc<Daemon>;
 
 impl Daemon {
     pub fn new(engine: Engine) -> Shared {
         Arc::new(Self {
             engine: Mutex::new(engine),
+            operations: Operations::default(),
         })
     }
 
@@ -126,6 +131,10 @@ pub fn router(daemon: Shared) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /v1/version")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&daemon),
+            track_operations,
+        ))
         .with_state(daemon)
 }
 

@@ -103,6 +103,9 @@ pub struct DaemonArgs {
     /// Default: the name servers of /etc/resolv.conf.
     #[arg(long = "dns-upstream", value_parser = parse_upstream)]
     pub dns_upstreams: Vec<std::net::SocketAddr>,
+    /// Where Prometheus scrapes `/metrics`, IP:PORT in the daemon's namespace, or `none`.
+    #[arg(long, default_value = "127.0.0.1:9640", value_parser = crate::metrics::parse_addr)]
+    pub metrics_addr: crate::metrics::MetricsAddr,
 }
 
 fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {

@@ -74,6 +74,14 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }
+    if let Some(addr) = args.metrics_addr.0 {
+        crate::metrics::serve(addr, Arc::clone(&daemon))
+            .await
+            .with_context(|| {
+                format!("serving metrics on {addr} (--metrics-addr; `none` turns them off)")
+            })?;
+        log::info!("metrics on http://{addr}/metrics");
+    }
     let listener = bind(&socket).await?;
     log::info!("netd listening on {}", socket.display());
     axum::serve(listener, server::router(daemon))

@@ -15,7 +15,7 @@ use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps,
-    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortTarget, Uplink},
+    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, Uplink},
     vip::{MaglevTable, Vip, VipSlot},
 };
 
@@ -77,6 +77,7 @@ pub struct Datapath {
     pub(super) bridges: HashMap<MapData, u32, u32>,
     pub(super) drops: PerCpuHashMap<MapData, DropKey, DropCounters>,
     pub(super) vips: HashMap<MapData, u32, Vip>,
+    pub(super) port_stats: PerCpuHashMap<MapData, PortStatsKey, PortStats>,
     pub(super) vip_backends: HashMap<MapData, VipSlot, u32>,
     pub(super) vip_maglev: HashMap<MapData, u32, MaglevTable>,
     pub(super) vip_connections: PerCpuHashMap<MapData, VipSlot, u64>,
@@ -124,6 +125,7 @@ impl Datapath {
         let bridges = take_map(&mut ebpf, maps::BRIDGES)?;
         let drops = take_map(&mut ebpf, maps::DROPS)?;
         let vips = take_map(&mut ebpf, maps::VIPS)?;
+        let port_stats = take_map(&mut ebpf, maps::PORT_STATS)?;
         let vip_backends = take_map(&mut ebpf, maps::VIP_BACKENDS)?;
         let vip_maglev = take_map(&mut ebpf, maps::VIP_MAGLEV)?;
         let vip_connections = take_map(&mut ebpf, maps::VIP_CONNECTIONS)?;
@@ -142,6 +144,7 @@ impl Datapath {
             bridges,
             drops,
             vips,
+            port_stats,
             vip_backends,
             vip_maglev,
             vip_connections,

@@ -8,6 +8,7 @@ mod loader;
 pub mod nat;
 mod ports;
 pub mod sockets;
+pub mod stats;
 pub mod vips;
 
 pub use loader::{Datapath, DatapathError};

@@ -10,7 +10,7 @@ use aya::{
 use ipnetwork::Ipv4Network;
 use netd_common::{
     maps,
-    nat::{timeout_ns, CtEntry, CtKey, PortKey, PortTarget, TcpState, Uplink},
+    nat::{timeout_ns, CtEntry, CtKey, PortKey, PortStatsKey, PortTarget, TcpState, Uplink},
 };
 
 use super::{batch, Datapath, DatapathError};
@@ -35,6 +35,17 @@ pub struct Publication {
 }
 
 impl Publication {
+    /// The key of this publication's traffic counters.
+    pub fn stats_key(&self) -> PortStatsKey {
+        PortStatsKey {
+            target_addr_be: addr_be(self.target_ip),
+            target_port_be: self.target_port.to_be(),
+            host_port_be: self.host_port.to_be(),
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+
     fn key(&self) -> PortKey {
         PortKey {
             addr_be: addr_be(self.host_ip),
@@ -83,8 +94,10 @@ impl Datapath {
     pub fn unpublish(&mut self, publications: &[Publication]) -> Result<(), DatapathError> {
         let keys: Vec<PortKey> = publications.iter().map(Publication::key).collect();
         batch::delete(self.ports.map().fd().as_fd(), &keys)
-            .map(|_| ())
-            .map_err(batch_err(maps::PORTS, "bpf_map_delete_batch"))
+            .map_err(batch_err(maps::PORTS, "bpf_map_delete_batch"))?;
+        let stats: Vec<PortStatsKey> = publications.iter().map(Publication::stats_key).collect();
+        self.forget_port_stats(&stats);
+        Ok(())
     }
 
     pub fn published(&self) -> Vec<(PortKey, PortTarget)> {

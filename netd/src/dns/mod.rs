@@ -10,7 +10,10 @@ mod server;
 use std::{
     collections::HashMap,
     net::{Ipv4Addr, SocketAddr},
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
 };
 
 use hickory_server::Server;
@@ -43,10 +46,20 @@ struct Running {
     _server: Server<Handler>,
 }
 
+/// Queries a network's server answered, and those it answered with an error (FORMERR,
+/// REFUSED, SERVFAIL) or could not answer.
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    pub queries: AtomicU64,
+    pub failures: AtomicU64,
+}
+
 pub struct Dns {
     names: SharedNames,
     upstreams: Arc<Vec<SocketAddr>>,
     servers: Mutex<HashMap<String, Running>>,
+    /// By network id; kept when a server restarts, so that counters only grow.
+    counters: Mutex<HashMap<String, Arc<DnsCounters>>>,
 }
 
 /// Responses a TCP connection may have queued.
@@ -58,7 +71,20 @@ impl Dns {
             names: Arc::new(RwLock::new(Arc::new(Names::default()))),
             upstreams: Arc::new(upstreams),
             servers: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// (network id, queries, failures) of every network that had a server.
+    pub fn counters(&self) -> Vec<(String, u64, u64)> {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        counters
+            .iter()
+            .map(|(id, c)| {
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                (id.clone(), get(&c.queries), get(&c.failures))
+            })
+            .collect()
     }
 
     /// Replaces the names every server answers.
@@ -110,7 +136,15 @@ impl Dns {
         };
         let udp = UdpSocket::bind(addr).await.map_err(err)?;
         let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let counters = Arc::clone(
+            self.counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(spec.id.clone())
+                .or_default(),
+        );
         let mut server = Server::new(Handler {
+            counters,
             network: spec.id.clone(),
             internal: spec.internal,
             names: Arc::clone(&self.names),

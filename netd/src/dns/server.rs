@@ -4,7 +4,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{Arc, RwLock},
+    sync::{atomic::Ordering, Arc, RwLock},
     time::Duration,
 };
 
@@ -30,6 +30,7 @@ const TTL: u32 = 60;
 pub type SharedNames = Arc<RwLock<Arc<Names>>>;
 
 pub struct Handler {
+    pub counters: Arc<super::DnsCounters>,
     pub network: String,
     pub internal: bool,
     pub names: SharedNames,
@@ -116,7 +117,17 @@ impl RequestHandler for Handler {
         mut response: R,
     ) -> ResponseInfo {
         let builder = MessageResponseBuilder::from_message_request(request);
-        let sent = match self.answer(request).await {
+        let answer = self.answer(request).await;
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let failed = match &answer {
+            None | Some(Answer::Refused) | Some(Answer::Upstream(None)) => true,
+            Some(Answer::Upstream(Some(up))) => up.metadata.response_code == ResponseCode::ServFail,
+            Some(Answer::Records(_)) => false,
+        };
+        if failed {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let sent = match answer {
             None => {
                 let m = metadata(request, ResponseCode::FormErr, false);
                 response.send_response(builder.build_no_records(m)).await
@@ -155,6 +166,9 @@ impl RequestHandler for Handler {
             Ok(info) => info,
             Err(e) => {
                 log::debug!("DNS response to {}: {e}", request.src());
+                if !failed {
+                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut m = metadata(request, ResponseCode::ServFail, false);
                 m.message_type = MessageType::Response;
                 hickory_server::proto::op::Header {

@@ -11,6 +11,7 @@ use ipnetwork::Ipv4Network;
 use netd_common::{
     counters::IfaceCounters,
     isolation::{DropCounters, DropKey},
+    nat::{PortStats, PortStatsKey},
 };
 
 use super::{
@@ -23,7 +24,7 @@ use crate::{
         network::{CreateNetwork, NetworkSpec},
         port::Proto,
     },
-    datapath::{nat::Publication, vips::VipSpec},
+    datapath::{nat::Publication, stats::MapUsage, vips::VipSpec},
     dns::{DnsNetwork, Names},
     state::Store,
 };
@@ -145,6 +146,15 @@ impl Host for FakeHost {
         Ok(())
     }
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
+        Vec::new()
+    }
+    fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
+        Vec::new()
+    }
+    fn map_usage(&self) -> Vec<MapUsage> {
+        Vec::new()
+    }
+    fn dns_counters(&self) -> Vec<(String, u64, u64)> {
         Vec::new()
     }
     fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError> {

@@ -7,11 +7,12 @@ use ipnetwork::Ipv4Network;
 use netd_common::{
     counters::IfaceCounters,
     isolation::{DropCounters, DropKey},
+    nat::{PortStats, PortStatsKey},
 };
 
 use crate::{
     config::{mac::Mac, names::IfName, port::Proto},
-    datapath::{nat::Publication, vips::VipSpec},
+    datapath::{nat::Publication, stats::MapUsage, vips::VipSpec},
     dns::{DnsNetwork, Names},
 };
 
@@ -139,6 +140,12 @@ pub trait Host: Send + Sync {
     fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError>;
     /// Connections each backend (by address) of VIP `id` was chosen for.
     fn vip_connections(&self, id: u32) -> Vec<(Ipv4Addr, u64)>;
+    /// Traffic of published ports that saw connections, summed over CPUs.
+    fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)>;
+    /// Entries and capacity of the datapath's maps.
+    fn map_usage(&self) -> Vec<MapUsage>;
+    /// (network id, queries, failures) of the embedded DNS servers.
+    fn dns_counters(&self) -> Vec<(String, u64, u64)>;
     /// What the datapath dropped, summed over CPUs.
     fn drops(&self) -> Vec<(DropKey, DropCounters)>;
     /// Subnets whose connections to the outside are masqueraded.

@@ -7,6 +7,7 @@ use ipnetwork::Ipv4Network;
 use netd_common::{
     counters::IfaceCounters,
     isolation::{DropCounters, DropKey, NET_ICC_OFF, NET_INTERNAL, NET_ROUTED, NET_VIPS},
+    nat::{PortStats, PortStatsKey},
 };
 
 use super::host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, OWNER_MARK};
@@ -15,6 +16,7 @@ use crate::{
     datapath::{
         isolation::{self, NetworkRule},
         nat::Publication,
+        stats::MapUsage,
         vips::VipSpec,
     },
     dns::{Dns, DnsNetwork, Names},
@@ -458,6 +460,18 @@ impl Host for LinuxHost {
 
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         self.datapath().drops()
+    }
+
+    fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
+        self.datapath().port_stats()
+    }
+
+    fn map_usage(&self) -> Vec<MapUsage> {
+        self.datapath().map_usage()
+    }
+
+    fn dns_counters(&self) -> Vec<(String, u64, u64)> {
+        self.dns.counters()
     }
 
     fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError> {

@@ -47,9 +47,15 @@ pub struct Engine {
     pools: HashMap<String, Pool>,
     /// The daemon's own namespace, for `--network host` containers.
     daemon_netns: PathBuf,
+    /// Reconciliations of the state with the machine.
+    reconciles: u64,
 }
 
 impl Engine {
+    pub fn reconciles(&self) -> u64 {
+        self.reconciles
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

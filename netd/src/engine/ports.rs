@@ -103,7 +103,7 @@ impl Engine {
     }
 
     /// The datapath entries of a container's published ports: to its first interface.
-    pub(super) fn publications(&self, c: &Container) -> Vec<Publication> {
+    pub fn publications(&self, c: &Container) -> Vec<Publication> {
         let Some(target) = c.endpoints.first().map(|e| e.ip) else {
             return Vec::new();
         };

@@ -28,6 +28,7 @@ impl Engine {
             containers: containers.into_iter().map(|c| (c.id.clone(), c)).collect(),
             pools: Default::default(),
             daemon_netns,
+            reconciles: 1,
         };
         engine.rebuild_pools();
         engine.create_predefined().await?;

@@ -82,16 +82,13 @@ impl BenchHost {
 
     /// Stops the daemon and starts it again: it re-adopts every port, putting back the
     /// programs of a port they were taken off.
-    pub fn restart_daemon(&mut self, netd: &Path) -> Result<()> {
-        if let Some(mut d) = self.daemon.take() {
-            d.kill()?;
-            d.wait()?;
-        }
-        self.start_daemon(netd)
-    }
-
     pub fn socket(&self) -> PathBuf {
         self.dir.join("netd.sock")
+    }
+
+    /// The daemon's bpffs dir (removed with the host).
+    pub fn bpffs(&self) -> &Path {
+        &self.bpffs
     }
 
     pub fn netns(&self) -> &str {

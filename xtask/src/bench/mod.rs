@@ -45,8 +45,8 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
     }
     if opts.suites.contains(&Suite::Isolation) {
         println!(
-            "\nisolation and anti-spoofing, container to container ({} runs of {} s each, medians)",
-            opts.runs, opts.secs
+            "\nisolation and anti-spoofing, container to container ({} alternating 1 s slices per arm, medians)",
+            opts.runs * opts.secs as usize
         );
         let table = isolation::run(netd, xtask, opts.runs, opts.secs)?;
         println!("\n{table}");

@@ -1,0 +1,261 @@
+//! Tier 3: the Prometheus metrics, scraped from a lab daemon: the scrape passes
+//! `promtool check metrics`, and counters match known traffic on the right labels (pings,
+//! connections through a published port, drops caused on purpose, DNS queries, API calls),
+//! map gauges match the entries.
+
+use std::process::{Command, Stdio};
+
+use integration_tests::{peer_script, privileged, Lab, UPLINK_IP};
+
+fn scrape(lab: &Lab) -> String {
+    lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"])
+}
+
+/// The value of the sample `name` whose labels include `labels`; 0 when there is none.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse().ok())
+            .flatten()
+        })
+        .collect();
+    assert!(
+        matching.len() <= 1,
+        "{name} {labels:?} is ambiguous: {matching:?}"
+    );
+    matching.first().copied().unwrap_or(0.0)
+}
+
+#[test]
+fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
+    if !privileged("the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels") {
+        return;
+    }
+    let lab = Lab::with_external();
+    // No IPv6 on the lab's bridges and veths: their router solicitations and MLD reports
+    // would reach the containers and add to the counts.
+    for scope in ["all", "default"] {
+        lab.host(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{scope}.disable_ipv6=1"),
+        ]);
+    }
+    lab.ok(&["network", "create", "--subnet", "10.91.0.0/24", "mon"]);
+    lab.ok(&["network", "create", "--subnet", "10.92.0.0/24", "far"]);
+    lab.run_d("p", &["--network", "mon"]);
+    lab.run_d("t", &["--network", "mon"]);
+    lab.run_d("x", &["--network", "far"]);
+    let script = peer_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "--",
+        "python3",
+        &script,
+        "tcp-server",
+        "80",
+    ]);
+    let t_ip = lab.ip("t", "mon");
+
+    // 100 pings, after one that resolves the neighbour: 100 each way, on both interfaces.
+    // IPv6 off in both, so that no router solicitation or MLD report adds to the count.
+    for c in ["p", "t"] {
+        lab.exec_ok(c, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    }
+    assert!(lab.ping("p", &t_ip));
+    // A freshly made bridge still sends a broadcast or two in its first seconds.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = scrape(&lab);
+    let out = lab.exec("p", &["ping", "-q", "-c", "100", "-i", "0.01", &t_ip]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = scrape(&lab);
+    let delta = |container: &str, direction: &str| {
+        let labels = [
+            ("network", "mon"),
+            ("container", container),
+            ("interface", "eth0"),
+            ("direction", direction),
+        ];
+        sample(&after, "netd_interface_packets_total", &labels)
+            - sample(&before, "netd_interface_packets_total", &labels)
+    };
+    let deltas = [
+        delta("p", "from_container"),
+        delta("p", "to_container"),
+        delta("t", "from_container"),
+        delta("t", "to_container"),
+    ];
+    assert_eq!(deltas, [100.0; 4], "p out, p in, t out, t in");
+    let net = |text: &str| {
+        sample(
+            text,
+            "netd_network_packets_total",
+            &[("network", "mon"), ("direction", "from_container")],
+        )
+    };
+    assert_eq!(net(&after) - net(&before), 200.0, "both members' packets");
+
+    // Five connections through the published port from the external client.
+    for _ in 0..5 {
+        let reply = lab.external(&[
+            "timeout",
+            "20",
+            "python3",
+            &script,
+            "tcp-client",
+            UPLINK_IP,
+            "8080",
+        ]);
+        assert!(reply.status.success());
+    }
+    // Drops caused on purpose: three pings to another network.
+    let x_ip = lab.ip("x", "far");
+    let _ = lab.exec("p", &["ping", "-c", "3", "-i", "0.2", "-W", "1", &x_ip]);
+    // DNS: three queries from a member.
+    for _ in 0..3 {
+        lab.exec_ok("p", &["dig", "+short", "+time=2", "+tries=1", "t"]);
+    }
+    // A refused API call.
+    lab.fails(&["network", "create", "--subnet", "10.999.0.0/24", "bad"]);
+
+    let text = scrape(&lab);
+    let port = [
+        ("network", "bridge"),
+        ("container", "web"),
+        ("protocol", "tcp"),
+        ("host_ip", "0.0.0.0"),
+        ("host_port", "8080"),
+    ];
+    assert_eq!(
+        sample(&text, "netd_published_port_connections_total", &port),
+        5.0
+    );
+    let dir = |d| {
+        [
+            port[0],
+            port[1],
+            port[2],
+            port[3],
+            port[4],
+            ("direction", d),
+        ]
+    };
+    assert!(
+        sample(&text, "netd_published_port_packets_total", &dir("in")) >= 15.0,
+        "{text}"
+    );
+    assert!(sample(&text, "netd_published_port_packets_total", &dir("out")) >= 10.0);
+    assert!(sample(&text, "netd_published_port_bytes_total", &dir("in")) > 0.0);
+    assert_eq!(
+        sample(
+            &text,
+            "netd_drops_packets_total",
+            &[
+                ("network", "mon"),
+                ("reason", "other_network"),
+                ("direction", "from_container")
+            ]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&text, "netd_dns_queries_total", &[("network", "mon")]),
+        3.0
+    );
+    assert_eq!(
+        sample(&text, "netd_dns_failures_total", &[("network", "mon")]),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, "netd_containers", &[("state", "running")]),
+        4.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "netd_api_operation_errors_total",
+            &[("operation", "POST /v1/networks"), ("kind", "client")]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "netd_api_operations_total",
+            &[("operation", "POST /v1/containers")]
+        ) >= 4.0
+    );
+    assert_eq!(
+        sample(&text, "netd_addresses_in_use", &[("network", "mon")]),
+        2.0
+    );
+    assert_eq!(sample(&text, "netd_reconcile_runs_total", &[]), 1.0);
+
+    // Map gauges: four container interfaces, one publication.
+    let endpoints = [("map", "NETD_ENDPOINTS")];
+    assert_eq!(sample(&text, "netd_map_entries", &endpoints), 4.0);
+    let capacity = sample(&text, "netd_map_capacity", &endpoints);
+    let ratio = sample(&text, "netd_map_pressure_ratio", &endpoints);
+    assert!(
+        (ratio - 4.0 / capacity).abs() < 1e-9,
+        "{ratio} vs 4/{capacity}"
+    );
+    assert_eq!(
+        sample(&text, "netd_map_entries", &[("map", "NETD_PORTS")]),
+        1.0
+    );
+    assert_eq!(sample(&text, "netd_published_ports", &[]), 1.0);
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (cargo xtask setup installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[test]
+fn a_bad_metrics_address_is_refused_by_name() {
+    if !privileged("a_bad_metrics_address_is_refused_by_name") {
+        return;
+    }
+    let out = Command::new(integration_tests::netd_bin())
+        .args(["daemon", "--metrics-addr", "localhost-9640"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("localhost-9640"), "{err}");
+}
