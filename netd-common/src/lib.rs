@@ -8,5 +8,6 @@ pub mod counters;
 pub mod isolation;
 pub mod lb;
 pub mod maps;
+pub mod monitor;
 pub mod nat;
 pub mod vip;

@@ -64,6 +64,15 @@ pub const VIP_MAGLEV: &str = "NETD_VIP_MAGLEV";
 /// Connections each backend was chosen for (`PerCpuHashMap<vip::VipSlot, u64>`, by address).
 pub const VIP_CONNECTIONS: &str = "NETD_VIP_CONNS";
 
+/// `netd monitor` events (`RingBuf` of `monitor::Event`).
+pub const EVENTS: &str = "NETD_EVENTS";
+/// Bytes of the event ring (a power of two, a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 256 * 1024;
+/// Whether anyone watches (`Array<u32>`, one slot): the programs write no event otherwise.
+pub const MONITOR: &str = "NETD_MONITOR";
+/// Per-CPU rate limit of events (`PerCpuArray<monitor::RateWindow>`, one slot).
+pub const MONITOR_RATE: &str = "NETD_MON_RATE";
+
 /// cgroup socket hooks: host processes reaching published ports (127.0.0.1 and host addresses).
 pub const PROG_CONNECT4: &str = "netd_connect4";
 pub const PROG_SENDMSG4: &str = "netd_sendmsg4";

@@ -78,6 +78,7 @@ pub fn published(ctx: &TcContext, p: &L4Packet, e: &CtEntry, opened: bool) {
 /// place where a program decides to drop.
 #[inline(always)]
 pub fn drop(ctx: &TcContext, drop: &Drop) -> i32 {
+    crate::monitor::dropped(ctx, drop);
     let key = DropKey {
         network: drop.network,
         reason: drop.reason as u8,

@@ -13,6 +13,7 @@ mod counters;
 mod isolation;
 mod maps;
 mod masquerade;
+mod monitor;
 mod nat;
 mod parse;
 mod ports;
@@ -32,6 +33,7 @@ use netd_common::{
         may_be_translated, DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER,
         ETH_P_IP, NET_INTERNAL,
     },
+    nat::CT_FLAG_DNAT,
     vip::Vip,
 };
 use parse::L4Packet;
@@ -72,6 +74,9 @@ fn translate(
     };
     nat::rewrite(ctx, p, &entry)?;
     counters::published(ctx, p, &entry, opened);
+    if opened && entry.flags & CT_FLAG_DNAT != 0 {
+        monitor::opened(ctx, p, &entry);
+    }
     Ok(Some(nat::forward(ctx, &entry, p.proto)))
 }
 

@@ -4,12 +4,13 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{lpm_trie::LpmTrie, Array, HashMap, LruHashMap, PerCpuHashMap},
+    maps::{lpm_trie::LpmTrie, Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps as names,
+    monitor::{Event, RateWindow},
     nat::{
         CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, SockKey,
         SockOrig, Uplink,
@@ -82,3 +83,16 @@ pub static VIP_MAGLEV: HashMap<u32, MaglevTable> =
 #[map(name = "NETD_VIP_CONNS")]
 pub static VIP_CONNECTIONS: PerCpuHashMap<VipSlot, u64> =
     PerCpuHashMap::pinned(names::VIP_BACKENDS_MAX, 0);
+
+#[map(name = "NETD_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(names::EVENTS_BYTES, 0);
+
+#[map(name = "NETD_MONITOR")]
+pub static MONITOR: Array<u32> = Array::pinned(1, 0);
+
+#[map(name = "NETD_MON_RATE")]
+pub static MONITOR_RATE: PerCpuArray<RateWindow> = PerCpuArray::pinned(1, 0);
+
+/// Keeps the event type in the object's BTF for tools that read the ring.
+#[allow(dead_code)]
+static EVENT_LAYOUT: Option<Event> = None;

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod ipam;
 pub mod link;
 pub mod metrics;
+pub mod monitor;
 pub mod netns;
 pub mod process;
 pub mod state;

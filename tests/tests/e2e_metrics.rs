@@ -259,3 +259,108 @@ fn a_bad_metrics_address_is_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("localhost-9640"), "{err}");
 }
+
+/// `netd monitor ARGS --format json`, its lines sent to the returned channel as they come.
+fn monitor(lab: &Lab, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(integration_tests::netd_bin())
+        .env("NETD_SOCKET", lab.socket())
+        .arg("monitor")
+        .args(args)
+        .args(["--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("netd monitor");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Until the daemon has the watch, the programs write nothing.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    (child, rx)
+}
+
+fn next_event(rx: &std::sync::mpsc::Receiver<String>) -> serde_json::Value {
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("an event within 10 s");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn monitor_streams_drops_and_new_connections_with_filters() {
+    if !privileged("monitor_streams_drops_and_new_connections_with_filters") {
+        return;
+    }
+    let lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.93.0.0/24", "mon"]);
+    lab.ok(&["network", "create", "--subnet", "10.94.0.0/24", "far"]);
+    lab.run_d("p", &["--network", "mon"]);
+    lab.run_d("x", &["--network", "far"]);
+    let script = peer_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "--",
+        "python3",
+        &script,
+        "tcp-server",
+        "80",
+    ]);
+    let (p_ip, x_ip) = (lab.ip("p", "mon"), lab.ip("x", "far"));
+
+    let (mut drops, rx) = monitor(&lab, &["--reason", "other_network", "--network", "mon"]);
+    let _ = lab.exec("p", &["ping", "-c", "1", "-W", "1", &x_ip]);
+    let ev = next_event(&rx);
+    assert_eq!(ev["Kind"], "drop", "{ev}");
+    assert_eq!(ev["Reason"], "other_network");
+    assert_eq!(ev["Direction"], "from_container");
+    assert_eq!(ev["Network"], "mon");
+    assert_eq!(ev["Protocol"], "icmp");
+    assert_eq!(
+        ev["Source"].as_str().unwrap().split(':').next(),
+        Some(p_ip.as_str())
+    );
+    assert_eq!(
+        ev["Destination"].as_str().unwrap().split(':').next(),
+        Some(x_ip.as_str())
+    );
+    assert_eq!(ev["Container"], "p");
+    let _ = drops.kill();
+    let _ = drops.wait();
+
+    let (mut conns, rx) = monitor(&lab, &["--container", "web"]);
+    let reply = lab.external(&[
+        "timeout",
+        "20",
+        "python3",
+        &script,
+        "tcp-client",
+        UPLINK_IP,
+        "8080",
+    ]);
+    assert!(reply.status.success());
+    let ev = next_event(&rx);
+    assert_eq!(ev["Kind"], "published", "{ev}");
+    assert_eq!(ev["Protocol"], "tcp");
+    assert_eq!(ev["Destination"], format!("{UPLINK_IP}:8080"));
+    assert_eq!(ev["To"], format!("{}:80", lab.ip("web", "bridge")));
+    assert_eq!(ev["Container"], "web");
+    let _ = conns.kill();
+    let _ = conns.wait();
+
+    let err = lab.fails(&["monitor", "--reason", "gremlins"]);
+    assert!(err.contains("gremlins"), "{err}");
+}

@@ -78,6 +78,53 @@ impl Client {
         })
     }
 
+    /// A GET whose answer is a stream of lines (`/v1/monitor`): `line` is called for each as
+    /// it arrives, until the daemon ends the stream.
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut line: impl FnMut(&str),
+    ) -> Result<(), ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("host", "netd")
+            .body(Full::new(Bytes::new()))
+            .expect("static request parts are valid");
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await?.to_bytes();
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Api { status, message });
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let rest = pending.split_off(end + 1);
+                line(String::from_utf8_lossy(&pending[..end]).as_ref());
+                pending = rest;
+            }
+        }
+        Ok(())
+    }
+
     /// A request whose non-2xx answers become [`ClientError::Api`] with the daemon's message.
     pub async fn call(
         &self,

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod error;
+mod monitor;
 pub mod server;
 pub mod wire;
 

@@ -28,6 +28,7 @@ use crate::{
     },
     engine::{containers::Started, Engine},
     metrics::{track_operations, Operations},
+    monitor::Monitor,
     process,
     state::model::Process,
 };
@@ -39,15 +40,18 @@ pub struct Daemon {
     pub(crate) engine: Mutex<Engine>,
     /// API calls and errors, for the metrics.
     pub(crate) operations: Operations,
+    /// `netd monitor` events; none when the datapath's ring could not be read.
+    pub(crate) monitor: Option<Arc<Monitor>>,
 }
 
 pub type Shared = Arc<Daemon>;
 
 impl Daemon {
-    pub fn new(engine: Engine) -> Shared {
+    pub fn new(engine: Engine, monitor: Option<Arc<Monitor>>) -> Shared {
         Arc::new(Self {
             engine: Mutex::new(engine),
             operations: Operations::default(),
+            monitor,
         })
     }
 
@@ -127,6 +131,7 @@ pub fn router(daemon: Shared) -> Router {
         .route("/v1/containers/{key}/sandbox", get(sandbox))
         .route("/v1/stats", get(stats))
         .route("/v1/drops", get(drops))
+        .route("/v1/monitor", get(super::monitor::monitor))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /v1/version")
         })

@@ -76,6 +76,21 @@ pub enum Command {
     },
     /// Print what a container's command wrote.
     Logs { container: String },
+    /// Stream sampled datapath events: drops with their reason and 5-tuple, new connections
+    /// through published ports and virtual IPs. Until interrupted.
+    Monitor {
+        /// Only events involving this container's addresses.
+        #[arg(long)]
+        container: Option<String>,
+        /// Only events of this network.
+        #[arg(long)]
+        network: Option<String>,
+        /// Only drops for this reason (e.g. other_network, spoofed_ip).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
     /// Packet and byte counters of container interfaces, read from the datapath.
     Stats {
         #[command(flatten)]
@@ -134,6 +149,28 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             container::port(&client, &container, port.as_deref()).await
         }
         Command::Stats { format, drops } => container::stats(&client, format, drops).await,
+        Command::Monitor {
+            container,
+            network,
+            reason,
+            format,
+        } => {
+            let mut query = Vec::new();
+            for (k, v) in [
+                ("container", container),
+                ("network", network),
+                ("reason", reason),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", seg(&v)));
+                }
+            }
+            let path = format!("/v1/monitor?{}", query.join("&"));
+            client
+                .stream_lines(&path, |line| output::event(line, format.format))
+                .await?;
+            Ok(0)
+        }
     }
 }
 

@@ -59,3 +59,43 @@ pub fn str_of(v: &Value, pointer: &str) -> String {
 pub fn short_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
+
+/// One `netd monitor` event: the JSON line as it came, or a readable line.
+pub fn event(line: &str, format: Format) {
+    use std::io::Write;
+    let text = match format {
+        Format::Json => line.to_string(),
+        Format::Table => match serde_json::from_str::<Value>(line) {
+            Ok(v) => {
+                let s = |k: &str| str_of(&v, &format!("/{k}"));
+                match s("Kind").as_str() {
+                    "drop" => format!(
+                        "drop {} {} {} {} {} -> {} {}",
+                        s("Reason"),
+                        s("Direction"),
+                        s("Network"),
+                        s("Protocol"),
+                        s("Source"),
+                        s("Destination"),
+                        s("Container")
+                    ),
+                    "lost" => format!("lost {} events (the reader fell behind)", s("Events")),
+                    kind => format!(
+                        "{kind} {} {} {} -> {} => {} {}",
+                        s("Network"),
+                        s("Protocol"),
+                        s("Source"),
+                        s("Destination"),
+                        s("To"),
+                        s("Container")
+                    ),
+                }
+            }
+            Err(_) => line.to_string(),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    // Flushed per event: the output is often a pipe, and events are few.
+    let _ = writeln!(out, "{}", text.trim_end());
+    let _ = out.flush();
+}

@@ -69,8 +69,18 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
         .context("reading host addresses")?;
     host.attach_socket_hooks()
         .context("attaching socket hooks")?;
+    let monitor = match host.take_events() {
+        Some(events) => match crate::monitor::Monitor::start(events, host.clone()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::warn!("netd monitor is unavailable: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     tokio::spawn(maintain(host));
-    let daemon = Daemon::new(engine);
+    let daemon = Daemon::new(engine, monitor);
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }

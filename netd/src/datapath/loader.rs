@@ -78,6 +78,8 @@ pub struct Datapath {
     pub(super) drops: PerCpuHashMap<MapData, DropKey, DropCounters>,
     pub(super) vips: HashMap<MapData, u32, Vip>,
     pub(super) port_stats: PerCpuHashMap<MapData, PortStatsKey, PortStats>,
+    pub(super) events: Option<aya::maps::RingBuf<MapData>>,
+    pub(super) monitor: super::monitor::MonitorSwitch,
     pub(super) vip_backends: HashMap<MapData, VipSlot, u32>,
     pub(super) vip_maglev: HashMap<MapData, u32, MaglevTable>,
     pub(super) vip_connections: PerCpuHashMap<MapData, VipSlot, u64>,
@@ -126,6 +128,13 @@ impl Datapath {
         let drops = take_map(&mut ebpf, maps::DROPS)?;
         let vips = take_map(&mut ebpf, maps::VIPS)?;
         let port_stats = take_map(&mut ebpf, maps::PORT_STATS)?;
+        let events = Some(take_map(&mut ebpf, maps::EVENTS)?);
+        let mut monitor: super::monitor::MonitorSwitch = take_map(&mut ebpf, maps::MONITOR)?;
+        // Nobody watches a daemon that just started.
+        monitor.set(0, 0, 0).map_err(|source| DatapathError::Map {
+            name: maps::MONITOR,
+            source,
+        })?;
         let vip_backends = take_map(&mut ebpf, maps::VIP_BACKENDS)?;
         let vip_maglev = take_map(&mut ebpf, maps::VIP_MAGLEV)?;
         let vip_connections = take_map(&mut ebpf, maps::VIP_CONNECTIONS)?;
@@ -145,6 +154,8 @@ impl Datapath {
             drops,
             vips,
             port_stats,
+            events,
+            monitor,
             vip_backends,
             vip_maglev,
             vip_connections,

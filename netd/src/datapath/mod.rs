@@ -5,6 +5,7 @@
 mod batch;
 pub mod isolation;
 mod loader;
+pub mod monitor;
 pub mod nat;
 mod ports;
 pub mod sockets;

@@ -148,6 +148,7 @@ impl Host for FakeHost {
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         Vec::new()
     }
+    fn set_monitor(&self, _on: bool) {}
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
         Vec::new()
     }

@@ -140,6 +140,8 @@ pub trait Host: Send + Sync {
     fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError>;
     /// Connections each backend (by address) of VIP `id` was chosen for.
     fn vip_connections(&self, id: u32) -> Vec<(Ipv4Addr, u64)>;
+    /// Makes the programs write `netd monitor` events (someone watches) or not.
+    fn set_monitor(&self, on: bool);
     /// Traffic of published ports that saw connections, summed over CPUs.
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)>;
     /// Entries and capacity of the datapath's maps.

@@ -151,6 +151,11 @@ impl LinuxHost {
         self.datapath.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The `netd monitor` event ring, for the daemon's reader (once).
+    pub fn take_events(&self) -> Option<crate::datapath::monitor::Events> {
+        self.datapath().take_events()
+    }
+
     /// Counts and filters from the first frame: the datapath is attached before the host end
     /// joins the bridge, and the container end gets its address last.
     async fn complete_plug(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
@@ -460,6 +465,15 @@ impl Host for LinuxHost {
 
     fn drops(&self) -> Vec<(DropKey, DropCounters)> {
         self.datapath().drops()
+    }
+
+    fn set_monitor(&self, on: bool) {
+        if let Err(e) = self.datapath().set_monitor(on) {
+            log::warn!(
+                "switching monitor events {}: {e}",
+                if on { "on" } else { "off" }
+            );
+        }
     }
 
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
