@@ -223,6 +223,30 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
     );
     assert_eq!(sample(&text, "netd_published_ports", &[]), 1.0);
 
+    // `netd stats` shows the same figures.
+    let ports = lab.json(&["stats", "--view", "ports", "--format", "json"]);
+    let web = &ports.as_array().unwrap()[0];
+    assert_eq!(
+        (web["Container"].as_str(), web["HostPort"].as_str()),
+        (Some("web"), Some("8080"))
+    );
+    assert_eq!(web["Connections"], 5);
+    let table = lab.ok(&["stats", "--view", "maps"]);
+    assert!(
+        table.starts_with("MAP") && table.contains("NETD_ENDPOINTS"),
+        "{table}"
+    );
+    let dns = lab.json(&["stats", "--view", "dns", "--format", "json"]);
+    assert!(
+        dns.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["Network"] == "mon" && r["Queries"] == 3),
+        "{dns}"
+    );
+    let err = lab.fails(&["stats", "--view", "everything"]);
+    assert!(err.contains("everything"), "{err}");
+
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -130,6 +130,7 @@ pub fn router(daemon: Shared) -> Router {
         .route("/v1/containers/{key}/logs", get(logs))
         .route("/v1/containers/{key}/sandbox", get(sandbox))
         .route("/v1/stats", get(stats))
+        .route("/v1/stats/{view}", get(stats_view))
         .route("/v1/drops", get(drops))
         .route("/v1/monitor", get(super::monitor::monitor))
         .fallback(|| async {
@@ -222,6 +223,26 @@ async fn update_network(
     let mut engine = d.engine.lock().await;
     let net = engine.update_network(&key, &req.options).await?;
     Ok(Json(wire::network(&engine, &net)))
+}
+
+/// A `netd stats` view of the metrics: ports, maps, aliases, dns or api.
+async fn stats_view(
+    State(d): State<Shared>,
+    Path(view): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match crate::metrics::views::rows(&d, &view).await {
+        Some(rows) => Ok(Json(Value::Array(rows))),
+        None => {
+            let known: Vec<&str> = crate::metrics::views::VIEWS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no stats view {view:?}; the views are {}", known.join(", ")),
+            ))
+        }
+    }
 }
 
 /// What the datapath dropped, by network, reason and direction.

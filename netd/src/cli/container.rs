@@ -362,6 +362,34 @@ pub async fn stats(client: &Client, format: FormatArg, drops: bool) -> Result<i3
     Ok(0)
 }
 
+/// `netd stats --view NAME`: rows of a metrics view, columns in the view's order.
+pub async fn stats_view(
+    client: &Client,
+    format: FormatArg,
+    view: &str,
+) -> Result<i32, ClientError> {
+    let rows = client
+        .call(Method::GET, &format!("/v1/stats/{}", seg(view)), None)
+        .await?;
+    match format.format {
+        output::Format::Json => output::json(&rows),
+        output::Format::Table => {
+            let cols = crate::metrics::views::VIEWS
+                .iter()
+                .find(|(n, _)| *n == view)
+                .map_or(&[][..], |(_, c)| *c);
+            let cells: Vec<Vec<String>> = as_array(&rows)
+                .iter()
+                .map(|r| cols.iter().map(|c| str_of(r, &format!("/{c}"))).collect())
+                .collect();
+            let headers: Vec<String> = cols.iter().map(|c| c.to_ascii_uppercase()).collect();
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            output::table(&headers, &cells);
+        }
+    }
+    Ok(0)
+}
+
 async fn drop_stats(client: &Client, format: FormatArg) -> Result<i32, ClientError> {
     let all = client.call(Method::GET, "/v1/drops", None).await?;
     match format.format {

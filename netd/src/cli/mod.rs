@@ -98,6 +98,10 @@ pub enum Command {
         /// Show what the datapath dropped, by network, reason and direction, instead.
         #[arg(long)]
         drops: bool,
+        /// Show another view of the metrics instead: ports (published-port traffic), maps
+        /// (entries, capacity, pressure), aliases (VIP backends), dns, api (operations).
+        #[arg(long, conflicts_with = "drops")]
+        view: Option<String>,
     },
 }
 
@@ -148,7 +152,12 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Port { container, port } => {
             container::port(&client, &container, port.as_deref()).await
         }
-        Command::Stats { format, drops } => container::stats(&client, format, drops).await,
+        Command::Stats {
+            format,
+            drops,
+            view: Some(view),
+        } if !drops => container::stats_view(&client, format, &view).await,
+        Command::Stats { format, drops, .. } => container::stats(&client, format, drops).await,
         Command::Monitor {
             container,
             network,

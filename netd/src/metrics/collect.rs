@@ -15,27 +15,27 @@ use crate::{
 };
 
 /// A published port's labels: network, container, protocol, host_ip, host_port.
-type PortLabels = [String; 5];
+pub(super) type PortLabels = [String; 5];
 
 /// What the scrape needs from the engine, taken under its lock.
-struct State {
-    host: Arc<dyn Host>,
+pub(super) struct State {
+    pub(super) host: Arc<dyn Host>,
     /// Datapath id -> network name.
-    networks: HashMap<u32, String>,
+    pub(super) networks: HashMap<u32, String>,
     /// (network, container, interface, host interface)
-    interfaces: Vec<[String; 4]>,
-    ports: Vec<(PortStatsKey, PortLabels)>,
-    aliases: Vec<AliasView>,
+    pub(super) interfaces: Vec<[String; 4]>,
+    pub(super) ports: Vec<(PortStatsKey, PortLabels)>,
+    pub(super) aliases: Vec<AliasView>,
     /// (network, in use, free)
-    addresses: Vec<(String, u64, u64)>,
-    network_count: i64,
+    pub(super) addresses: Vec<(String, u64, u64)>,
+    pub(super) network_count: i64,
     /// (running, stopped)
-    containers: (i64, i64),
-    reconciles: u64,
-    network_names_by_id: HashMap<String, String>,
+    pub(super) containers: (i64, i64),
+    pub(super) reconciles: u64,
+    pub(super) network_names_by_id: HashMap<String, String>,
 }
 
-async fn state(d: &Shared) -> State {
+pub(super) async fn state(d: &Shared) -> State {
     let engine = d.engine.lock().await;
     let mut networks = HashMap::new();
     let mut network_names_by_id = HashMap::new();

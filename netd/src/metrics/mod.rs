@@ -3,6 +3,7 @@
 
 mod collect;
 mod ops;
+pub mod views;
 
 use std::net::SocketAddr;
 
