@@ -11,7 +11,7 @@ pub struct Events(pub RingBuf<MapData>);
 
 impl Events {
     /// The next event the programs wrote, if any is waiting.
-    pub fn next(&mut self) -> Option<Event> {
+    pub fn next_event(&mut self) -> Option<Event> {
         let item = self.0.next()?;
         (item.len() == std::mem::size_of::<Event>()).then(|| *bytemuck::from_bytes(&item))
     }

@@ -63,7 +63,7 @@ impl Monitor {
                     log::error!("monitor: the event ring cannot be polled");
                     return;
                 };
-                while let Some(ev) = ready.get_inner_mut().0.next() {
+                while let Some(ev) = ready.get_inner_mut().0.next_event() {
                     // No receiver: nobody watches any more; the event is of no use.
                     let _ = tx.send(ev);
                 }
