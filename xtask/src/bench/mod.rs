@@ -5,6 +5,7 @@ mod datapath;
 mod host;
 mod isolation;
 mod latency;
+mod metrics;
 pub mod peer;
 mod report;
 mod vip;
@@ -32,6 +33,8 @@ pub enum Suite {
     Isolation,
     /// New connections to a VIP alias vs to a backend directly, and DNS queries per second.
     Vip,
+    /// The time of a Prometheus scrape with 10,000 published ports.
+    Metrics,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -60,6 +63,12 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = vip::run(netd, xtask, opts.runs, opts.secs)?;
         println!("\n{table}");
         std::fs::write(dir.join("vip.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Metrics) {
+        println!("\nPrometheus scrape with 10,000 published ports");
+        let table = metrics::run(netd)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("metrics.md"), &table)?;
     }
     Ok(())
 }
