@@ -1,14 +1,19 @@
-//! One scrape: the state under the engine lock, then the maps through the host, into a fresh
-//! registry (the values are the maps' own totals, so nothing is kept between scrapes).
+//! One scrape: the state under the engine lock, then the maps through the host, into metric
+//! families (the values are the maps' own totals, so nothing is kept between scrapes).
 
-use std::{collections::HashMap, net::Ipv4Addr, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv4Addr,
+    sync::Arc,
+};
 
 use netd_common::{
     isolation::{direction_name, DropReason},
     nat::PortStatsKey,
 };
-use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{proto::MetricFamily, Encoder, TextEncoder};
 
+use super::family::Family;
 use crate::{
     api::server::Shared,
     engine::{AliasView, Host},
@@ -100,38 +105,34 @@ pub(super) async fn state(d: &Shared) -> State {
     }
 }
 
-fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    reg.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    reg.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
-
 /// The whole scrape, in the Prometheus text format.
 pub async fn render(d: &Shared) -> String {
     let s = state(d).await;
-    let reg = Registry::new();
-    published_ports(&reg, &s);
-    interfaces(&reg, &s).await;
-    drops(&reg, &s);
-    maps(&reg, &s);
-    aliases(&reg, &s);
-    dns(&reg, &s);
-    control_plane(&reg, &s, d);
+    let mut families = Vec::new();
+    published_ports(&mut families, &s);
+    interfaces(&mut families, &s).await;
+    drops(&mut families, &s);
+    maps(&mut families, &s);
+    aliases(&mut families, &s);
+    dns(&mut families, &s);
+    control_plane(&mut families, &s, d);
     let mut out = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&reg.gather(), &mut out) {
+    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
         log::warn!("encoding metrics: {e}");
     }
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn published_ports(reg: &Registry, s: &State) {
-    const LABELS: [&str; 6] = [
+/// Adds a family that has series: the encoder refuses an empty one (and everything after).
+fn push(families: &mut Vec<MetricFamily>, f: Family) {
+    let f = f.into_inner();
+    if !f.get_metric().is_empty() {
+        families.push(f);
+    }
+}
+
+fn published_ports(families: &mut Vec<MetricFamily>, s: &State) {
+    const LABELS: &[&str] = &[
         "network",
         "container",
         "protocol",
@@ -139,20 +140,17 @@ fn published_ports(reg: &Registry, s: &State) {
         "host_port",
         "direction",
     ];
-    let packets = counter(
-        reg,
+    let mut packets = Family::counter(
         "netd_published_port_packets_total",
         "Packets of connections through a published port; direction in: from clients, out: the container's replies.",
-        &LABELS,
+        LABELS,
     );
-    let bytes = counter(
-        reg,
+    let mut bytes = Family::counter(
         "netd_published_port_bytes_total",
         "Bytes (Ethernet frames) of connections through a published port, by direction.",
-        &LABELS,
+        LABELS,
     );
-    let conns = counter(
-        reg,
+    let mut conns = Family::counter(
         "netd_published_port_connections_total",
         "Connections (TCP) and flows (UDP) opened through a published port from clients that the datapath translates (external, containers, hairpin).",
         &LABELS[..5],
@@ -161,44 +159,31 @@ fn published_ports(reg: &Registry, s: &State) {
     for (key, l) in &s.ports {
         let st = stats.get(key).copied().unwrap_or_default();
         let with = |dir: &'static str| -> [&str; 6] { [&l[0], &l[1], &l[2], &l[3], &l[4], dir] };
-        packets.with_label_values(&with("in")).inc_by(st.in_packets);
-        packets
-            .with_label_values(&with("out"))
-            .inc_by(st.out_packets);
-        bytes.with_label_values(&with("in")).inc_by(st.in_bytes);
-        bytes.with_label_values(&with("out")).inc_by(st.out_bytes);
-        conns
-            .with_label_values(&[&l[0], &l[1], &l[2], &l[3], &l[4]])
-            .inc_by(st.connections);
+        packets.add(&with("in"), st.in_packets as f64);
+        packets.add(&with("out"), st.out_packets as f64);
+        bytes.add(&with("in"), st.in_bytes as f64);
+        bytes.add(&with("out"), st.out_bytes as f64);
+        conns.add(&[&l[0], &l[1], &l[2], &l[3], &l[4]], st.connections as f64);
+    }
+    for f in [packets, bytes, conns] {
+        push(families, f);
     }
 }
 
-async fn interfaces(reg: &Registry, s: &State) {
-    const LABELS: [&str; 4] = ["network", "container", "interface", "direction"];
-    let packets = counter(
-        reg,
+async fn interfaces(families: &mut Vec<MetricFamily>, s: &State) {
+    const LABELS: &[&str] = &["network", "container", "interface", "direction"];
+    let mut packets = Family::counter(
         "netd_interface_packets_total",
         "Packets of a container interface, seen on its bridge port; direction from_container or to_container.",
-        &LABELS,
+        LABELS,
     );
-    let bytes = counter(
-        reg,
+    let mut bytes = Family::counter(
         "netd_interface_bytes_total",
         "Bytes of a container interface, by direction.",
-        &LABELS,
+        LABELS,
     );
-    let net_packets = counter(
-        reg,
-        "netd_network_packets_total",
-        "Packets of all container interfaces of a network, by direction.",
-        &["network", "direction"],
-    );
-    let net_bytes = counter(
-        reg,
-        "netd_network_bytes_total",
-        "Bytes of all container interfaces of a network, by direction.",
-        &["network", "direction"],
-    );
+    // (network, direction) -> (packets, bytes)
+    let mut per_network: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
     for [network, container, ifname, port] in &s.interfaces {
         let c = s.host.port_counters(port).await.unwrap_or_default();
         // The port's ingress is what the container sent.
@@ -206,96 +191,99 @@ async fn interfaces(reg: &Registry, s: &State) {
             ("from_container", c.ingress_packets, c.ingress_bytes),
             ("to_container", c.egress_packets, c.egress_bytes),
         ] {
-            packets
-                .with_label_values(&[network, container, ifname, dir])
-                .inc_by(p);
-            bytes
-                .with_label_values(&[network, container, ifname, dir])
-                .inc_by(b);
-            net_packets.with_label_values(&[network, dir]).inc_by(p);
-            net_bytes.with_label_values(&[network, dir]).inc_by(b);
+            packets.add(&[network, container, ifname, dir], p as f64);
+            bytes.add(&[network, container, ifname, dir], b as f64);
+            let sum = per_network.entry((network, dir)).or_default();
+            sum.0 += p;
+            sum.1 += b;
         }
     }
-}
-
-fn drops(reg: &Registry, s: &State) {
-    const LABELS: [&str; 3] = ["network", "reason", "direction"];
-    let packets = counter(
-        reg,
-        "netd_drops_packets_total",
-        "Packets the datapath dropped, by network, reason and direction.",
-        &LABELS,
+    let mut net_packets = Family::counter(
+        "netd_network_packets_total",
+        "Packets of all container interfaces of a network, by direction.",
+        &["network", "direction"],
     );
-    let bytes = counter(
-        reg,
-        "netd_drops_bytes_total",
-        "Bytes the datapath dropped, by network, reason and direction.",
-        &LABELS,
+    let mut net_bytes = Family::counter(
+        "netd_network_bytes_total",
+        "Bytes of all container interfaces of a network, by direction.",
+        &["network", "direction"],
     );
-    for (k, c) in s.host.drops() {
-        let network = s.networks.get(&k.network).cloned().unwrap_or_default();
-        let reason = DropReason::from_u8(k.reason).map_or("unknown", |r| r.name());
-        let labels = [network.as_str(), reason, direction_name(k.direction)];
-        packets.with_label_values(&labels).inc_by(c.packets);
-        bytes.with_label_values(&labels).inc_by(c.bytes);
+    for ((network, dir), (p, b)) in per_network {
+        net_packets.add(&[network, dir], p as f64);
+        net_bytes.add(&[network, dir], b as f64);
+    }
+    for f in [packets, bytes, net_packets, net_bytes] {
+        push(families, f);
     }
 }
 
-fn maps(reg: &Registry, s: &State) {
-    let entries = gauge(
-        reg,
+fn drops(families: &mut Vec<MetricFamily>, s: &State) {
+    const LABELS: &[&str] = &["network", "reason", "direction"];
+    let mut packets = Family::counter(
+        "netd_drops_packets_total",
+        "Packets the datapath dropped, by network, reason and direction.",
+        LABELS,
+    );
+    let mut bytes = Family::counter(
+        "netd_drops_bytes_total",
+        "Bytes the datapath dropped, by network, reason and direction.",
+        LABELS,
+    );
+    for (k, c) in s.host.drops() {
+        let network = s.networks.get(&k.network).map_or("", String::as_str);
+        let reason = DropReason::from_u8(k.reason).map_or("unknown", |r| r.name());
+        let labels = [network, reason, direction_name(k.direction)];
+        packets.add(&labels, c.packets as f64);
+        bytes.add(&labels, c.bytes as f64);
+    }
+    push(families, packets);
+    push(families, bytes);
+}
+
+fn maps(families: &mut Vec<MetricFamily>, s: &State) {
+    let mut entries = Family::gauge(
         "netd_map_entries",
         "Entries in a datapath map (netd_map_entries{map=\"NETD_CT\"} is the conntrack table, two entries per connection).",
         &["map"],
     );
-    let capacity = gauge(
-        reg,
+    let mut capacity = Family::gauge(
         "netd_map_capacity",
         "Entries a datapath map can hold.",
         &["map"],
     );
-    let pressure = GaugeVec::new(
-        Opts::new(
-            "netd_map_pressure_ratio",
-            "Entries over capacity of a datapath map (0 to 1).",
-        ),
+    let mut pressure = Family::gauge(
+        "netd_map_pressure_ratio",
+        "Entries over capacity of a datapath map (0 to 1).",
         &["map"],
-    )
-    .expect("valid metric");
-    reg.register(Box::new(pressure.clone()))
-        .expect("unique metric");
+    );
     for m in s.host.map_usage() {
-        entries.with_label_values(&[m.name]).set(m.entries as i64);
-        capacity
-            .with_label_values(&[m.name])
-            .set(i64::from(m.capacity));
+        entries.add(&[m.name], m.entries as f64);
+        capacity.add(&[m.name], f64::from(m.capacity));
         let ratio = if m.capacity == 0 {
             0.0
         } else {
             m.entries as f64 / f64::from(m.capacity)
         };
-        pressure.with_label_values(&[m.name]).set(ratio);
+        pressure.add(&[m.name], ratio);
     }
-    let published = gauge(
-        reg,
+    let mut published = Family::gauge(
         "netd_published_ports",
         "Published ports (NAT rules) in the datapath.",
         &[],
     );
-    published
-        .with_label_values::<&str>(&[])
-        .set(s.ports.len() as i64);
+    published.add(&[], s.ports.len() as f64);
+    for f in [entries, capacity, pressure, published] {
+        push(families, f);
+    }
 }
 
-fn aliases(reg: &Registry, s: &State) {
-    let chosen = counter(
-        reg,
+fn aliases(families: &mut Vec<MetricFamily>, s: &State) {
+    let mut chosen = Family::counter(
         "netd_alias_backend_connections_total",
         "New connections a virtual IP sent to a backend.",
         &["network", "alias", "vip", "container"],
     );
-    let backends = gauge(
-        reg,
+    let mut backends = Family::gauge(
         "netd_alias_backends",
         "Backends (running carriers) of a virtual IP alias.",
         &["network", "alias", "vip"],
@@ -303,26 +291,23 @@ fn aliases(reg: &Registry, s: &State) {
     for a in &s.aliases {
         let vip = a.vip.ip.to_string();
         let counts: HashMap<Ipv4Addr, u64> = s.host.vip_connections(a.vip.id).into_iter().collect();
-        backends
-            .with_label_values(&[&a.network, &a.name, &vip])
-            .set(a.backends.len() as i64);
+        backends.add(&[&a.network, &a.name, &vip], a.backends.len() as f64);
         for (container, ip) in &a.backends {
-            chosen
-                .with_label_values(&[&a.network, &a.name, &vip, container])
-                .inc_by(counts.get(ip).copied().unwrap_or(0));
+            let n = counts.get(ip).copied().unwrap_or(0);
+            chosen.add(&[&a.network, &a.name, &vip, container], n as f64);
         }
     }
+    push(families, chosen);
+    push(families, backends);
 }
 
-fn dns(reg: &Registry, s: &State) {
-    let queries = counter(
-        reg,
+fn dns(families: &mut Vec<MetricFamily>, s: &State) {
+    let mut queries = Family::counter(
         "netd_dns_queries_total",
         "Queries the embedded DNS server of a network answered.",
         &["network"],
     );
-    let failures = counter(
-        reg,
+    let mut failures = Family::counter(
         "netd_dns_failures_total",
         "Queries answered with FORMERR, REFUSED or SERVFAIL, or not answered.",
         &["network"],
@@ -331,70 +316,55 @@ fn dns(reg: &Registry, s: &State) {
         let Some(network) = s.network_names_by_id.get(&id) else {
             continue;
         };
-        queries.with_label_values(&[network]).inc_by(q);
-        failures.with_label_values(&[network]).inc_by(f);
+        queries.add(&[network], q as f64);
+        failures.add(&[network], f as f64);
     }
+    push(families, queries);
+    push(families, failures);
 }
 
-fn control_plane(reg: &Registry, s: &State, d: &Shared) {
-    gauge(
-        reg,
-        "netd_networks",
-        "Networks, predefined ones included.",
-        &[],
-    )
-    .with_label_values::<&str>(&[])
-    .set(s.network_count);
-    let containers = gauge(reg, "netd_containers", "Containers by state.", &["state"]);
-    containers
-        .with_label_values(&["running"])
-        .set(s.containers.0);
-    containers
-        .with_label_values(&["stopped"])
-        .set(s.containers.1);
-    let used = gauge(
-        reg,
+fn control_plane(families: &mut Vec<MetricFamily>, s: &State, d: &Shared) {
+    let mut networks = Family::gauge("netd_networks", "Networks, predefined ones included.", &[]);
+    networks.add(&[], s.network_count as f64);
+    let mut containers = Family::gauge("netd_containers", "Containers by state.", &["state"]);
+    containers.add(&["running"], s.containers.0 as f64);
+    containers.add(&["stopped"], s.containers.1 as f64);
+    let mut used = Family::gauge(
         "netd_addresses_in_use",
         "Addresses of a network's subnet held by containers, virtual IPs included.",
         &["network"],
     );
-    let free = gauge(
-        reg,
+    let mut free = Family::gauge(
         "netd_addresses_free",
         "Addresses of a network's subnet still free.",
         &["network"],
     );
     for (network, u, f) in &s.addresses {
-        used.with_label_values(&[network]).set(*u as i64);
-        free.with_label_values(&[network]).set(*f as i64);
+        used.add(&[network], *u as f64);
+        free.add(&[network], *f as f64);
     }
-    let calls = counter(
-        reg,
+    let mut calls = Family::counter(
         "netd_api_operations_total",
         "API calls, by operation (method and route).",
         &["operation"],
     );
-    let errors = counter(
-        reg,
+    let mut errors = Family::counter(
         "netd_api_operation_errors_total",
         "API calls that failed, by operation and kind (client: refused with a 4xx, server: failed with a 5xx).",
         &["operation", "kind"],
     );
     for (op, c) in d.operations.snapshot() {
-        calls.with_label_values(&[&op]).inc_by(c.calls);
-        errors
-            .with_label_values(&[&op, "client"])
-            .inc_by(c.client_errors);
-        errors
-            .with_label_values(&[&op, "server"])
-            .inc_by(c.server_errors);
+        calls.add(&[&op], c.calls as f64);
+        errors.add(&[&op, "client"], c.client_errors as f64);
+        errors.add(&[&op, "server"], c.server_errors as f64);
     }
-    counter(
-        reg,
+    let mut reconciles = Family::counter(
         "netd_reconcile_runs_total",
         "Reconciliations of the state with the machine (one per daemon start).",
         &[],
-    )
-    .with_label_values::<&str>(&[])
-    .inc_by(s.reconciles);
+    );
+    reconciles.add(&[], s.reconciles as f64);
+    for f in [networks, containers, used, free, calls, errors, reconciles] {
+        push(families, f);
+    }
 }

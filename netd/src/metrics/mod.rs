@@ -2,6 +2,7 @@
 //! Prometheus text format, read from the BPF maps and the daemon's state at scrape time.
 
 mod collect;
+mod family;
 mod ops;
 pub mod views;
 
