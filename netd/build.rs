@@ -38,8 +38,12 @@ fn main() -> anyhow::Result<()> {
         "-Ctarget-cpu=v3",
     ]
     .join("\x1f");
+    // A benchmark-only variant (`no-counters`) is asked for by the environment.
+    println!("cargo:rerun-if-env-changed=NETD_EBPF_FEATURES");
+    let features = env::var("NETD_EBPF_FEATURES").unwrap_or_default();
     let output = Command::new("rustup")
         .args(["run", "nightly", "cargo", "build", "--package", "netd-ebpf"])
+        .args(["--features", &features])
         .args(["--bins", "--release", "--target", TARGET, "-Z", "build-std=core"])
         .arg("--target-dir")
         .arg(&target_dir)

@@ -17,6 +17,9 @@ use crate::{
 /// entry and are not counted.
 #[inline(always)]
 pub fn count(ctx: &TcContext, direction: Direction) {
+    if cfg!(feature = "no-counters") {
+        return;
+    }
     // SAFETY: the kernel hands every TC program a valid __sk_buff.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let key = IfaceKey { ifindex };
@@ -31,6 +34,9 @@ pub fn count(ctx: &TcContext, direction: Direction) {
 /// `opened` for the first packet of a connection.
 #[inline(always)]
 pub fn published(ctx: &TcContext, p: &L4Packet, e: &CtEntry, opened: bool) {
+    if cfg!(feature = "no-counters") {
+        return;
+    }
     if e.flags & (CT_FLAG_DNAT | CT_FLAG_VIP) != CT_FLAG_DNAT {
         return;
     }

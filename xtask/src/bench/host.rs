@@ -86,6 +86,16 @@ impl BenchHost {
         self.dir.join("netd.sock")
     }
 
+    /// Stops the daemon and starts `netd` (maybe another build) on the same state: it adopts
+    /// every port and swaps its own programs in.
+    pub fn restart_daemon(&mut self, netd: &Path) -> Result<()> {
+        if let Some(mut d) = self.daemon.take() {
+            d.kill()?;
+            d.wait()?;
+        }
+        self.start_daemon(netd)
+    }
+
     /// The daemon's bpffs dir (removed with the host).
     pub fn bpffs(&self) -> &Path {
         &self.bpffs

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: performance figures, measured in throwaway namespaces. Nothing
 //! touches the machine's own networking.
 
+mod counters;
 mod datapath;
 mod host;
 mod isolation;
@@ -35,6 +36,8 @@ pub enum Suite {
     Vip,
     /// The time of a Prometheus scrape with 10,000 published ports.
     Metrics,
+    /// Published-port throughput with the datapath's counters and without them.
+    Counters,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -64,6 +67,16 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         println!("\n{table}");
         std::fs::write(dir.join("vip.md"), &table)?;
     }
+    if opts.suites.contains(&Suite::Counters) {
+        println!(
+            "\ncounters on vs compiled out, published port ({} runs of {} s each, medians)",
+            opts.runs, opts.secs
+        );
+        let without = build_without_counters()?;
+        let table = counters::run(netd, &without, opts.runs, opts.secs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("counters.md"), &table)?;
+    }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 10,000 published ports");
         let table = metrics::run(netd)?;
@@ -88,4 +101,17 @@ fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Res
     println!("\n{table}");
     std::fs::write(dir.join("datapath.md"), &table)?;
     figures.plot(dir)
+}
+
+/// The release daemon built with the counters compiled out of its programs, in a target dir of
+/// its own (`target/no-counters`).
+fn build_without_counters() -> Result<std::path::PathBuf> {
+    let dir = crate::workspace_root().join("target/no-counters");
+    let mut cargo = crate::cmd::cargo();
+    cargo
+        .args(["build", "--release", "-p", "netd", "--target-dir"])
+        .arg(&dir)
+        .env("NETD_EBPF_FEATURES", "no-counters");
+    crate::cmd::run(cargo)?;
+    Ok(dir.join("release/netd"))
 }
