@@ -4,7 +4,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::Ipv4Addr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
 };
 
 use netd_common::{
@@ -105,6 +108,9 @@ pub(super) async fn state(d: &Shared) -> State {
     }
 }
 
+/// Bytes of the last page, with some room.
+static LAST_PAGE: AtomicUsize = AtomicUsize::new(64 * 1024);
+
 /// The whole scrape, in the Prometheus text format.
 pub async fn render(d: &Shared) -> String {
     let s = state(d).await;
@@ -116,10 +122,14 @@ pub async fn render(d: &Shared) -> String {
     aliases(&mut families, &s);
     dns(&mut families, &s);
     control_plane(&mut families, &s, d);
-    let mut out = Vec::new();
+    // Sized like the last page: the encoder then never grows it.
+    let mut out = Vec::with_capacity(LAST_PAGE.load(Ordering::Relaxed));
     if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
         log::warn!("encoding metrics: {e}");
     }
+    LAST_PAGE.store(out.len() + out.len() / 8, Ordering::Relaxed);
+    // Hundreds of thousands of small strings with many publications: freed after the answer.
+    tokio::task::spawn_blocking(move || drop((families, s)));
     String::from_utf8(out).unwrap_or_default()
 }
 
