@@ -222,6 +222,11 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         1.0
     );
     assert_eq!(sample(&text, "netd_published_ports", &[]), 1.0);
+    // Five connections through the port, two entries each, closed but not yet collected.
+    assert_eq!(
+        sample(&text, "netd_conntrack_entries", &[("kind", "published")]),
+        10.0
+    );
 
     // `netd stats` shows the same figures.
     let ports = lab.json(&["stats", "--view", "ports", "--format", "json"]);

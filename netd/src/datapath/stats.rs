@@ -6,7 +6,10 @@ use std::os::fd::AsFd;
 use aya::maps::{IterableMap, MapData, PerCpuValues};
 use netd_common::{
     maps,
-    nat::{CtEntry, CtKey, PortKey, PortStats, PortStatsKey, PortTarget},
+    nat::{
+        CtEntry, CtKey, PortKey, PortStats, PortStatsKey, PortTarget, CT_FLAG_DNAT, CT_FLAG_SNAT,
+        CT_FLAG_VIP,
+    },
 };
 
 use super::{batch, Datapath};
@@ -42,6 +45,25 @@ impl Datapath {
         if let Err(e) = batch::delete(self.port_stats.map().fd().as_fd(), keys) {
             log::warn!("forgetting published-port counters: {e}");
         }
+    }
+
+    /// Conntrack entries (both directions of each connection) by what their connection is:
+    /// `published` (a published port), `vip` (a virtual IP's backend), `masquerade`.
+    pub fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
+        let mut kinds = [("published", 0), ("vip", 0), ("masquerade", 0)];
+        for (_, e) in self.conntrack_entries() {
+            let i = if e.flags & CT_FLAG_VIP != 0 {
+                1
+            } else if e.flags & CT_FLAG_DNAT != 0 {
+                0
+            } else if e.flags & CT_FLAG_SNAT != 0 {
+                2
+            } else {
+                continue;
+            };
+            kinds[i].1 += 1;
+        }
+        kinds.to_vec()
     }
 
     /// Entries and capacity of every map netd sizes (the Maglev tables are allocated per VIP

@@ -152,6 +152,9 @@ impl Host for FakeHost {
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
         Vec::new()
     }
+    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
+        Vec::new()
+    }
     fn map_usage(&self) -> Vec<MapUsage> {
         Vec::new()
     }

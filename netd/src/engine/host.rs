@@ -144,6 +144,8 @@ pub trait Host: Send + Sync {
     fn set_monitor(&self, on: bool);
     /// Traffic of published ports that saw connections, summed over CPUs.
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)>;
+    /// Conntrack entries by kind of connection (published, vip, masquerade).
+    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)>;
     /// Entries and capacity of the datapath's maps.
     fn map_usage(&self) -> Vec<MapUsage>;
     /// (network id, queries, failures) of the embedded DNS servers.

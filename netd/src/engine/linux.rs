@@ -480,6 +480,10 @@ impl Host for LinuxHost {
         self.datapath().port_stats()
     }
 
+    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
+        self.datapath().conntrack_kinds()
+    }
+
     fn map_usage(&self) -> Vec<MapUsage> {
         self.datapath().map_usage()
     }

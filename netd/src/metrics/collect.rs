@@ -282,7 +282,15 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
         &[],
     );
     published.add(&[], s.ports.len() as f64);
-    for f in [entries, capacity, pressure, published] {
+    let mut conntrack = Family::gauge(
+        "netd_conntrack_entries",
+        "Connection-tracking entries (two per connection) by kind of translation: published, vip, masquerade.",
+        &["kind"],
+    );
+    for (kind, n) in s.host.conntrack_kinds() {
+        conntrack.add(&[kind], n as f64);
+    }
+    for f in [entries, capacity, pressure, published, conntrack] {
         push(families, f);
     }
 }
