@@ -7,6 +7,46 @@ use std::process::{Command, Stdio};
 
 use integration_tests::{peer_script, privileged, Lab, UPLINK_IP};
 
+/// Network `mon` (PREFIX.0.0/24, e.g. 10.91) with `members`, network `far` (the next second
+/// octet, 10.92.0.0/24) with `x`, and `web` on the default bridge publishing 8080 to a TCP
+/// server.
+fn populate(lab: &Lab, prefix: &str, members: &[&str]) {
+    let (a, b) = prefix.split_once('.').unwrap();
+    let far = format!("{a}.{}", b.parse::<u8>().unwrap() + 1);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{prefix}.0.0/24"),
+        "mon",
+    ]);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{far}.0.0/24"),
+        "far",
+    ]);
+    for m in members {
+        lab.run_d(m, &["--network", "mon"]);
+    }
+    lab.run_d("x", &["--network", "far"]);
+    let script = peer_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "--",
+        "python3",
+        &script,
+        "tcp-server",
+        "80",
+    ]);
+}
+
 fn scrape(lab: &Lab) -> String {
     lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"])
 }
@@ -49,25 +89,8 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
             &format!("net.ipv6.conf.{scope}.disable_ipv6=1"),
         ]);
     }
-    lab.ok(&["network", "create", "--subnet", "10.91.0.0/24", "mon"]);
-    lab.ok(&["network", "create", "--subnet", "10.92.0.0/24", "far"]);
-    lab.run_d("p", &["--network", "mon"]);
-    lab.run_d("t", &["--network", "mon"]);
-    lab.run_d("x", &["--network", "far"]);
+    populate(&lab, "10.91", &["p", "t"]);
     let script = peer_script();
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8080:80",
-        "--",
-        "python3",
-        &script,
-        "tcp-server",
-        "80",
-    ]);
     let t_ip = lab.ip("t", "mon");
 
     // 100 pings, after one that resolves the neighbour: 100 each way, on both interfaces.
@@ -330,24 +353,8 @@ fn monitor_streams_drops_and_new_connections_with_filters() {
         return;
     }
     let lab = Lab::with_external();
-    lab.ok(&["network", "create", "--subnet", "10.93.0.0/24", "mon"]);
-    lab.ok(&["network", "create", "--subnet", "10.94.0.0/24", "far"]);
-    lab.run_d("p", &["--network", "mon"]);
-    lab.run_d("x", &["--network", "far"]);
+    populate(&lab, "10.93", &["p"]);
     let script = peer_script();
-    lab.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8080:80",
-        "--",
-        "python3",
-        &script,
-        "tcp-server",
-        "80",
-    ]);
     let (p_ip, x_ip) = (lab.ip("p", "mon"), lab.ip("x", "far"));
 
     let (mut drops, rx) = monitor(&lab, &["--reason", "other_network", "--network", "mon"]);

@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 use super::fake::*;
 use crate::config::network::{CreateNetwork, NetworkSpec};
 
-fn spec_with(name: &str, subnet: &str, internal: bool, options: &[(&str, &str)]) -> NetworkSpec {
+pub(super) fn spec_with(
+    name: &str,
+    subnet: &str,
+    internal: bool,
+    options: &[(&str, &str)],
+) -> NetworkSpec {
     NetworkSpec::try_from(CreateNetwork {
         name: name.into(),
         subnet: Some(subnet.into()),

@@ -13,16 +13,7 @@ use crate::{
 };
 
 fn vip_net(name: &str, subnet: &str, options: &[(&str, &str)]) -> NetworkSpec {
-    NetworkSpec::try_from(CreateNetwork {
-        name: name.into(),
-        subnet: Some(subnet.into()),
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-    .unwrap()
+    super::tests_isolation::spec_with(name, subnet, false, options)
 }
 
 async fn run_with_alias(lab: &mut Lab, name: &str, network: &str, alias: &str) -> String {
