@@ -10,7 +10,7 @@ use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
     maps as names,
-    monitor::{Event, RateWindow},
+    monitor::RateWindow,
     nat::{
         CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, SockKey,
         SockOrig, Uplink,
@@ -92,7 +92,3 @@ pub static MONITOR: Array<u32> = Array::pinned(1, 0);
 
 #[map(name = "NETD_MON_RATE")]
 pub static MONITOR_RATE: PerCpuArray<RateWindow> = PerCpuArray::pinned(1, 0);
-
-/// Keeps the event type in the object's BTF for tools that read the ring.
-#[allow(dead_code)]
-static EVENT_LAYOUT: Option<Event> = None;

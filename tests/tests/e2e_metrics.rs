@@ -47,6 +47,26 @@ fn populate(lab: &Lab, prefix: &str, members: &[&str]) {
     ]);
 }
 
+/// One connection from the external client to `web`'s published port.
+fn connect_to_web(lab: &Lab) {
+    let script = peer_script();
+    let args = [
+        "timeout",
+        "20",
+        "python3",
+        &script,
+        "tcp-client",
+        UPLINK_IP,
+        "8080",
+    ];
+    let reply = lab.external(&args);
+    assert!(
+        reply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+}
+
 fn scrape(lab: &Lab) -> String {
     lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"])
 }
@@ -90,7 +110,6 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         ]);
     }
     populate(&lab, "10.91", &["p", "t"]);
-    let script = peer_script();
     let t_ip = lab.ip("t", "mon");
 
     // 100 pings, after one that resolves the neighbour: 100 each way, on both interfaces.
@@ -137,16 +156,7 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
 
     // Five connections through the published port from the external client.
     for _ in 0..5 {
-        let reply = lab.external(&[
-            "timeout",
-            "20",
-            "python3",
-            &script,
-            "tcp-client",
-            UPLINK_IP,
-            "8080",
-        ]);
-        assert!(reply.status.success());
+        connect_to_web(&lab);
     }
     // Drops caused on purpose: three pings to another network.
     let x_ip = lab.ip("x", "far");
@@ -354,7 +364,6 @@ fn monitor_streams_drops_and_new_connections_with_filters() {
     }
     let lab = Lab::with_external();
     populate(&lab, "10.93", &["p"]);
-    let script = peer_script();
     let (p_ip, x_ip) = (lab.ip("p", "mon"), lab.ip("x", "far"));
 
     let (mut drops, rx) = monitor(&lab, &["--reason", "other_network", "--network", "mon"]);
@@ -378,16 +387,7 @@ fn monitor_streams_drops_and_new_connections_with_filters() {
     let _ = drops.wait();
 
     let (mut conns, rx) = monitor(&lab, &["--container", "web"]);
-    let reply = lab.external(&[
-        "timeout",
-        "20",
-        "python3",
-        &script,
-        "tcp-client",
-        UPLINK_IP,
-        "8080",
-    ]);
-    assert!(reply.status.success());
+    connect_to_web(&lab);
     let ev = next_event(&rx);
     assert_eq!(ev["Kind"], "published", "{ev}");
     assert_eq!(ev["Protocol"], "tcp");

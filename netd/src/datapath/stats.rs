@@ -6,10 +6,7 @@ use std::os::fd::AsFd;
 use aya::maps::{IterableMap, MapData, PerCpuValues};
 use netd_common::{
     maps,
-    nat::{
-        CtEntry, CtKey, PortKey, PortStats, PortStatsKey, PortTarget, CT_FLAG_DNAT, CT_FLAG_SNAT,
-        CT_FLAG_VIP,
-    },
+    nat::{PortKey, PortStats, PortStatsKey, PortTarget, CT_FLAG_DNAT, CT_FLAG_SNAT, CT_FLAG_VIP},
 };
 
 use super::{batch, Datapath};
@@ -20,6 +17,24 @@ pub struct MapUsage {
     pub name: &'static str,
     pub entries: usize,
     pub capacity: u32,
+}
+
+impl MapUsage {
+    /// Entries over capacity, 0 to 1.
+    pub fn pressure(&self) -> f64 {
+        if self.capacity == 0 {
+            return 0.0;
+        }
+        self.entries as f64 / f64::from(self.capacity)
+    }
+}
+
+/// Every map's fill, and the conntrack entries by kind of translation (published, vip,
+/// masquerade; two entries per connection).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub maps: Vec<MapUsage>,
+    pub conntrack: Vec<(&'static str, usize)>,
 }
 
 fn capacity(map: &MapData) -> u32 {
@@ -47,11 +62,12 @@ impl Datapath {
         }
     }
 
-    /// Conntrack entries (both directions of each connection) by what their connection is:
-    /// `published` (a published port), `vip` (a virtual IP's backend), `masquerade`.
-    pub fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
+    /// Entries and capacity of every map netd sizes (the Maglev tables are allocated per VIP
+    /// and counted with the VIPs), and the conntrack entries by kind, from one read of it.
+    pub fn usage(&self) -> Usage {
+        let conntrack = self.conntrack_entries();
         let mut kinds = [("published", 0), ("vip", 0), ("masquerade", 0)];
-        for (_, e) in self.conntrack_entries() {
+        for (_, e) in &conntrack {
             let i = if e.flags & CT_FLAG_VIP != 0 {
                 1
             } else if e.flags & CT_FLAG_DNAT != 0 {
@@ -63,81 +79,64 @@ impl Datapath {
             };
             kinds[i].1 += 1;
         }
-        kinds.to_vec()
-    }
-
-    /// Entries and capacity of every map netd sizes (the Maglev tables are allocated per VIP
-    /// and counted with the VIPs).
-    pub fn map_usage(&self) -> Vec<MapUsage> {
-        let batched = |fd: std::os::fd::BorrowedFd<'_>, big: bool| -> usize {
-            // Conntrack and ports can hold 100,000s of entries: read them in batches.
-            if big {
-                batch::entries::<CtKey, CtEntry>(fd).map_or(0, |e| e.len())
-            } else {
-                batch::entries::<PortKey, PortTarget>(fd).map_or(0, |e| e.len())
-            }
-        };
-        let mut usage = vec![
-            MapUsage {
-                name: maps::CONNTRACK,
-                entries: batched(self.conntrack.map().fd().as_fd(), true),
-                capacity: capacity(self.conntrack.map()),
-            },
-            MapUsage {
-                name: maps::PORTS,
-                entries: batched(self.ports.map().fd().as_fd(), false),
-                capacity: capacity(self.ports.map()),
-            },
-        ];
-        let mut small = |name, entries, map: &MapData| {
-            usage.push(MapUsage {
+        // Ports can hold 100,000s of entries: read in batches, like conntrack.
+        let ports = batch::entries::<PortKey, PortTarget>(self.ports.map().fd().as_fd())
+            .map_or(0, |e| e.len());
+        let mut maps = Vec::new();
+        let mut add = |name, entries, map: &MapData| {
+            maps.push(MapUsage {
                 name,
                 entries,
                 capacity: capacity(map),
             })
         };
-        small(
+        add(maps::CONNTRACK, conntrack.len(), self.conntrack.map());
+        add(maps::PORTS, ports, self.ports.map());
+        add(
             maps::PORT_STATS,
             self.port_stats.keys().count(),
             self.port_stats.map(),
         );
-        small(
+        add(
             maps::IFACE_COUNTERS,
             self.iface_counters.keys().count(),
             self.iface_counters.map(),
         );
-        small(
+        add(
             maps::ENDPOINTS,
             self.endpoints.keys().count(),
             self.endpoints.map(),
         );
-        small(
+        add(
             maps::NETWORKS,
             self.networks.keys().count(),
             self.networks.map(),
         );
-        small(maps::DROPS, self.drops.keys().count(), self.drops.map());
-        small(maps::VIPS, self.vips.keys().count(), self.vips.map());
-        small(
+        add(maps::DROPS, self.drops.keys().count(), self.drops.map());
+        add(maps::VIPS, self.vips.keys().count(), self.vips.map());
+        add(
             maps::VIP_BACKENDS,
             self.vip_backends.keys().count(),
             self.vip_backends.map(),
         );
-        small(
+        add(
             maps::VIP_CONNECTIONS,
             self.vip_connections.keys().count(),
             self.vip_connections.map(),
         );
-        small(
+        add(
             maps::LOCAL_ADDRS,
             self.local_addrs.keys().count(),
             self.local_addrs.map(),
         );
-        small(
+        add(
             maps::UPLINKS,
             self.uplinks.keys().count(),
             self.uplinks.map(),
         );
-        usage
+        Usage {
+            maps,
+            conntrack: kinds.to_vec(),
+        }
     }
 }

@@ -50,8 +50,13 @@ impl Datapath {
                 count: v.backends.len(),
             });
         }
-        self.set_backend_flags(vips)?;
         let old: Vec<(u32, Vip)> = self.vips.iter().filter_map(Result::ok).collect();
+        // No VIP before nor after: no endpoint carries the backend flag, nothing to do. This
+        // runs at every change of the state, `netd run` included.
+        if vips.is_empty() && old.is_empty() {
+            return Ok(());
+        }
+        self.set_backend_flags(vips)?;
         for spec in vips {
             let key = addr_be(spec.addr);
             let previous = old.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);

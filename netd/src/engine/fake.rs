@@ -24,7 +24,7 @@ use crate::{
         network::{CreateNetwork, NetworkSpec},
         port::Proto,
     },
-    datapath::{nat::Publication, stats::MapUsage, vips::VipSpec},
+    datapath::{nat::Publication, stats::Usage, vips::VipSpec},
     dns::{DnsNetwork, Names},
     state::Store,
 };
@@ -152,11 +152,8 @@ impl Host for FakeHost {
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)> {
         Vec::new()
     }
-    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
-        Vec::new()
-    }
-    fn map_usage(&self) -> Vec<MapUsage> {
-        Vec::new()
+    fn usage(&self) -> Usage {
+        Usage::default()
     }
     fn dns_counters(&self) -> Vec<(String, u64, u64)> {
         Vec::new()

@@ -12,7 +12,7 @@ use netd_common::{
 
 use crate::{
     config::{mac::Mac, names::IfName, port::Proto},
-    datapath::{nat::Publication, stats::MapUsage, vips::VipSpec},
+    datapath::{nat::Publication, stats::Usage, vips::VipSpec},
     dns::{DnsNetwork, Names},
 };
 
@@ -144,10 +144,8 @@ pub trait Host: Send + Sync {
     fn set_monitor(&self, on: bool);
     /// Traffic of published ports that saw connections, summed over CPUs.
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)>;
-    /// Conntrack entries by kind of connection (published, vip, masquerade).
-    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)>;
-    /// Entries and capacity of the datapath's maps.
-    fn map_usage(&self) -> Vec<MapUsage>;
+    /// Entries and capacity of the datapath's maps, and conntrack entries by kind.
+    fn usage(&self) -> Usage;
     /// (network id, queries, failures) of the embedded DNS servers.
     fn dns_counters(&self) -> Vec<(String, u64, u64)>;
     /// What the datapath dropped, summed over CPUs.

@@ -16,7 +16,7 @@ use crate::{
     datapath::{
         isolation::{self, NetworkRule},
         nat::Publication,
-        stats::MapUsage,
+        stats::Usage,
         vips::VipSpec,
     },
     dns::{Dns, DnsNetwork, Names},
@@ -480,12 +480,8 @@ impl Host for LinuxHost {
         self.datapath().port_stats()
     }
 
-    fn conntrack_kinds(&self) -> Vec<(&'static str, usize)> {
-        self.datapath().conntrack_kinds()
-    }
-
-    fn map_usage(&self) -> Vec<MapUsage> {
-        self.datapath().map_usage()
+    fn usage(&self) -> Usage {
+        self.datapath().usage()
     }
 
     fn dns_counters(&self) -> Vec<(String, u64, u64)> {

@@ -266,15 +266,11 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
         "Entries over capacity of a datapath map (0 to 1).",
         &["map"],
     );
-    for m in s.host.map_usage() {
+    let usage = s.host.usage();
+    for m in &usage.maps {
         entries.add(&[m.name], m.entries as f64);
         capacity.add(&[m.name], f64::from(m.capacity));
-        let ratio = if m.capacity == 0 {
-            0.0
-        } else {
-            m.entries as f64 / f64::from(m.capacity)
-        };
-        pressure.add(&[m.name], ratio);
+        pressure.add(&[m.name], m.pressure());
     }
     let mut published = Family::gauge(
         "netd_published_ports",
@@ -287,7 +283,7 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
         "Connection-tracking entries (two per connection) by kind of translation: published, vip, masquerade.",
         &["kind"],
     );
-    for (kind, n) in s.host.conntrack_kinds() {
+    for (kind, n) in usage.conntrack {
         conntrack.add(&[kind], n as f64);
     }
     for f in [entries, capacity, pressure, published, conntrack] {

@@ -57,16 +57,12 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
         }
         "maps" => s
             .host
-            .map_usage()
+            .usage()
+            .maps
             .into_iter()
             .map(|m| {
-                let pressure = if m.capacity == 0 {
-                    0.0
-                } else {
-                    m.entries as f64 / f64::from(m.capacity)
-                };
                 json!({"Map": m.name, "Entries": m.entries, "Capacity": m.capacity,
-                       "Pressure": format!("{:.4}", pressure)})
+                       "Pressure": format!("{:.4}", m.pressure())})
             })
             .collect(),
         "aliases" => s
