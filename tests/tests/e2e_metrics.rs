@@ -112,10 +112,31 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
     populate(&lab, "10.91", &["p", "t"]);
     let t_ip = lab.ip("t", "mon");
 
-    // 100 pings, after one that resolves the neighbour: 100 each way, on both interfaces.
-    // IPv6 off in both, so that no router solicitation or MLD report adds to the count.
-    for c in ["p", "t"] {
+    // 100 pings: 100 each way, on both interfaces. IPv6 off in both, so that no router
+    // solicitation or MLD report adds to the count, and each knows the other's MAC for good,
+    // so that no ARP probe does (a neighbour learnt from a request is probed 5 s later).
+    let p_ip = lab.ip("p", "mon");
+    for (c, peer, peer_ip) in [("p", "t", &t_ip), ("t", "p", &p_ip)] {
         lab.exec_ok(c, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        let peer_mac = lab.inspect(peer)["NetworkSettings"]["Networks"]["mon"]["MacAddress"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        lab.exec_ok(
+            c,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                peer_ip,
+                "lladdr",
+                &peer_mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        );
     }
     assert!(lab.ping("p", &t_ip));
     // A freshly made bridge still sends a broadcast or two in its first seconds.
