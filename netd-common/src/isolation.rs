@@ -46,6 +46,37 @@ pub fn may_be_translated(ep: &Endpoint, net: &NetworkPolicy, daddr_be: u32) -> b
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Endpoint {} // repr(C), no padding, any bit pattern valid
 
+/// Where a container's address on a network is delivered: keyed by the address, for the
+/// direct path between members of a network.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Member {
+    /// The bridge port (host side of the container's veth).
+    pub port_ifindex: u32,
+    pub network: u32,
+    /// The container interface's MAC.
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<Member>() == 16);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Member {} // repr(C), explicit padding, any bit pattern valid
+
+/// Whether a packet the container behind port `from_ifindex` sent to `member`'s address,
+/// in a frame for `dst_mac`, goes straight into the member's namespace instead of through
+/// the bridge: same network, another port, and addressed to the member's own MAC (any other
+/// frame is the bridge's to switch, flood or drop). Asked only once the packet passed every
+/// rule.
+#[inline(always)]
+pub fn delivers_directly(
+    ep: &Endpoint,
+    from_ifindex: u32,
+    member: &Member,
+    dst_mac: &[u8; 6],
+) -> bool {
+    member.network == ep.network && member.port_ifindex != from_ifindex && member.mac == *dst_mac
+}
+
 /// Members of the network may not talk to each other (`icc=false`).
 pub const NET_ICC_OFF: u32 = 1 << 0;
 /// `--internal`: members talk to each other and to the gateway's DNS, nothing else.

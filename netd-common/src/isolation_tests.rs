@@ -250,3 +250,50 @@ fn only_targets_of_published_ports_and_traffic_for_the_host_need_conntrack() {
         "a reply to a client on the network"
     );
 }
+
+fn member(port_ifindex: u32, network: u32, mac: [u8; 6]) -> Member {
+    Member {
+        port_ifindex,
+        network,
+        mac,
+        _pad: [0; 2],
+    }
+}
+
+#[test]
+fn members_of_the_same_network_are_reached_directly_only_by_their_own_mac() {
+    let from = 10;
+    assert!(delivers_directly(
+        &ep(),
+        from,
+        &member(11, 7, MAC_B),
+        &MAC_B
+    ));
+    // A frame for another MAC (the gateway's, a stale one) is the bridge's to handle.
+    assert!(!delivers_directly(
+        &ep(),
+        from,
+        &member(11, 7, MAC_B),
+        &GW_MAC
+    ));
+    assert!(!delivers_directly(
+        &ep(),
+        from,
+        &member(11, 7, MAC_B),
+        &BROADCAST_MAC
+    ));
+    // The address belongs to another network's member.
+    assert!(!delivers_directly(
+        &ep(),
+        from,
+        &member(11, 8, MAC_B),
+        &MAC_B
+    ));
+    // The sender's own port.
+    assert!(!delivers_directly(
+        &ep(),
+        from,
+        &member(from, 7, MAC_A),
+        &MAC_A
+    ));
+}

@@ -42,6 +42,9 @@ pub const CONFIG: &str = "NETD_CONFIG";
 /// Container interfaces by host-side ifindex (`HashMap<u32, isolation::Endpoint>`).
 pub const ENDPOINTS: &str = "NETD_ENDPOINTS";
 pub const ENDPOINTS_MAX: u32 = IFACE_COUNTERS_MAX;
+/// Container addresses to their bridge port (`HashMap<u32, isolation::Member>`), for the
+/// direct path between members of a network.
+pub const MEMBERS: &str = "NETD_MEMBERS";
 /// Bridge networks by datapath id (`HashMap<u32, isolation::NetworkPolicy>`).
 pub const NETWORKS: &str = "NETD_NETWORKS";
 pub const NETWORKS_MAX: u32 = 4096;

@@ -17,11 +17,18 @@ use crate::{
 /// entry and are not counted.
 #[inline(always)]
 pub fn count(ctx: &TcContext, direction: Direction) {
+    // SAFETY: the kernel hands every TC program a valid __sk_buff.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    count_on(ctx, ifindex, direction);
+}
+
+/// Counts the packet on the port `ifindex` in `direction`: for the port that sees it, or
+/// for the port a packet is delivered to past that port's own programs.
+#[inline(always)]
+pub fn count_on(ctx: &TcContext, ifindex: u32, direction: Direction) {
     if cfg!(feature = "no-counters") {
         return;
     }
-    // SAFETY: the kernel hands every TC program a valid __sk_buff.
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let key = IfaceKey { ifindex };
     if let Some(counters) = IFACE_COUNTERS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, so no other CPU writes it concurrently; preemption is off

@@ -26,6 +26,7 @@ pub struct Drop {
 
 /// A bridge port: the container interface behind it and that interface's network.
 pub struct Port {
+    pub ifindex: u32,
     pub ep: Endpoint,
     pub net: NetworkPolicy,
 }
@@ -54,7 +55,7 @@ pub fn port(ctx: &TcContext) -> Result<Port, Drop> {
     // SAFETY: read-only lookups of plain values.
     let ep = *unsafe { ENDPOINTS.get(ifindex) }.ok_or(unknown(0))?;
     let net = *unsafe { NETWORKS.get(ep.network) }.ok_or(unknown(ep.network))?;
-    Ok(Port { ep, net })
+    Ok(Port { ifindex, ep, net })
 }
 
 /// What a container sent, once its sender is checked.

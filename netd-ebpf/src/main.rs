@@ -10,6 +10,7 @@
 mod arp;
 mod conntrack;
 mod counters;
+mod deliver;
 mod isolation;
 mod maps;
 mod masquerade;
@@ -118,7 +119,7 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
         }
     }
     isolation::check_destination(&port, &ip, l4.as_ref())?;
-    Ok(PASS)
+    Ok(deliver::to_member(ctx, &port, ip.daddr_be).unwrap_or(PASS))
 }
 
 /// Ingress of a bridge port: what a container sends.

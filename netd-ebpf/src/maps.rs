@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
-    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
+    isolation::{DropCounters, DropKey, Endpoint, Member, NetworkPolicy},
     maps as names,
     monitor::RateWindow,
     nat::{
@@ -55,6 +55,10 @@ pub static SOCK_REVNAT: LruHashMap<SockKey, SockOrig> =
 /// entry drops what its container sends.
 #[map(name = "NETD_ENDPOINTS")]
 pub static ENDPOINTS: HashMap<u32, Endpoint> = HashMap::pinned(names::ENDPOINTS_MAX, 0);
+
+/// Container addresses to their bridge ports, for the direct path between members.
+#[map(name = "NETD_MEMBERS")]
+pub static MEMBERS: HashMap<u32, Member> = HashMap::pinned(names::ENDPOINTS_MAX, 0);
 
 #[map(name = "NETD_NETWORKS")]
 pub static NETWORKS: HashMap<u32, NetworkPolicy> = HashMap::pinned(names::NETWORKS_MAX, 0);

@@ -336,3 +336,79 @@ fn a_port_without_an_endpoint_drops_everything() {
     assert_eq!(l.verdict(&tcp_to("172.17.0.3:80", PEER_MAC)), SHOT);
     assert_eq!(l.drops_of(0, "unknown_endpoint", DIR_FROM_CONTAINER), 1);
 }
+
+/// The redirect verdict: `bpf_redirect_peer` into the member's namespace.
+const REDIRECT: u32 = 7;
+/// The bridge port of the member at 172.17.0.3 (any index: a test-run only records it).
+const PEER_PORT: u32 = 42;
+
+#[test]
+fn members_are_reached_past_the_bridge_and_counted_on_their_port() {
+    if skip("members_are_reached_past_the_bridge_and_counted_on_their_port") {
+        return;
+    }
+    let mut l = lab(0);
+    l.dp.track(LO).unwrap();
+    l.dp.track(PEER_PORT).unwrap();
+    let peer = endpoint("172.17.0.3".parse().unwrap(), PEER_MAC, NETWORK_ID);
+    l.dp.set_endpoint(PEER_PORT, peer).unwrap();
+    let frame = tcp_to("172.17.0.3:80", PEER_MAC);
+    assert_eq!(l.verdict(&frame), REDIRECT);
+    let counted = l.dp.port_counters(PEER_PORT).unwrap();
+    assert_eq!(counted.egress_packets, 1, "delivered to the member's port");
+    assert_eq!(counted.egress_bytes, frame.len() as u64);
+    assert_eq!(l.dp.port_counters(LO).unwrap().ingress_packets, 1);
+
+    // Frames for another MAC are the bridge's: routed through the gateway, or misaddressed.
+    assert_eq!(l.verdict(&tcp_to("172.17.0.3:80", GATEWAY_MAC)), CONTINUE);
+    assert_eq!(
+        l.verdict(&tcp_to("172.17.0.3:80", [2, 0, 0, 0, 0, 9])),
+        CONTINUE
+    );
+    // Another network's member stays out of reach, with or without a member entry.
+    let other = endpoint(
+        "10.2.0.5".parse().unwrap(),
+        [2, 0x42, 10, 2, 0, 5],
+        OTHER_ID,
+    );
+    l.dp.set_endpoint(PEER_PORT + 1, other).unwrap();
+    assert_eq!(l.verdict(&tcp_to("10.2.0.5:80", other.mac)), SHOT);
+    assert_eq!(l.drops("other_network"), 1);
+    assert_eq!(l.dp.port_counters(PEER_PORT).unwrap().egress_packets, 1);
+
+    // The member leaves: its address goes back to the bridge.
+    l.dp.remove_endpoint(PEER_PORT).unwrap();
+    assert_eq!(l.dp.member(peer.addr_be), None);
+    assert_eq!(l.verdict(&frame), CONTINUE);
+}
+
+#[test]
+fn a_reused_address_keeps_its_new_port_when_the_old_one_goes() {
+    if skip("a_reused_address_keeps_its_new_port_when_the_old_one_goes") {
+        return;
+    }
+    let mut l = lab(0);
+    let peer = endpoint("172.17.0.3".parse().unwrap(), PEER_MAC, NETWORK_ID);
+    l.dp.set_endpoint(PEER_PORT, peer).unwrap();
+    // A new container got the address before the old port was cleaned up.
+    l.dp.set_endpoint(PEER_PORT + 1, peer).unwrap();
+    l.dp.remove_endpoint(PEER_PORT).unwrap();
+    let member = l.dp.member(peer.addr_be).expect("still a member");
+    assert_eq!(member.port_ifindex, PEER_PORT + 1);
+    assert_eq!(l.verdict(&tcp_to("172.17.0.3:80", PEER_MAC)), REDIRECT);
+}
+
+#[test]
+fn icc_off_members_are_not_reached_directly_either() {
+    if skip("icc_off_members_are_not_reached_directly_either") {
+        return;
+    }
+    let mut l = lab(NET_ICC_OFF);
+    let peer = endpoint("172.17.0.3".parse().unwrap(), PEER_MAC, NETWORK_ID);
+    l.dp.set_endpoint(PEER_PORT, peer).unwrap();
+    assert_eq!(l.verdict(&tcp_to("172.17.0.3:80", PEER_MAC)), SHOT);
+    assert_eq!(
+        l.drops_of(NETWORK_ID, "icc_disabled", DIR_FROM_CONTAINER),
+        1
+    );
+}

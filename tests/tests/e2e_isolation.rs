@@ -479,3 +479,59 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
     );
     assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
 }
+
+/// `container`'s row of `netd stats`.
+fn stats_of(lab: &Lab, container: &str) -> Value {
+    lab.json(&["stats", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Container"] == container)
+        .cloned()
+        .unwrap_or_else(|| panic!("no stats for {container}"))
+}
+
+#[test]
+fn members_talk_past_the_bridge_which_never_floods_their_frames() {
+    if !privileged("members_talk_past_the_bridge_which_never_floods_their_frames") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.91.0.0/24", "fast"]);
+    lab.run_d("a", &["--network", "fast"]);
+    lab.run_d("b", &["--network", "fast"]);
+    let b_ip = lab.ip("b", "fast");
+    let port = stats_of(&lab, "b")["HostInterface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // What the bridge sent out of b's port, by the kernel's own count.
+    let bridge_sent = || -> u64 {
+        let path = format!("/sys/class/net/{port}/statistics/tx_packets");
+        lab.host(&["cat", &path]).trim().parse().unwrap()
+    };
+    let netd_delivered = || stats_of(&lab, "b")["RxPackets"].as_u64().unwrap();
+    let (bridge_before, netd_before) = (bridge_sent(), netd_delivered());
+    lab.exec_ok("a", &["ping", "-c", "20", "-i", "0.05", "-q", &b_ip]);
+    let (bridge, netd) = (
+        bridge_sent() - bridge_before,
+        netd_delivered() - netd_before,
+    );
+    assert!(netd >= 20, "netd counted {netd} packets delivered to b");
+    // Only ARP (and whatever else is not unicast IPv4 between members) crosses the bridge.
+    assert!(bridge < 10, "the bridge forwarded {bridge} of them");
+
+    // The bridge knows each member's MAC for good: frames for it are never flooded, even
+    // when its learned entry would have aged out for lack of traffic through the bridge.
+    let b_mac = mac(&lab, "b", "fast");
+    let fdb = lab.host(&["bridge", "fdb", "show", "dev", &port]);
+    assert!(
+        fdb.lines()
+            .any(|l| l.starts_with(&b_mac) && l.contains(" static")),
+        "{fdb}"
+    );
+    lab.ok(&["rm", "-f", "b"]);
+    let fdb = lab.host(&["bridge", "fdb", "show"]);
+    assert!(!fdb.contains(&b_mac), "{fdb}");
+    assert!(!lab.ping("a", &b_ip));
+}

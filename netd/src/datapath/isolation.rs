@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use aya::maps::{lpm_trie::Key, MapError, PerCpuValues};
 use ipnetwork::Ipv4Network;
 use netd_common::{
-    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy, EP_DNAT_TARGET},
+    isolation::{DropCounters, DropKey, Endpoint, Member, NetworkPolicy, EP_DNAT_TARGET},
     maps,
 };
 
@@ -65,14 +65,38 @@ pub fn dnat_target(mut ep: Endpoint) -> Endpoint {
 impl Datapath {
     /// Describes the container interface behind bridge port `ifindex`; its programs drop
     /// everything until this is done.
+    /// Also makes its address a member the network's other ports deliver to directly.
     pub fn set_endpoint(&mut self, ifindex: u32, ep: Endpoint) -> Result<(), DatapathError> {
         self.endpoints
             .insert(ifindex, ep, 0)
-            .map_err(map_err(maps::ENDPOINTS))
+            .map_err(map_err(maps::ENDPOINTS))?;
+        let member = Member {
+            port_ifindex: ifindex,
+            network: ep.network,
+            mac: ep.mac,
+            _pad: [0; 2],
+        };
+        self.members
+            .insert(ep.addr_be, member, 0)
+            .map_err(map_err(maps::MEMBERS))
     }
 
+    /// The member entry goes with it, unless its address already belongs to another port.
     pub fn remove_endpoint(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        if let Ok(ep) = self.endpoints.get(&ifindex, 0) {
+            if self
+                .member(ep.addr_be)
+                .is_some_and(|m| m.port_ifindex == ifindex)
+            {
+                super::removed(self.members.remove(&ep.addr_be)).map_err(map_err(maps::MEMBERS))?;
+            }
+        }
         super::removed(self.endpoints.remove(&ifindex)).map_err(map_err(maps::ENDPOINTS))
+    }
+
+    /// Where the address `addr_be` (network order) is delivered directly.
+    pub fn member(&self, addr_be: u32) -> Option<Member> {
+        self.members.get(&addr_be, 0).ok()
     }
 
     pub fn endpoints(&self) -> Vec<(u32, Endpoint)> {

@@ -13,7 +13,7 @@ use aya::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
-    isolation::{DropCounters, DropKey, Endpoint, NetworkPolicy},
+    isolation::{DropCounters, DropKey, Endpoint, Member, NetworkPolicy},
     maps,
     nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, Uplink},
     vip::{MaglevTable, Vip, VipSlot},
@@ -72,6 +72,7 @@ pub struct Datapath {
     pub(super) uplinks: HashMap<MapData, u32, Uplink>,
     pub(super) config: Array<MapData, DatapathConfig>,
     pub(super) endpoints: HashMap<MapData, u32, Endpoint>,
+    pub(super) members: HashMap<MapData, u32, Member>,
     pub(super) networks: HashMap<MapData, u32, NetworkPolicy>,
     pub(super) network_subnets: LpmTrie<MapData, u32, u32>,
     pub(super) bridges: HashMap<MapData, u32, u32>,
@@ -122,6 +123,7 @@ impl Datapath {
         let uplinks = take_map(&mut ebpf, maps::UPLINKS)?;
         let config = take_map(&mut ebpf, maps::CONFIG)?;
         let endpoints = take_map(&mut ebpf, maps::ENDPOINTS)?;
+        let members = take_map(&mut ebpf, maps::MEMBERS)?;
         let networks = take_map(&mut ebpf, maps::NETWORKS)?;
         let network_subnets = take_map(&mut ebpf, maps::NETWORK_SUBNETS)?;
         let bridges = take_map(&mut ebpf, maps::BRIDGES)?;
@@ -148,6 +150,7 @@ impl Datapath {
             uplinks,
             config,
             endpoints,
+            members,
             networks,
             network_subnets,
             bridges,

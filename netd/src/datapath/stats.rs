@@ -108,6 +108,11 @@ impl Datapath {
             self.endpoints.map(),
         );
         add(
+            maps::MEMBERS,
+            self.members.keys().count(),
+            self.members.map(),
+        );
+        add(
             maps::NETWORKS,
             self.networks.keys().count(),
             self.networks.map(),

@@ -170,6 +170,10 @@ impl LinuxHost {
             .enslave(host_index, host, bridge)
             .await
             .map_err(|e| HostError::new("plug", host, e))?;
+        self.nl
+            .pin_mac(host_index, host, p.mac.0)
+            .await
+            .map_err(|e| HostError::new("plug", host, e))?;
         let inside = Netlink::in_netns(&p.netns)
             .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
         let ifname = p.ifname.as_str();
@@ -380,6 +384,11 @@ impl Host for LinuxHost {
             .index(host)
             .await
             .map_err(|e| HostError::new("find", host, e))?;
+        // Ports plugged by a build without static bridge entries get theirs.
+        self.nl
+            .pin_mac(index, host, plug.mac.0)
+            .await
+            .map_err(|e| HostError::new("adopt", host, e))?;
         self.attach_port(plug, index)
     }
 

@@ -13,6 +13,7 @@ use rtnetlink::sys::TokioSocket;
 use rtnetlink::{
     packet_route::{
         link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage},
+        neighbour::{NeighbourFlags, NeighbourState},
         route::{RouteAddress, RouteAttribute, RouteType},
     },
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -272,6 +273,22 @@ impl Netlink {
             .up()
             .build();
         self.set("attach to bridge", name, msg).await
+    }
+
+    /// A static entry for `mac` behind bridge port `index` (`bridge fdb replace MAC dev PORT
+    /// master static`): the bridge never forgets where a container is, so that frames for it
+    /// are never flooded to the other ports, even when its traffic to other members goes
+    /// past the bridge (the datapath's direct path) and the learned entry would age out.
+    pub async fn pin_mac(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.handle
+            .neighbours()
+            .add_bridge(index, &mac)
+            .state(NeighbourState::Noarp)
+            .flags(NeighbourFlags::Controller)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl("pin MAC on", name.to_string()))
     }
 
     pub async fn add_address(
