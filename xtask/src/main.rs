@@ -75,10 +75,25 @@ enum Peer {
         tcp: u16,
         udp: u16,
         secs: u64,
+        /// A TCP port that reads and discards, for `stream`.
+        #[arg(long)]
+        sink: Option<u16>,
     },
+    /// New TCP connections per second.
     Crr {
         to: std::net::SocketAddr,
         secs: u64,
+        /// Start at this time (ms since the Unix epoch), with a warm-up, so that clients
+        /// measured side by side count over the same window.
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// Throughput of one TCP connection to a `serve --sink` port, Gbit/s.
+    Stream {
+        to: std::net::SocketAddr,
+        secs: u64,
+        #[arg(long)]
+        at: Option<u64>,
     },
     Rr {
         to: std::net::SocketAddr,
@@ -139,8 +154,18 @@ fn main() -> Result<()> {
 
 fn bench_peer(role: Peer) -> Result<()> {
     match role {
-        Peer::Serve { tcp, udp, secs } => return bench::peer::serve(tcp, udp, secs),
-        Peer::Crr { to, secs } => println!("{:.1}", bench::peer::crr(to, secs)?),
+        Peer::Serve {
+            tcp,
+            udp,
+            secs,
+            sink,
+        } => return bench::peer::serve(tcp, udp, secs, sink),
+        Peer::Crr { to, secs, at } => {
+            println!("{:.1}", bench::peer::crr(to, &window(at, secs)?)?)
+        }
+        Peer::Stream { to, secs, at } => {
+            println!("{:.3}", bench::peer::stream(to, &window(at, secs)?)?)
+        }
         Peer::Rr { to, secs } => {
             let (rate, p50, p99) = bench::peer::rr(to, secs)?;
             println!("{rate:.1} {p50:.1} {p99:.1}");
@@ -154,6 +179,13 @@ fn bench_peer(role: Peer) -> Result<()> {
         } => println!("{:.1}", bench::peer::dns_qps(server, &name, threads, secs)?),
     }
     Ok(())
+}
+
+fn window(at: Option<u64>, secs: u64) -> Result<bench::peer::Window> {
+    match at {
+        Some(ms) => bench::peer::Window::at(ms, secs),
+        None => Ok(bench::peer::Window::now(secs)),
+    }
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -1,16 +1,25 @@
-//! The cost of isolation and anti-spoofing on the container-to-container path: one client and
-//! one server on a netd network, measured in alternating one-second slices with netd's
-//! programs on their bridge ports and with the programs taken off (`tc qdisc del ...
-//! clsact`); the benchmark pins the daemon's programs and puts them back itself, where the
-//! daemon attaches them. Same containers, same veths, same cores, same daemon: only the
-//! programs differ.
+//! The cost of isolation and anti-spoofing on the container-to-container path, measured side
+//! by side: two client/server pairs on one netd network load the machine at the same time,
+//! one pair with netd's programs on its bridge ports (its rules, counters and the direct path
+//! between members) and the other with them taken off (`tc qdisc del ... clsact`: the plain
+//! bridge), then the other way round. Both pairs see the same moment of
+//! this shared, noisy machine (single runs swing by ±20 % here), so the ratio of the two is
+//! the programs' cost. All four processes share one core: the kernel's work for a pair's
+//! packets runs in that pair's processes' time, which the scheduler splits evenly, so the
+//! pair whose packets cost more moves less (and no flow is spread over two cores, which
+//! reorders its segments on veths). A round with both pairs' programs off shows what the
+//! method reads when there is no difference.
 
-use std::{fmt::Write as _, path::Path, time::Duration};
+use std::{
+    cell::Cell,
+    fmt::Write as _,
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use anyhow::{Context, Result};
 
 use super::{
-    datapath::iperf_gbps,
     host::{sh, BenchHost},
     report::median,
 };
@@ -18,78 +27,174 @@ use super::{
 const SUBNET: &str = "172.29.0.0/16";
 const TCP: u16 = 5001;
 const UDP: u16 = 5002;
-const IPERF: u16 = 5201;
+const SINK: u16 = 5003;
+/// Time for both `netd exec` clients to be up before their shared start.
+const LEAD: Duration = Duration::from_millis(700);
+
+/// The core every process of the benchmark runs on.
+const CORE: &str = "1";
+/// What is measured, each with both pairs at once.
+const LOADS: [(&str, u16); 2] = [("stream", SINK), ("crr", TCP)];
 
 pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> {
     let host = BenchHost::start(netd, false)?;
     host.netd(netd, &["network", "create", "--subnet", SUBNET, "iso"])?;
-    host.start_servers(netd, xtask, "iso", &[], (TCP, UDP, IPERF))?;
-    let xtask = xtask.display().to_string();
-    host.netd(
-        netd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "cli",
-            "--network",
-            "iso",
-            "--",
-            "sleep",
-            "3600",
-        ],
-    )?;
-    let server = server_ip(&host, netd, "srv")?;
-    let ports: Vec<Port> = host_ports(&host, netd, &["srv", "cli"])?
-        .into_iter()
-        .map(|name| Port::pin(&host, name))
-        .collect::<Result<_>>()?;
+    let pairs = [
+        Pair::start(&host, netd, xtask, 1)?,
+        Pair::start(&host, netd, xtask, 2)?,
+    ];
     std::thread::sleep(Duration::from_millis(300));
 
-    let slice = SLICE_SECS.to_string();
-    // [with, without][throughput Gbit/s, new connections per second]
-    let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
-    for round in 0..runs * secs as usize {
-        // The arms take turns going first; a slice is short, so that the machine's slow
-        // drifts (other tenants, frequency) hit both arms of a round alike.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            for port in &ports {
-                port.set(&host, i == 0)?;
-            }
+    // [throughput, new connections][with, without, with/without, control ratio]
+    let mut samples: [[Vec<f64>; 4]; 2] = Default::default();
+    for round in 0..runs {
+        // (programs on pair 0, programs on pair 1): each pair with them once, then neither.
+        for arms in [(true, false), (false, true), (false, false)] {
+            pairs[0].set_programs(&host, arms.0)?;
+            pairs[1].set_programs(&host, arms.1)?;
             std::thread::sleep(Duration::from_millis(100));
-            let exec = |cmd: &[&str]| -> Result<String> {
-                let mut args = vec!["exec", "cli", "--", "taskset", "-c", "1"];
-                args.extend_from_slice(cmd);
-                host.netd(netd, &args)
-            };
-            let to = format!("{server}:{TCP}");
-            let crr: f64 = exec(&[&xtask, "bench-peer", "crr", &to, &slice])?
-                .trim()
-                .parse()?;
-            let iperf = exec(&[
-                "iperf3",
-                "-c",
-                &server,
-                "-p",
-                &IPERF.to_string(),
-                "-t",
-                &slice,
-                "-J",
-            ])?;
-            let gbps = iperf_gbps(&iperf)?;
-            let arm = if i == 0 { "with" } else { "without" };
-            eprintln!("round {round} {arm:>7} programs: {gbps:.1} Gbit/s, {crr:.0} conn/s");
-            samples[i][0].push(gbps);
-            samples[i][1].push(crr);
+            for (m, (load, port)) in LOADS.iter().enumerate() {
+                let [a, b] = side_by_side(&host, netd, xtask, &pairs, load, *port, secs)?;
+                let row = &mut samples[m];
+                match arms {
+                    (true, false) | (false, true) => {
+                        let (with, without) = if arms.0 { (a, b) } else { (b, a) };
+                        eprintln!("round {round} {load:>6}: with {with:.2}, without {without:.2}");
+                        row[0].push(with);
+                        row[1].push(without);
+                        row[2].push(with / without);
+                    }
+                    _ => {
+                        // Alternating which pair is on top, as the measured arms do.
+                        let ratio = if round % 2 == 0 { a / b } else { b / a };
+                        eprintln!("round {round} {load:>6}: neither, {a:.2} and {b:.2}");
+                        row[3].push(ratio);
+                    }
+                }
+            }
         }
     }
     Ok(table(&samples))
 }
 
-/// Length of one measurement: short, so that the arms alternate faster than the machine's
-/// load drifts.
-const SLICE_SECS: u64 = 1;
+/// Runs `load` from both pairs' clients at once over one window; their rates, pair by pair.
+fn side_by_side(
+    host: &BenchHost,
+    netd: &Path,
+    xtask: &Path,
+    pairs: &[Pair; 2],
+    load: &str,
+    port: u16,
+    secs: u64,
+) -> Result<[f64; 2]> {
+    let start = SystemTime::now().duration_since(UNIX_EPOCH)? + LEAD;
+    let at = start.as_millis().to_string();
+    let secs = secs.to_string();
+    let xtask = xtask.display().to_string();
+    std::thread::scope(|s| {
+        let clients: Vec<_> = pairs
+            .iter()
+            .map(|pair| {
+                let to = format!("{}:{port}", pair.server_ip);
+                let client = pair.client.as_str();
+                let (xtask, at, secs) = (&xtask, &at, &secs);
+                s.spawn(move || -> Result<f64> {
+                    let args = [
+                        "exec",
+                        client,
+                        "--",
+                        "taskset",
+                        "-c",
+                        CORE,
+                        xtask,
+                        "bench-peer",
+                        load,
+                        &to,
+                        secs,
+                        "--at",
+                        at,
+                    ];
+                    Ok(host.netd(netd, &args)?.trim().parse()?)
+                })
+            })
+            .collect();
+        let mut rates = [0.0; 2];
+        for (rate, client) in rates.iter_mut().zip(clients) {
+            *rate = client
+                .join()
+                .map_err(|_| anyhow::anyhow!("benchmark client panicked"))??;
+        }
+        Ok(rates)
+    })
+}
+
+/// A client container and a server container (TCP request/response and a sink),
+/// with the programs of their two bridge ports pinned.
+struct Pair {
+    client: String,
+    server_ip: String,
+    ports: Vec<Port>,
+}
+
+impl Pair {
+    fn start(host: &BenchHost, netd: &Path, xtask: &Path, n: usize) -> Result<Self> {
+        let (server, client) = (format!("srv{n}"), format!("cli{n}"));
+        let xtask = xtask.display().to_string();
+        let (tcp, udp, sink) = (TCP.to_string(), UDP.to_string(), SINK.to_string());
+        host.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &server,
+                "--network",
+                "iso",
+                "--",
+                "taskset",
+                "-c",
+                CORE,
+                &xtask,
+                "bench-peer",
+                "serve",
+                &tcp,
+                &udp,
+                "3600",
+                "--sink",
+                &sink,
+            ],
+        )?;
+        host.netd(
+            netd,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &client,
+                "--network",
+                "iso",
+                "--",
+                "sleep",
+                "3600",
+            ],
+        )?;
+        let server_ip = server_ip(host, netd, &server)?;
+        let ports = host_ports(host, netd, &[&server, &client])?
+            .into_iter()
+            .map(|name| Port::pin(host, name))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            client,
+            server_ip,
+            ports,
+        })
+    }
+
+    fn set_programs(&self, host: &BenchHost, on: bool) -> Result<()> {
+        self.ports.iter().try_for_each(|p| p.set(host, on))
+    }
+}
+
 /// Where netd's filters sit on a port (see netd/src/datapath/ports.rs).
 const FILTER: [&str; 4] = ["prio", "1", "handle", "0x4e44"];
 
@@ -99,6 +204,7 @@ struct Port {
     name: String,
     /// (direction, pinned program)
     programs: Vec<(&'static str, String)>,
+    attached: Cell<bool>,
 }
 
 impl Port {
@@ -121,11 +227,18 @@ impl Port {
             sh("bpftool", &["prog", "pin", "id", &id, &pin])?;
             programs.push((direction, pin));
         }
-        Ok(Self { name, programs })
+        Ok(Self {
+            name,
+            programs,
+            attached: Cell::new(true),
+        })
     }
 
     /// Attaches the programs (`on`) or removes them with their qdisc.
     fn set(&self, host: &BenchHost, on: bool) -> Result<()> {
+        if self.attached.get() == on {
+            return Ok(());
+        }
         // nsenter, not `ip netns exec`: tc must see the host's bpffs to find the pins.
         let net = format!("--net=/run/netns/{}", host.netns());
         let tc = |args: &[&str]| {
@@ -133,8 +246,9 @@ impl Port {
             cmd.extend_from_slice(args);
             sh("nsenter", &cmd)
         };
-        let _ = tc(&["qdisc", "del", "dev", &self.name, "clsact"]);
         if !on {
+            tc(&["qdisc", "del", "dev", &self.name, "clsact"])?;
+            self.attached.set(false);
             return Ok(());
         }
         tc(&["qdisc", "add", "dev", &self.name, "clsact"])?;
@@ -146,6 +260,7 @@ impl Port {
             args.extend_from_slice(&["bpf", "direct-action", "pinned", pin]);
             tc(&args)?;
         }
+        self.attached.set(true);
         Ok(())
     }
 }
@@ -175,25 +290,28 @@ fn host_ports(host: &BenchHost, netd: &Path, containers: &[&str]) -> Result<Vec<
         .collect()
 }
 
-fn table(samples: &[[Vec<f64>; 2]; 2]) -> String {
+fn table(samples: &[[Vec<f64>; 4]; 2]) -> String {
     let mut out = String::from(
-        "| container to container, one network | with programs | without | with/without |\n| --- | --- | --- | --- |\n",
+        "| container to container, one network, per pair | with programs | without | with/without (range) | neither: pair/pair (range) |\n| --- | --- | --- | --- | --- |\n",
     );
     for (m, name) in ["throughput Gbit/s", "new TCP conn/s"].iter().enumerate() {
-        let (on, off) = (&samples[0][m], &samples[1][m]);
-        let paired: Vec<f64> = on
-            .iter()
-            .zip(off)
-            .filter(|(_, b)| **b > 0.0)
-            .map(|(a, b)| a / b)
-            .collect();
+        let [with, without, ratios, control] = &samples[m];
         let _ = writeln!(
             out,
-            "| {name} | {:.1} | {:.1} | {:.3} |",
-            median(on.clone()),
-            median(off.clone()),
-            median(paired)
+            "| {name} | {:.2} | {:.2} | {:.3} ({}) | {:.3} ({}) |",
+            median(with.clone()),
+            median(without.clone()),
+            median(ratios.clone()),
+            range(ratios),
+            median(control.clone()),
+            range(control),
         );
     }
     out
+}
+
+fn range(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.3}–{hi:.3}")
 }

@@ -51,8 +51,8 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
     }
     if opts.suites.contains(&Suite::Isolation) {
         println!(
-            "\nisolation and anti-spoofing, container to container ({} alternating 1 s slices per arm, medians)",
-            opts.runs * opts.secs as usize
+            "\nisolation and anti-spoofing, container to container, two pairs side by side ({} rounds of {} s windows, medians)",
+            opts.runs, opts.secs
         );
         let table = isolation::run(netd, xtask, opts.runs, opts.secs)?;
         println!("\n{table}");

@@ -5,14 +5,85 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result};
 
-/// Serves 1-byte request/response on TCP (one thread per connection) and UDP, for `secs`.
-pub fn serve(tcp: u16, udp: u16, secs: u64) -> Result<()> {
+/// When a client counts. Clients measured side by side share a start time: each starts its
+/// load then, counts only after a warm-up and keeps the load on a moment after its window,
+/// so that every window sees all of them running.
+pub struct Window {
+    begin: Instant,
+    end: Instant,
+    stop: Instant,
+}
+
+impl Window {
+    const WARM_UP: Duration = Duration::from_millis(300);
+    const TAIL: Duration = Duration::from_millis(300);
+
+    /// From now on, for `secs`.
+    pub fn now(secs: u64) -> Self {
+        let begin = Instant::now();
+        let end = begin + Duration::from_secs(secs);
+        Self {
+            begin,
+            end,
+            stop: end,
+        }
+    }
+
+    /// Load from `unix_ms` (milliseconds since the Unix epoch), counted for `secs` after the
+    /// warm-up. Waits for the start.
+    pub fn at(unix_ms: u64, secs: u64) -> Result<Self> {
+        let start = UNIX_EPOCH + Duration::from_millis(unix_ms);
+        let wait = start.duration_since(SystemTime::now()).with_context(|| {
+            format!("started after the shared start time {unix_ms}: too little lead")
+        })?;
+        std::thread::sleep(wait);
+        let begin = Instant::now() + Self::WARM_UP;
+        let end = begin + Duration::from_secs(secs);
+        Ok(Self {
+            begin,
+            end,
+            stop: end + Self::TAIL,
+        })
+    }
+
+    /// Repeats `op` until the window closes: what the calls that ended inside it returned,
+    /// per second.
+    fn rate(&self, mut op: impl FnMut() -> Result<u64>) -> Result<f64> {
+        let mut counted = 0u64;
+        loop {
+            let n = op()?;
+            let now = Instant::now();
+            if now >= self.stop {
+                break;
+            }
+            if now >= self.begin && now < self.end {
+                counted += n;
+            }
+        }
+        Ok(counted as f64 / (self.end - self.begin).as_secs_f64())
+    }
+}
+
+/// Serves 1-byte request/response on TCP (one thread per connection) and UDP, for `secs`,
+/// and with `sink` a TCP port that reads and discards, for [`stream`].
+pub fn serve(tcp: u16, udp: u16, secs: u64, sink: Option<u16>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(secs);
+    if let Some(port) = sink {
+        let listener = TcpListener::bind(("0.0.0.0", port)).context("bind sink")?;
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; STREAM_WRITE];
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        });
+    }
     let listener = TcpListener::bind(("0.0.0.0", tcp)).context("bind tcp")?;
     let socket = UdpSocket::bind(("0.0.0.0", udp)).context("bind udp")?;
     std::thread::spawn(move || {
@@ -73,17 +144,28 @@ fn close_with_reset(s: TcpStream) {
 }
 
 /// New TCP connections per second: connect, one request, close.
-pub fn crr(to: SocketAddr, secs: u64) -> Result<f64> {
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < Duration::from_secs(secs) {
+pub fn crr(to: SocketAddr, window: &Window) -> Result<f64> {
+    window.rate(|| {
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
         s.set_nodelay(true)?;
         one_exchange(&mut s)?;
         close_with_reset(s);
-        n += 1;
-    }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
+        Ok(1)
+    })
+}
+
+/// Bytes of one write: what iperf3 writes by default.
+const STREAM_WRITE: usize = 128 * 1024;
+
+/// Throughput of one TCP connection to a sink, Gbit/s: what the sender got written.
+pub fn stream(to: SocketAddr, window: &Window) -> Result<f64> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
+    let buf = vec![0x5au8; STREAM_WRITE];
+    let bytes = window.rate(|| {
+        s.write_all(&buf).context("send")?;
+        Ok(STREAM_WRITE as u64)
+    })?;
+    Ok(bytes * 8.0 / 1e9)
 }
 
 /// Request/response on one connection: (rate per second, p50 µs, p99 µs).
