@@ -138,6 +138,30 @@ impl Programs {
         frame: &[u8],
         skb: Option<Skb>,
     ) -> (u32, Vec<u8>) {
+        let (verdict, out, _) = self.test_run(program, frame, skb, 1);
+        (verdict, out)
+    }
+
+    /// Runs `program` on `frame` `repeat` times in the kernel: the verdict and the kernel's
+    /// mean time per run (what the program costs a packet, without the traffic around it).
+    pub fn time(
+        &mut self,
+        program: &'static str,
+        frame: &[u8],
+        skb: Option<Skb>,
+        repeat: u32,
+    ) -> (u32, std::time::Duration) {
+        let (verdict, _, per_run) = self.test_run(program, frame, skb, repeat);
+        (verdict, per_run)
+    }
+
+    fn test_run(
+        &mut self,
+        program: &'static str,
+        frame: &[u8],
+        skb: Option<Skb>,
+        repeat: u32,
+    ) -> (u32, Vec<u8>, std::time::Duration) {
         let ctx = skb.map(Skb::bytes);
         let prog = self.dp.classifier(program).expect("loaded");
         let mut out = vec![0u8; frame.len() + 64];
@@ -146,11 +170,12 @@ impl Programs {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
                 ctx_in: ctx.as_ref().map(|c| c.as_slice()),
+                repeat,
                 ..Default::default()
             })
             .expect("BPF_PROG_TEST_RUN");
         out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        (r.return_value, out, r.duration)
     }
 
     /// Packets dropped for `reason` (a `DropReason` name), all networks and directions.

@@ -38,6 +38,8 @@ pub enum Suite {
     Metrics,
     /// Published-port throughput with the datapath's counters and without them.
     Counters,
+    /// The bridge-port programs' own time per packet, by BPF_PROG_TEST_RUN.
+    Programs,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -77,6 +79,14 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         println!("\n{table}");
         std::fs::write(dir.join("counters.md"), &table)?;
     }
+    if opts.suites.contains(&Suite::Programs) {
+        println!(
+            "\nbridge-port programs, ns per packet (BPF_PROG_TEST_RUN, best of 5 x 1,000,000 runs)"
+        );
+        let table = programs()?;
+        println!("\n{table}");
+        std::fs::write(dir.join("programs.md"), &table)?;
+    }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 10,000 published ports");
         let table = metrics::run(netd)?;
@@ -101,6 +111,18 @@ fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Res
     println!("\n{table}");
     std::fs::write(dir.join("datapath.md"), &table)?;
     figures.plot(dir)
+}
+
+/// The table of `tests/benches/programs.rs` (it loads the object into a namespace of its own).
+fn programs() -> Result<String> {
+    let mut cargo = crate::cmd::cargo();
+    cargo
+        .args(["bench", "-p", "integration-tests", "--bench", "programs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let out = cargo.output()?;
+    anyhow::ensure!(out.status.success(), "the programs benchmark failed");
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 /// The release daemon built with the counters compiled out of its programs, in a target dir of
