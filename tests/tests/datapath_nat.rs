@@ -13,7 +13,7 @@ use netd::datapath::{
     isolation::{dnat_target, endpoint},
     nat::Publication,
 };
-use netd_common::{isolation::NET_ROUTED, maps};
+use netd_common::{isolation::NET_ROUTED, maps, nat::TcpState};
 
 const HOST: &str = "10.9.0.1";
 const CLIENT: &str = "192.0.2.9:40000";
@@ -472,4 +472,44 @@ fn replies_to_a_client_on_the_same_network_are_translated_for_published_port_tar
     l.dp.set_endpoint(LO, dnat_target(ep)).unwrap();
     let (_, out) = l.run(maps::PROG_PORT_INGRESS, &synack);
     assert_eq!(parse(&out).src.to_string(), "10.9.0.1:8080");
+}
+
+#[test]
+fn the_sweep_spares_a_connection_that_took_an_expired_entrys_key() {
+    if skip("the_sweep_spares_a_connection_that_took_an_expired_entrys_key") {
+        return;
+    }
+    let mut l = lab();
+    l.dp.publish(&[web()]).unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    let live = l.dp.conntrack_entries();
+    assert_eq!(live.len(), 2);
+    // What the sweep read a moment earlier: the same keys, held by an old connection that
+    // closed long ago. The client reused its port since, and the datapath gave the keys to
+    // the new connection.
+    let stale: Vec<_> = live
+        .iter()
+        .map(|(k, e)| {
+            let mut old = *e;
+            old.last_seen_ns = 0;
+            old.tcp_state = TcpState::Closing as u8;
+            (*k, old)
+        })
+        .collect();
+    let now = live[0].1.last_seen_ns + 5_000_000_000;
+    assert_eq!(l.dp.sweep_conntrack(&stale, now), 0);
+    let mut kept = l.dp.conntrack_entries();
+    let mut expected = live.clone();
+    kept.sort_by_key(|(k, _)| k.sport_be);
+    expected.sort_by_key(|(k, _)| k.sport_be);
+    assert_eq!(
+        kept, expected,
+        "the new connection keeps both entries as they were"
+    );
+    // Once it has been idle past its timeout, it goes.
+    assert_eq!(l.dp.sweep_conntrack(&live, u64::MAX), 2);
+    assert!(l.dp.conntrack_entries().is_empty());
 }

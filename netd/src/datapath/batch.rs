@@ -1,6 +1,7 @@
-//! Batched map operations (BPF_MAP_{LOOKUP,UPDATE,DELETE}_BATCH, kernel 5.6+): aya 0.14 has
-//! none, and one syscall per entry makes publishing 10,000 ports, or sweeping a large
-//! connection table, cost as many syscalls.
+//! Map operations aya 0.14 lacks: batches (BPF_MAP_{LOOKUP,UPDATE,DELETE}_BATCH, kernel
+//! 5.6+), without which publishing 10,000 ports or reading a large connection table costs a
+//! syscall per entry; and lookup-and-delete of one hash-map entry (5.14+), which takes an
+//! entry and tells what was taken in one step.
 
 use std::{
     io,
@@ -10,7 +11,71 @@ use std::{
 
 use aya::Pod;
 
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_NOEXIST: u64 = 1;
+
+/// The element member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+fn elem(cmd: libc::c_long, attr: &mut ElemAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid bpf_attr prefix for the element commands, and its pointers
+    // refer to a live key and value of the map's sizes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut ElemAttr,
+            size_of::<ElemAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Deletes `key` and returns the value it had; `None` if it was not there.
+pub fn take<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K) -> io::Result<Option<V>> {
+    // SAFETY: V is Pod: all-zero is a valid value, and the kernel overwrites it.
+    let mut value: V = unsafe { std::mem::zeroed() };
+    let mut a = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key as *const K as u64,
+        value: &mut value as *mut V as u64,
+        ..Default::default()
+    };
+    match elem(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut a) {
+        Ok(()) => Ok(Some(value)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts `key` unless it exists (then leaves what is there).
+pub fn insert_new<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
+    let mut a = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key as *const K as u64,
+        value: value as *const V as u64,
+        flags: BPF_NOEXIST,
+        ..Default::default()
+    };
+    match elem(BPF_MAP_UPDATE_ELEM, &mut a) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 

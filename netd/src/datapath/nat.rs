@@ -7,6 +7,7 @@ use aya::{
     maps::{lpm_trie::Key, IterableMap, MapError},
     programs::tc::TcAttachType,
 };
+use bytemuck::bytes_of;
 use ipnetwork::Ipv4Network;
 use netd_common::{
     maps,
@@ -116,28 +117,60 @@ impl Datapath {
     /// Removes connections idle for longer than their timeout, both entries of a connection
     /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
     pub fn gc_conntrack(&mut self, now_ns: u64) -> usize {
-        let entries: std::collections::HashMap<CtKey, CtEntry> =
-            self.conntrack_entries().into_iter().collect();
-        let expired = |e: &CtEntry, proto: u8| {
+        let snapshot = self.conntrack_entries();
+        self.sweep_conntrack(&snapshot, now_ns)
+    }
+
+    /// The collection itself, judged on `snapshot` (the table as read some time before). An
+    /// entry is deleted only if it is still idle when it is taken: in between, the datapath
+    /// may have given its key to a new connection (a client port reused), which must live.
+    pub fn sweep_conntrack(&mut self, snapshot: &[(CtKey, CtEntry)], now_ns: u64) -> usize {
+        let expired = |k: &CtKey, e: &CtEntry| {
             now_ns.saturating_sub(e.last_seen_ns)
-                > timeout_ns(proto, TcpState::from_u8(e.tcp_state))
+                > timeout_ns(k.proto, TcpState::from_u8(e.tcp_state))
         };
+        let entries: std::collections::HashMap<CtKey, CtEntry> = snapshot.iter().copied().collect();
+        // Each connection once: (key, its other direction's key if it has one).
         let mut doomed = Vec::new();
         for (k, e) in &entries {
-            let partner = CtKey {
-                saddr_be: e.new_daddr_be,
-                daddr_be: e.new_saddr_be,
-                sport_be: e.new_dport_be,
-                dport_be: e.new_sport_be,
-                proto: k.proto,
-                _pad: [0; 3],
-            };
-            let partner_expired = entries.get(&partner).is_none_or(|pe| expired(pe, k.proto));
-            if expired(e, k.proto) && partner_expired {
-                doomed.push(*k);
+            if !expired(k, e) {
+                continue;
+            }
+            let other = partner(k, e);
+            match entries.get(&other) {
+                None => doomed.push((*k, None)),
+                Some(oe) if expired(&other, oe) && bytes_of(k) < bytes_of(&other) => {
+                    doomed.push((*k, Some(other)))
+                }
+                _ => {}
             }
         }
-        self.delete_conntrack(&doomed)
+        let fd = self.conntrack.map().fd().as_fd();
+        let mut deleted = 0;
+        for (key, other) in doomed {
+            let mut taken = Vec::with_capacity(2);
+            for k in std::iter::once(key).chain(other) {
+                match batch::take::<CtKey, CtEntry>(fd, &k) {
+                    Ok(Some(e)) => taken.push((k, e)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::warn!("removing conntrack entries: {e}");
+                        return deleted;
+                    }
+                }
+            }
+            if taken.iter().all(|(k, e)| expired(k, e)) {
+                deleted += taken.len();
+                continue;
+            }
+            // A new connection holds one of the keys now: it stays, with its other half.
+            for (k, e) in &taken {
+                if let Err(e) = batch::insert_new(fd, k, e) {
+                    log::warn!("putting back a live conntrack entry: {e}");
+                }
+            }
+        }
+        deleted
     }
 
     fn delete_conntrack(&mut self, keys: &[CtKey]) -> usize {
@@ -239,5 +272,18 @@ impl Datapath {
                 0,
             )
             .map_err(map_err(maps::UPLINKS))
+    }
+}
+
+/// The key of the other direction of `e`'s connection: the reverse of its rewritten tuple
+/// (as the datapath's conntrack finds it).
+fn partner(k: &CtKey, e: &CtEntry) -> CtKey {
+    CtKey {
+        saddr_be: e.new_daddr_be,
+        daddr_be: e.new_saddr_be,
+        sport_be: e.new_dport_be,
+        dport_be: e.new_sport_be,
+        proto: k.proto,
+        _pad: [0; 3],
     }
 }

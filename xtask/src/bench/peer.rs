@@ -116,12 +116,16 @@ pub fn serve(tcp: u16, udp: u16, secs: u64, sink: Option<u16>) -> Result<()> {
     Ok(())
 }
 
+/// One byte there and back.
 fn one_exchange(s: &mut TcpStream) -> Result<()> {
     let mut b = [7u8; 1];
     s.write_all(&b)?;
-    s.read_exact(&mut b)?;
+    s.read_exact(&mut b).context("no answer")?;
     Ok(())
 }
+
+/// A lost answer fails the run instead of hanging it.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Closes with a reset instead of a FIN, so that the client keeps no TIME_WAIT socket: tens
 /// of thousands of those would make the client measure its own port search, not the path.
@@ -148,6 +152,7 @@ pub fn crr(to: SocketAddr, window: &Window) -> Result<f64> {
     window.rate(|| {
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
         s.set_nodelay(true)?;
+        s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         one_exchange(&mut s)?;
         close_with_reset(s);
         Ok(1)
@@ -172,6 +177,7 @@ pub fn stream(to: SocketAddr, window: &Window) -> Result<f64> {
 pub fn rr(to: SocketAddr, secs: u64) -> Result<(f64, f64, f64)> {
     let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
     s.set_nodelay(true)?;
+    s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut lat = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
