@@ -3,9 +3,14 @@
 //! namespace (`bpf_redirect_peer`): past the bridge, the bridge's netfilter hooks, a second
 //! trip through the backlog queue and the receiver port's own programs, whose one job for it
 //! (counting) is done here. Anything else (other MACs, broadcast, ARP, IPv6) is the bridge's.
+//! Connections to a VIP or to a published port whose backend is a member of the client's
+//! network take the same path once translated.
 
 use aya_ebpf::{bindings::TC_ACT_REDIRECT, helpers::bpf_redirect_peer, programs::TcContext};
-use netd_common::{counters::Direction, isolation::delivers_directly};
+use netd_common::{
+    counters::Direction,
+    isolation::{delivers_directly, Member},
+};
 
 use crate::{counters, isolation::Port, maps::MEMBERS, parse};
 
@@ -26,6 +31,27 @@ pub fn to_member(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
     if !delivers_directly(&port.ep, port.ifindex, member, &dst_mac) {
         return None;
     }
+    hand_over(ctx, member)
+}
+
+/// The redirect of a translated packet (of a VIP's or a published port's connection) whose
+/// new destination is another member of the sender's network: addressed as the gateway
+/// would address it, and handed over like untranslated traffic between members. `None` for
+/// the FIB and the bridge to deliver it (the outside, the host, another network).
+#[inline(always)]
+pub fn translated(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
+    // SAFETY: read-only lookup of a plain value.
+    let member = unsafe { MEMBERS.get(daddr_be) }?;
+    if member.network != port.ep.network || member.port_ifindex == port.ifindex {
+        return None;
+    }
+    let macs = [member.mac, port.net.gateway_mac];
+    ctx.store(0, &macs, 0).ok()?;
+    hand_over(ctx, member)
+}
+
+#[inline(always)]
+fn hand_over(ctx: &TcContext, member: &Member) -> Option<i32> {
     // SAFETY: a helper call with plain arguments; it only records where the packet goes.
     let action = unsafe { bpf_redirect_peer(member.port_ifindex, 0) } as i32;
     if action != TC_ACT_REDIRECT {

@@ -26,7 +26,7 @@ use aya_ebpf::{
     macros::{cgroup_sock_addr, classifier},
     programs::{SockAddrContext, TcContext},
 };
-use isolation::{Drop, Sent};
+use isolation::{Drop, Port, Sent};
 use masquerade::Masquerade;
 use netd_common::{
     counters::Direction,
@@ -52,15 +52,17 @@ fn verdict(ctx: &TcContext, result: Result<i32, Drop>) -> i32 {
 
 /// An existing connection's translation, or a new connection to a VIP or a published port:
 /// the packet is rewritten and sent on, and the action returned. `None` when none applies.
-/// `client_net` is the network of a container client (`None` from outside): for published
-/// ports of its own network, and internal networks reach none.
+/// `from` is the port of a container client (`None` from outside): for published ports of
+/// its own network, internal networks reach none, and a new destination on the client's own
+/// network is reached directly.
 #[inline(always)]
 fn translate(
     ctx: &TcContext,
     p: &L4Packet,
-    client_net: Option<&NetworkPolicy>,
+    from: Option<&Port>,
     vip: Option<*mut Vip>,
 ) -> Result<Option<i32>, DropReason> {
+    let client_net = from.map(|port| &port.net);
     let (entry, opened) = match conntrack::lookup(p) {
         Some(e) => (e, false),
         None => match open(p, client_net, vip)? {
@@ -77,6 +79,9 @@ fn translate(
     counters::published(ctx, p, &entry, opened);
     if opened && entry.flags & CT_FLAG_DNAT != 0 {
         monitor::opened(ctx, p, &entry);
+    }
+    if let Some(action) = from.and_then(|port| deliver::translated(ctx, port, entry.new_daddr_be)) {
+        return Ok(Some(action));
     }
     Ok(Some(nat::forward(ctx, &entry, p.proto)))
 }
@@ -112,7 +117,7 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
     let vip = vip::of_network(&port.net, port.ep.network, ip.daddr_be);
     if vip.is_some() || may_be_translated(&port.ep, &port.net, ip.daddr_be) {
         if let Some(p) = &l4 {
-            let translated = translate(ctx, p, Some(&port.net), vip).map_err(|r| port.drop(r))?;
+            let translated = translate(ctx, p, Some(&port), vip).map_err(|r| port.drop(r))?;
             if let Some(action) = translated {
                 return Ok(action);
             }

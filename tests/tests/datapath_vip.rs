@@ -229,3 +229,30 @@ fn a_vip_without_backends_drops_new_connections_only() {
     let (verdict, out) = l.run(maps::PROG_PORT_INGRESS, &syn);
     assert_eq!((verdict, out), (CONTINUE, syn));
 }
+
+#[test]
+fn a_backend_on_the_clients_network_is_reached_past_the_bridge() {
+    if skip("a_backend_on_the_clients_network_is_reached_past_the_bridge") {
+        return;
+    }
+    let mut l = lab();
+    let backend_mac = [0x02, 0x42, 0xac, 0x11, 0, 10];
+    let backend_port = 42;
+    l.dp.track(backend_port).unwrap();
+    l.dp.set_endpoint(
+        backend_port,
+        endpoint(ip("172.17.0.10"), backend_mac, NETWORK_ID),
+    )
+    .unwrap();
+    set_vip(&mut l, Algorithm::RoundRobin, &["172.17.0.10"]);
+    let syn = Builder::tcp(&format!("{CONTAINER_IP}:40000"), &format!("{VIP}:80"), SYN).build();
+    let (verdict, out) = l.run(maps::PROG_PORT_INGRESS, &syn);
+    assert_eq!(verdict, REDIRECT);
+    let p = parse(&out);
+    assert_eq!(p.dst.to_string(), "172.17.0.10:80");
+    assert!(p.ip_checksum_ok && p.l4_checksum_ok, "{p:?}");
+    // Addressed as the gateway would: to the backend's MAC, from the gateway's.
+    assert_eq!((p.dmac, p.smac), (backend_mac, GATEWAY_MAC));
+    let counted = l.dp.port_counters(backend_port).unwrap();
+    assert_eq!(counted.egress_packets, 1, "counted on the backend's port");
+}
