@@ -81,6 +81,22 @@ const _: () = assert!(core::mem::size_of::<CtEntry>() == 24);
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CtEntry {} // repr(C), no padding, any bit pattern valid
 
+impl CtEntry {
+    /// The key of the other direction of this entry's connection (protocol `proto`): the
+    /// reverse of the tuple this entry rewrites to.
+    #[inline(always)]
+    pub fn partner(&self, proto: u8) -> CtKey {
+        CtKey {
+            saddr_be: self.new_daddr_be,
+            daddr_be: self.new_saddr_be,
+            sport_be: self.new_dport_be,
+            dport_be: self.new_sport_be,
+            proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// The entry is for the reply direction of its connection.
 pub const CT_FLAG_REPLY: u8 = 1;
 /// The connection was masqueraded (source NAT to an uplink address).

@@ -26,7 +26,7 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
         // A SYN on a finished connection opens a new one with the same ports: the old
         // translation (and its other direction) must not capture it.
         if state == TcpState::Closing && p.tcp_flags & TCP_FLAG_SYN != 0 {
-            let _ = CONNTRACK.remove(partner(e, p.proto));
+            let _ = CONNTRACK.remove(e.partner(p.proto));
             let _ = CONNTRACK.remove(p.key());
             return None;
         }
@@ -36,7 +36,7 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
             // A FIN or RST ends both directions: the other entry must not outlive it as
             // "established" and capture a later connection with the same ports.
             if next == TcpState::Closing {
-                if let Some(other) = CONNTRACK.get_ptr_mut(partner(e, p.proto)) {
+                if let Some(other) = CONNTRACK.get_ptr_mut(e.partner(p.proto)) {
                     // SAFETY: pointer from a successful lookup; a racing writer can only
                     // store the same state.
                     unsafe { (*other).tcp_state = TcpState::Closing as u8 };
@@ -48,19 +48,6 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
         e.last_seen_ns = now;
     }
     Some(*e)
-}
-
-/// The key of the other direction of `e`'s connection: the reverse of its rewritten tuple.
-#[inline(always)]
-fn partner(e: &CtEntry, proto: u8) -> CtKey {
-    CtKey {
-        saddr_be: e.new_daddr_be,
-        daddr_be: e.new_saddr_be,
-        sport_be: e.new_dport_be,
-        dport_be: e.new_sport_be,
-        proto,
-        _pad: [0; 3],
-    }
 }
 
 /// Records a new connection whose first packet `p` is rewritten to `to`; the reply entry maps

@@ -40,6 +40,9 @@ pub fn to_member(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
 /// the FIB and the bridge to deliver it (the outside, the host, another network).
 #[inline(always)]
 pub fn translated(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
+    if !port.net.contains(daddr_be) {
+        return None;
+    }
     // SAFETY: read-only lookup of a plain value.
     let member = unsafe { MEMBERS.get(daddr_be) }?;
     if member.network != port.ep.network || member.port_ifindex == port.ifindex {

@@ -136,7 +136,7 @@ impl Datapath {
             if !expired(k, e) {
                 continue;
             }
-            let other = partner(k, e);
+            let other = e.partner(k.proto);
             match entries.get(&other) {
                 None => doomed.push((*k, None)),
                 Some(oe) if expired(&other, oe) && bytes_of(k) < bytes_of(&other) => {
@@ -272,18 +272,5 @@ impl Datapath {
                 0,
             )
             .map_err(map_err(maps::UPLINKS))
-    }
-}
-
-/// The key of the other direction of `e`'s connection: the reverse of its rewritten tuple
-/// (as the datapath's conntrack finds it).
-fn partner(k: &CtKey, e: &CtEntry) -> CtKey {
-    CtKey {
-        saddr_be: e.new_daddr_be,
-        daddr_be: e.new_saddr_be,
-        sport_be: e.new_dport_be,
-        dport_be: e.new_sport_be,
-        proto: k.proto,
-        _pad: [0; 3],
     }
 }
