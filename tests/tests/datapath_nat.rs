@@ -41,6 +41,18 @@ fn web() -> Publication {
     publication(6, "0.0.0.0", 8080, "172.17.0.2", 80)
 }
 
+/// The lab with 8080 published to the container's port 80 and a client's SYN through it:
+/// a connection with its two conntrack entries.
+fn lab_with_web_connection() -> Programs {
+    let mut l = lab();
+    l.dp.publish(&[web()]).unwrap();
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
+    );
+    l
+}
+
 fn skip(name: &str) -> bool {
     !privileged(name)
 }
@@ -278,12 +290,7 @@ fn a_new_untranslated_connection_supersedes_a_stale_reply_entry() {
     if skip("a_new_untranslated_connection_supersedes_a_stale_reply_entry") {
         return;
     }
-    let mut l = lab();
-    l.dp.publish(&[web()]).unwrap();
-    l.run(
-        maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
-    );
+    let mut l = lab_with_web_connection();
     // The same client port now connects to the container directly (routed, untranslated).
     let direct = Builder::tcp(CLIENT, "172.17.0.2:80", SYN).build();
     let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &direct);
@@ -301,12 +308,7 @@ fn a_syn_after_close_starts_over() {
     if skip("a_syn_after_close_starts_over") {
         return;
     }
-    let mut l = lab();
-    l.dp.publish(&[web()]).unwrap();
-    l.run(
-        maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
-    );
+    let mut l = lab_with_web_connection();
     l.run(
         maps::PROG_UPLINK_INGRESS,
         &Builder::tcp(CLIENT, "10.9.0.1:8080", FIN | ACK).build(),
@@ -335,12 +337,7 @@ fn a_reset_closes_both_directions() {
     if skip("a_reset_closes_both_directions") {
         return;
     }
-    let mut l = lab();
-    l.dp.publish(&[web()]).unwrap();
-    l.run(
-        maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
-    );
+    let mut l = lab_with_web_connection();
     l.run(
         maps::PROG_PORT_INGRESS,
         &Builder::tcp("172.17.0.2:80", CLIENT, SYN | ACK).build(),
@@ -479,12 +476,7 @@ fn the_sweep_spares_a_connection_that_took_an_expired_entrys_key() {
     if skip("the_sweep_spares_a_connection_that_took_an_expired_entrys_key") {
         return;
     }
-    let mut l = lab();
-    l.dp.publish(&[web()]).unwrap();
-    l.run(
-        maps::PROG_UPLINK_INGRESS,
-        &Builder::tcp(CLIENT, "10.9.0.1:8080", SYN).build(),
-    );
+    let mut l = lab_with_web_connection();
     let live = l.dp.conntrack_entries();
     assert_eq!(live.len(), 2);
     // What the sweep read a moment earlier: the same keys, held by an old connection that
