@@ -4,7 +4,9 @@ timeout and every server exits after serving or after its deadline.
 
   peer.py tcp-server PORT [COUNT]      reply "peer=IP:PORT" to each of COUNT connections
   peer.py udp-server PORT [COUNT [TAG]] echo "[TAG ]peer=IP:PORT" to each of COUNT datagrams
-  peer.py udp-stream HOST PORT SECS    one flow, a datagram every 50 ms, replies timestamped
+  peer.py udp-stream HOST PORT SECS [UNTIL]
+                                       one flow, a datagram every 50 ms, replies timestamped;
+                                       stops early at the first reply that contains UNTIL
   peer.py bulk-server PORT BYTES       send BYTES to one connection, slowly enough to last
   peer.py tcp-client HOST PORT         print the server's reply
   peer.py tcp-peername HOST PORT       print the reply and what getpeername() says
@@ -50,7 +52,7 @@ def udp_server(port, count=1000, tag=""):
         served += 1
 
 
-def udp_stream(host, port, secs):
+def udp_stream(host, port, secs, until=None):
     """One socket, one flow: a datagram every 50 ms; prints each reply with its arrival time."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(0.05)
@@ -60,6 +62,8 @@ def udp_stream(host, port, secs):
         try:
             data = s.recvfrom(200)[0].decode().strip()
             print(f"{time.time():.3f} {data}", flush=True)
+            if until and until in data:
+                return
         except socket.timeout:
             pass
         time.sleep(0.05)
@@ -81,15 +85,16 @@ def bulk_server(port, total):
     c.close()
 
 
-def retry(fn):
-    last = None
-    for _ in range(50):
+def retry(fn, secs=20):
+    """Calls fn until it succeeds, for at most SECS: a server may still be starting."""
+    end = time.time() + secs
+    while True:
         try:
             return fn()
-        except OSError as e:
-            last = e
+        except OSError:
+            if time.time() >= end:
+                raise
             time.sleep(0.1)
-    raise last
 
 
 def tcp_client(host, port):
@@ -135,7 +140,7 @@ if __name__ == "__main__":
     elif mode == "udp-server":
         udp_server(int(args[0]), *(int(a) for a in args[1:2]), *args[2:3])
     elif mode == "udp-stream":
-        udp_stream(args[0], int(args[1]), float(args[2]))
+        udp_stream(args[0], int(args[1]), float(args[2]), args[3] if len(args) > 3 else None)
     elif mode == "bulk-server":
         bulk_server(int(args[0]), int(args[1]))
     elif mode == "tcp-client":

@@ -5,7 +5,8 @@
   reach.py probe TIMEOUT TARGET...    try each TARGET at once; print "TARGET ok|no"
                                       TARGET: tcp:IP:PORT, udp:IP:PORT or icmp:IP
   reach.py sink PORT SECS             print "from=IP data=..." for each UDP datagram
-  reach.py raw-listen IFACE ETHERTYPE SECS    print how many frames of ETHERTYPE arrived
+  reach.py raw-listen IFACE ETHERTYPE SECS    print "ready" once listening, then how many
+                                      frames of ETHERTYPE arrived within SECS
   reach.py raw-send IFACE DST_MAC ETHERTYPE   one raw Ethernet frame from IFACE's own MAC
   reach.py udp-frame IFACE SRC_MAC SRC_IP DST_MAC DST_IP PORT DATA
                                       one hand-made Ethernet/IPv4/UDP frame
@@ -115,6 +116,7 @@ def raw_socket(iface, ethertype=0):
 def raw_listen(iface, ethertype, secs):
     s = raw_socket(iface, ethertype)
     s.settimeout(0.2)
+    print("ready", flush=True)
     end = time.time() + secs
     count = 0
     while time.time() < end:

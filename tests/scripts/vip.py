@@ -10,10 +10,13 @@
                                     same port can be used again at once)
   vip.py udp IP PORT COUNT          COUNT datagrams, each from a new socket; prints the JSON
                                     list of the names that answered
-  vip.py hold IP PORT SECS          one TCP connection kept for SECS, asking every 0.2 s;
-                                    prints the JSON list of the names that answered
+  vip.py hold IP PORT SECS [UNTIL]  one TCP connection kept for SECS, asking every 0.2 s;
+                                    prints the JSON list of the names that answered; with
+                                    UNTIL, ends as soon as file UNTIL exists, and fails if it
+                                    did not appear within SECS
 """
 import json
+import os
 import socket
 import struct
 import sys
@@ -113,11 +116,13 @@ def udp(ip, port, count):
     print(json.dumps(names))
 
 
-def hold(ip, port, secs):
+def hold(ip, port, secs, until=None):
     s = socket.create_connection((ip, port), timeout=3)
     names = [first_line(s)]
     end = time.time() + secs
     while time.time() < end:
+        if until and os.path.exists(until):
+            break
         time.sleep(0.2)
         try:
             s.sendall(b"?\n")
@@ -127,6 +132,8 @@ def hold(ip, port, secs):
             break
     s.close()
     print(json.dumps(names))
+    if until and not os.path.exists(until):
+        sys.exit(f"{until} did not appear within {secs} s")
 
 
 def main():
@@ -139,7 +146,7 @@ def main():
     elif cmd == "udp":
         udp(args[0], int(args[1]), int(args[2]))
     elif cmd == "hold":
-        hold(args[0], int(args[1]), float(args[2]))
+        hold(args[0], int(args[1]), float(args[2]), args[3] if len(args) > 3 else None)
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -278,6 +278,48 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until a socket in `container` listens on TCP `port` (`proto` "tcp") or is bound to
+    /// UDP `port` ("udp"), so that a probe never meets a server that is still starting.
+    pub fn wait_listening(&self, container: &str, proto: &str, port: u16) {
+        let flags = match proto {
+            "tcp" => "-Hltn",
+            "udp" => "-Hlun",
+            other => panic!("wait_listening: protocol {other:?} is not tcp or udp"),
+        };
+        self.wait_sockets(container, &[flags, &format!("sport = :{port}")]);
+    }
+
+    /// Waits until `container` has an established TCP connection from or to `port`.
+    pub fn wait_established(&self, container: &str, port: u16) {
+        let filter = format!("( sport = :{port} or dport = :{port} )");
+        self.wait_sockets(container, &["-Htn", "state", "established", &filter]);
+    }
+
+    /// Waits (at most 20 s) until `ss ARGS` in `container` lists a socket.
+    fn wait_sockets(&self, container: &str, ss: &[&str]) {
+        let mut cmd = vec!["ss"];
+        cmd.extend_from_slice(ss);
+        let found = || {
+            let out = self.exec(container, &cmd);
+            out.status.success() && !out.stdout.is_empty()
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), found),
+            "no socket in {container} matches `{}` after 20 s",
+            cmd.join(" ")
+        );
+    }
+
+    /// Waits (at most 20 s) until a socket of the lab's host namespace is bound to UDP `port`.
+    pub fn wait_host_udp(&self, port: u16) {
+        let filter = format!("sport = :{port}");
+        let bound = || !self.host(&["ss", "-Hlun", &filter]).is_empty();
+        assert!(
+            wait_until(Duration::from_secs(20), bound),
+            "nothing in the host namespace is bound to UDP port {port} after 20 s"
+        );
+    }
+
     /// `netd run -d --name NAME ARGS -- sleep 600`, which must succeed.
     pub fn run_d(&self, name: &str, args: &[&str]) {
         let mut all = vec!["run", "-d", "--name", name];
@@ -417,6 +459,20 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ext]).status();
         }
         let _ = std::fs::remove_dir_all(&self.bpffs);
+    }
+}
+
+/// Polls `ready` every 50 ms until it holds (true) or `limit` has passed (false).
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use integration_tests::{privileged, unique, Lab};
+use integration_tests::{privileged, unique, wait_until, Lab};
 
 fn ifaces(lab: &Lab, container: &str) -> Vec<String> {
     lab.exec_ok(container, &["ip", "-o", "link", "show"])
@@ -37,10 +37,11 @@ s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen()
 c, addr = s.accept(); c.sendall(('hello ' + addr[0]).encode()); c.close()
 \" > /dev/null 2>&1 &",
     ]);
+    lab.wait_listening("server", "tcp", 8080);
     let reply = lab.exec_ok(
         "client",
         &["python3", "-c", &format!(
-            "import socket,time\nfor _ in range(50):\n  try:\n    s=socket.create_connection(('{server_ip}',8080),timeout=2); break\n  except OSError: time.sleep(0.1)\nprint(s.recv(100).decode())"
+            "import socket\ns=socket.create_connection(('{server_ip}',8080),timeout=5)\nprint(s.recv(100).decode())"
         )],
     );
     assert_eq!(reply.trim(), "hello 172.18.0.3");
@@ -49,6 +50,28 @@ c, addr = s.accept(); c.sendall(('hello ' + addr[0]).encode()); c.close()
     assert!(hosts.contains("172.18.0.3\tcli"), "{hosts}");
     let resolv = lab.exec_ok("client", &["cat", "/etc/resolv.conf"]);
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
+    // An IPv4-only network: no IPv6 on the container's interface (as Docker does), nor on
+    // the host end or the bridge; loopback keeps ::1.
+    let sysctl = |c: &str, iface: &str| {
+        let path = format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6");
+        lab.exec_ok(c, &["cat", &path]).trim().to_string()
+    };
+    assert_eq!(sysctl("client", "eth0"), "1");
+    assert_eq!(sysctl("client", "lo"), "0");
+    assert_eq!(
+        lab.exec_ok("client", &["ip", "-6", "addr", "show", "dev", "eth0"]),
+        ""
+    );
+    let bridge = lab.json(&["network", "inspect", "app"])[0]["Options"]
+        ["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let host_side = lab.host(&[
+        "cat",
+        &format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6"),
+    ]);
+    assert_eq!(host_side.trim(), "1", "{bridge}");
 }
 
 #[test]
@@ -162,11 +185,16 @@ fn rm_leaves_no_veth_namespace_or_address() {
     lab.ok(&["rm", "-f", "a"]);
     assert_eq!(lab.host_links(), before, "no veth left");
     assert_eq!(lab.namespaces(), 0);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Gone, or a zombie that its parent has not reaped yet.
+    let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stopped = || {
+        let stat = stat();
+        stat.is_empty() || stat.contains(") Z")
+    };
     assert!(
-        stat.is_empty() || stat.contains(") Z"),
-        "the process was stopped: {stat}"
+        wait_until(std::time::Duration::from_secs(10), stopped),
+        "the process was not stopped: {}",
+        stat()
     );
     assert_eq!(
         lab.json(&["stats", "--format", "json"]),

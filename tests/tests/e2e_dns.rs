@@ -34,8 +34,9 @@ impl Upstream {
             .stdout(Stdio::piped())
             .spawn()
             .expect("upstream resolver");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        Self(child)
+        let upstream = Self(child);
+        lab.wait_host_udp(DNS_UPSTREAM_PORT);
+        upstream
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use integration_tests::{peer_script, privileged, Lab, UPLINK_IP};
+use integration_tests::{peer_script, privileged, wait_until, Lab, UPLINK_IP};
 
 /// Network `mon` (PREFIX.0.0/24, e.g. 10.91) with `members`, network `far` (the next second
 /// octet, 10.92.0.0/24) with `x`, and `web` on the default bridge publishing 8080 to a TCP
@@ -45,6 +45,7 @@ fn populate(lab: &Lab, prefix: &str, members: &[&str]) {
         "tcp-server",
         "80",
     ]);
+    lab.wait_listening("web", "tcp", 80);
 }
 
 /// One connection from the external client to `web`'s published port.
@@ -69,6 +70,31 @@ fn connect_to_web(lab: &Lab) {
 
 fn scrape(lab: &Lab) -> String {
     lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"])
+}
+
+/// A scrape taken once no packet crossed the ports of `network` for one second (at most 15 s).
+fn quiet_scrape(lab: &Lab, network: &str) -> String {
+    let packets = |text: &str| {
+        sample(
+            text,
+            "netd_network_packets_total",
+            &[("network", network), ("direction", "to_container")],
+        ) + sample(
+            text,
+            "netd_network_packets_total",
+            &[("network", network), ("direction", "from_container")],
+        )
+    };
+    let mut last = scrape(lab);
+    for _ in 0..15 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = scrape(lab);
+        if packets(&now) == packets(&last) {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the ports of {network} were never quiet for a second in 15 s");
 }
 
 /// The value of the sample `name` whose labels include `labels`; 0 when there is none.
@@ -100,24 +126,15 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         return;
     }
     let lab = Lab::with_external();
-    // No IPv6 on the lab's bridges and veths: their router solicitations and MLD reports
-    // would reach the containers and add to the counts.
-    for scope in ["all", "default"] {
-        lab.host(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{scope}.disable_ipv6=1"),
-        ]);
-    }
     populate(&lab, "10.91", &["p", "t"]);
     let t_ip = lab.ip("t", "mon");
 
-    // 100 pings: 100 each way, on both interfaces. IPv6 off in both, so that no router
-    // solicitation or MLD report adds to the count, and each knows the other's MAC for good,
-    // so that no ARP probe does (a neighbour learnt from a request is probed 5 s later).
+    // 100 pings: 100 each way, on both interfaces. netd runs no IPv6 on an IPv4-only network,
+    // so no router solicitation or MLD report adds to the count, and each knows the other's
+    // MAC for good, so that no ARP probe does (a neighbour learnt from a request is probed
+    // 5 s later).
     let p_ip = lab.ip("p", "mon");
     for (c, peer, peer_ip) in [("p", "t", &t_ip), ("t", "p", &p_ip)] {
-        lab.exec_ok(c, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
         let peer_mac = lab.inspect(peer)["NetworkSettings"]["Networks"]["mon"]["MacAddress"]
             .as_str()
             .unwrap()
@@ -139,9 +156,9 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         );
     }
     assert!(lab.ping("p", &t_ip));
-    // A freshly made bridge still sends a broadcast or two in its first seconds.
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let before = scrape(&lab);
+    // A freshly made bridge may still announce itself (IGMP reports of its new address) in
+    // its first seconds: start counting once the members' ports have been quiet for a second.
+    let before = quiet_scrape(&lab, "mon");
     let out = lab.exec("p", &["ping", "-q", "-c", "100", "-i", "0.01", &t_ip]);
     assert!(
         out.status.success(),
@@ -327,6 +344,22 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+
+    // A restart reconciles the same state once more.
+    let mut lab = lab;
+    lab.kill_daemon();
+    lab.start_daemon();
+    // The API answers (start_daemon waited for it); the exporter may take a moment longer.
+    let up = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.netns, "curl", "-sf"])
+            .arg("http://127.0.0.1:9640/metrics")
+            .output()
+            .unwrap();
+        out.status.success()
+    };
+    assert!(wait_until(std::time::Duration::from_secs(20), up));
+    assert_eq!(sample(&scrape(&lab), "netd_reconcile_runs_total", &[]), 2.0);
 }
 
 #[test]
@@ -345,7 +378,6 @@ fn a_bad_metrics_address_is_refused_by_name() {
 
 /// `netd monitor ARGS --format json`, its lines sent to the returned channel as they come.
 fn monitor(lab: &Lab, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    use std::io::BufRead;
     let mut child = Command::new(integration_tests::netd_bin())
         .env("NETD_SOCKET", lab.socket())
         .arg("monitor")
@@ -354,28 +386,20 @@ fn monitor(lab: &Lab, args: &[&str]) -> (std::process::Child, std::sync::mpsc::R
         .stdout(Stdio::piped())
         .spawn()
         .expect("netd monitor");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Until the daemon has the watch, the programs write nothing.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let rx = integration_tests::lines_of(child.stdout.take().unwrap());
     (child, rx)
 }
 
-fn next_event(rx: &std::sync::mpsc::Receiver<String>) -> serde_json::Value {
-    let line = rx
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("an event within 10 s");
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+/// Runs `trigger` until the monitor reports an event (the programs write nothing until the
+/// daemon has the watch, which takes a moment after the monitor starts), at most 20 times.
+fn next_event(rx: &std::sync::mpsc::Receiver<String>, trigger: impl Fn()) -> serde_json::Value {
+    for _ in 0..20 {
+        trigger();
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            return serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+    }
+    panic!("no event after 20 tries");
 }
 
 #[test]
@@ -388,8 +412,9 @@ fn monitor_streams_drops_and_new_connections_with_filters() {
     let (p_ip, x_ip) = (lab.ip("p", "mon"), lab.ip("x", "far"));
 
     let (mut drops, rx) = monitor(&lab, &["--reason", "other_network", "--network", "mon"]);
-    let _ = lab.exec("p", &["ping", "-c", "1", "-W", "1", &x_ip]);
-    let ev = next_event(&rx);
+    let ev = next_event(&rx, || {
+        let _ = lab.exec("p", &["ping", "-c", "1", "-W", "1", &x_ip]);
+    });
     assert_eq!(ev["Kind"], "drop", "{ev}");
     assert_eq!(ev["Reason"], "other_network");
     assert_eq!(ev["Direction"], "from_container");
@@ -408,8 +433,7 @@ fn monitor_streams_drops_and_new_connections_with_filters() {
     let _ = drops.wait();
 
     let (mut conns, rx) = monitor(&lab, &["--container", "web"]);
-    connect_to_web(&lab);
-    let ev = next_event(&rx);
+    let ev = next_event(&rx, || connect_to_web(&lab));
     assert_eq!(ev["Kind"], "published", "{ev}");
     assert_eq!(ev["Protocol"], "tcp");
     assert_eq!(ev["Destination"], format!("{UPLINK_IP}:8080"));

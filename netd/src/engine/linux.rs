@@ -137,7 +137,7 @@ impl LinuxHost {
     /// The port's endpoint (its only address and MAC, its network) and programs.
     fn attach_port(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
-        refuse_router_adverts(host);
+        ipv4_only(host);
         let mut ep = isolation::endpoint(p.ip, p.mac.0, p.network);
         if p.dnat_target {
             ep = isolation::dnat_target(ep);
@@ -181,6 +181,9 @@ impl LinuxHost {
             .index(ifname)
             .await
             .map_err(|e| HostError::new("find", ifname, e))?;
+        // Before it is up, so that it never sends an IPv6 packet (see `ipv4_only`).
+        netns::disable_ipv6_in(&p.netns, ifname)
+            .map_err(|e| HostError::new("disable IPv6 on", ifname, e))?;
         // Not up at creation: the kernel refuses IFF_UP on a peer created in another namespace.
         inside
             .set_up(index, ifname)
@@ -252,7 +255,7 @@ impl Host for LinuxHost {
                     .await
                     .map_err(err("set address"))?;
             }
-            refuse_router_adverts(name);
+            ipv4_only(name);
             self.nl
                 .add_address(index, name, b.gateway, b.prefix)
                 .await
@@ -557,14 +560,18 @@ impl Host for LinuxHost {
     }
 }
 
-/// Container-facing interfaces take no IPv6 router advertisement (containers' are dropped by
-/// the port programs too). Without IPv6 in the kernel there is nothing to refuse.
-fn refuse_router_adverts(ifname: &str) {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra");
-    match std::fs::write(&path, "0") {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("{path}: {e}"),
+/// netd's networks are IPv4-only, so their bridges and ports run no IPv6, as Docker does for
+/// an IPv4-only network: no link-local address, router solicitation or MLD report, and no
+/// router advertisement taken (containers' are dropped by the port programs too). Without
+/// IPv6 in the kernel there is nothing to switch off.
+fn ipv4_only(ifname: &str) {
+    for (key, value) in [("accept_ra", "0"), ("disable_ipv6", "1")] {
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+        match std::fs::write(&path, value) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("{path}: {e}"),
+        }
     }
 }
 

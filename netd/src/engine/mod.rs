@@ -47,7 +47,7 @@ pub struct Engine {
     pools: HashMap<String, Pool>,
     /// The daemon's own namespace, for `--network host` containers.
     daemon_netns: PathBuf,
-    /// Reconciliations of the state with the machine.
+    /// Reconciliations of the state with the machine since the state was made (persisted).
     reconciles: u64,
 }
 

@@ -28,7 +28,7 @@ impl Engine {
             containers: containers.into_iter().map(|c| (c.id.clone(), c)).collect(),
             pools: Default::default(),
             daemon_netns,
-            reconciles: 1,
+            reconciles: 0,
         };
         engine.rebuild_pools();
         engine.create_predefined().await?;
@@ -53,6 +53,7 @@ impl Engine {
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }
+        engine.reconciles = engine.store.count_reconcile()?;
         let alive = engine.refresh_processes();
         Ok((engine, alive))
     }

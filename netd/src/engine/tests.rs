@@ -272,7 +272,9 @@ async fn restart_keeps_everything_and_removes_only_owned_orphans() {
         .k()
         .links
         .insert("vethorphan".into(), "f".repeat(64));
+    assert_eq!(lab.engine.reconciles(), 1);
     let mut engine = start(&lab.host, lab.dir.path()).await;
+    assert_eq!(engine.reconciles(), 2, "the count goes on across restarts");
     assert!(!lab.host.k().links.contains_key("vethorphan"));
     assert_eq!(engine.containers().count(), 2);
     let (c, _) = engine

@@ -374,7 +374,7 @@ fn control_plane(families: &mut Vec<MetricFamily>, s: &State, d: &Shared) {
     }
     let mut reconciles = Family::counter(
         "netd_reconcile_runs_total",
-        "Reconciliations of the state with the machine (one per daemon start).",
+        "Reconciliations of the state with the machine (one per daemon start), since the state directory was made.",
         &[],
     );
     reconciles.add(&[], s.reconciles as f64);

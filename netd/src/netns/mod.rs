@@ -90,3 +90,20 @@ pub fn netlink_socket_in(path: &Path) -> io::Result<OwnedFd> {
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
+
+/// Switches IPv6 off on interface `ifname` of the namespace at `path`. A kernel without IPv6
+/// has nothing to switch off.
+pub fn disable_ipv6_in(path: &Path, ifname: &str) -> io::Result<()> {
+    let path = path.to_path_buf();
+    // /proc/sys/net is the namespace of the thread that opens it: a fresh one, moved there.
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    std::thread::spawn(move || -> io::Result<()> {
+        enter(&path)?;
+        match fs::write(&sysctl, "1") {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}

@@ -97,6 +97,16 @@ impl Store {
         sync_dir(&self.root.join("containers"))
     }
 
+    /// Counts one more reconciliation of this state with the machine and returns how many
+    /// there have been since the state was made: the count lives beside the state, so that a
+    /// restarted daemon goes on from it.
+    pub fn count_reconcile(&self) -> Result<u64, StoreError> {
+        let path = self.root.join("reconciles.json");
+        let done: u64 = if path.exists() { read_json(&path)? } else { 0 };
+        write_json(&path, &(done + 1))?;
+        Ok(done + 1)
+    }
+
     pub fn load(&self) -> Result<(Vec<Network>, Vec<Container>), StoreError> {
         let mut networks = Vec::new();
         for path in list(&self.root.join("networks"))? {
