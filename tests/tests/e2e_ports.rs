@@ -26,6 +26,19 @@ fn server(lab: &Lab, name: &str, args: &[&str], peer: &[&str]) {
     lab.wait_listening(name, proto, peer[1].parse().expect("a port"));
 }
 
+/// Entries of the datapath's published-port map, from `netd stats --view maps`.
+fn published_entries(lab: &Lab) -> u64 {
+    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
+    let ports = maps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Map"] == "NETD_PORTS");
+    ports
+        .and_then(|m| m["Entries"].as_u64())
+        .unwrap_or_else(|| panic!("no NETD_PORTS entries in {maps}"))
+}
+
 fn client_external(lab: &Lab, mode: &str, host: &str, port: &str) -> Output {
     lab.external(&["timeout", "30", "python3", &peer_script(), mode, host, port])
 }
@@ -363,14 +376,7 @@ fn removing_the_container_removes_its_mapping() {
         .success());
     lab.ok(&["rm", "-f", "web"]);
     // Nothing of the mapping is left in the datapath...
-    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
-    let ports = maps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Map"] == "NETD_PORTS")
-        .unwrap_or_else(|| panic!("no ports map in {maps}"));
-    assert_eq!(ports["Entries"], 0, "{maps}");
+    assert_eq!(published_entries(&lab), 0);
     // ... so the host itself answers: nothing listens there, a reset. A mapping left behind
     // would send the SYN to the container's old address, where nothing answers at all.
     let out = lab.external(&["timeout", "10", "python3", "-c", &format!(
@@ -450,4 +456,33 @@ fn a_transfer_survives_a_daemon_crash() {
         bytes.to_string(),
         "every byte arrived, without a reset"
     );
+}
+
+#[test]
+fn ports_published_on_a_running_container_are_reached_at_once() {
+    if !privileged("ports_published_on_a_running_container_are_reached_at_once") {
+        return;
+    }
+    let lab = Lab::with_external();
+    server(&lab, "web", &[], &["tcp-server", "80"]);
+    lab.run_d("other", &[]);
+    let listed = lab.ok(&["port", "web", "-p", "8085:80", "-p", "127.0.0.1:8086:80"]);
+    assert_eq!(
+        listed.trim(),
+        "80/tcp -> 0.0.0.0:8085\n80/tcp -> 127.0.0.1:8086"
+    );
+    let reply = text(&client_external(&lab, "tcp-client", UPLINK_IP, "8085"));
+    assert!(
+        reply.starts_with(&format!("peer={EXTERNAL_IP}:")),
+        "{reply:?}"
+    );
+    // Another container's port that clashes is refused by name, and the list is all or none.
+    let err = lab.fails(&["port", "other", "-p", "9000:90", "-p", "8085:80"]);
+    assert!(err.contains("8085") && err.contains("web"), "{err}");
+    assert_eq!(lab.ok(&["port", "other"]), "");
+    let err = lab.fails(&["port", "other", "-p", "80:99999"]);
+    assert!(err.contains("99999"), "{err}");
+    assert_eq!(published_entries(&lab), 2);
+    lab.ok(&["rm", "-f", "web"]);
+    assert_eq!(published_entries(&lab), 0);
 }

@@ -4,6 +4,7 @@
 pub mod client;
 mod error;
 mod monitor;
+mod ports;
 pub mod server;
 pub mod wire;
 

@@ -122,6 +122,10 @@ pub fn router(daemon: Shared) -> Router {
         )
         .route("/v1/containers/{key}/start", post(start_container))
         .route("/v1/containers/{key}/stop", post(stop_container))
+        .route(
+            "/v1/containers/{key}/ports",
+            post(super::ports::publish_ports),
+        )
         .route("/v1/aliases", get(list_aliases).post(create_alias))
         .route(
             "/v1/aliases/{network}/{name}",

@@ -409,19 +409,21 @@ async fn drop_stats(client: &Client, format: FormatArg) -> Result<i32, ClientErr
     Ok(0)
 }
 
-/// `netd port NAME [PORT[/PROTO]]`, as `docker port` prints it.
+/// `netd port NAME [PORT[/PROTO]] [-p SPEC]...`, as `docker port` prints it.
 pub async fn port(
     client: &Client,
     container: &str,
     filter: Option<&str>,
+    publish: &[String],
 ) -> Result<i32, ClientError> {
-    let c = client
-        .call(
-            Method::GET,
-            &format!("/v1/containers/{}", seg(container)),
-            None,
-        )
-        .await?;
+    let path = format!("/v1/containers/{}", seg(container));
+    let c = if publish.is_empty() {
+        client.call(Method::GET, &path, None).await?
+    } else {
+        let body = serde_json::json!({ "publish": publish });
+        let path = format!("{path}/ports");
+        client.call(Method::POST, &path, Some(&body)).await?
+    };
     let Some(ports) = c
         .pointer("/NetworkSettings/Ports")
         .and_then(Value::as_object)

@@ -68,11 +68,16 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// List a container's published ports (like `docker port`).
+    /// List a container's published ports (like `docker port`), after publishing more with
+    /// `-p` (all or none).
     Port {
         container: String,
         /// Only this container port: PORT[/PROTO].
         port: Option<String>,
+        /// Publish one more port first: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO];
+        /// repeatable.
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
     },
     /// Print what a container's command wrote.
     Logs { container: String },
@@ -149,9 +154,11 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Inspect { containers } => container::inspect(&client, &containers).await,
         Command::Rm { force, containers } => container::rm(&client, force, &containers).await,
         Command::Logs { container } => container::logs(&client, &container).await,
-        Command::Port { container, port } => {
-            container::port(&client, &container, port.as_deref()).await
-        }
+        Command::Port {
+            container,
+            port,
+            publish,
+        } => container::port(&client, &container, port.as_deref(), &publish).await,
         Command::Stats {
             format,
             drops,

@@ -104,6 +104,26 @@ fn ports_of((first, last): (NonZeroU16, NonZeroU16)) -> impl Iterator<Item = Non
 }
 
 /// Parses one `-p` spec into one mapping per container port.
+/// Body of `POST /v1/containers/{key}/ports`: more ports for an existing container, in
+/// `-p` syntax.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishPorts {
+    pub publish: Vec<String>,
+}
+
+impl TryFrom<&PublishPorts> for Vec<PortMapping> {
+    type Error = ConfigError;
+
+    fn try_from(req: &PublishPorts) -> Result<Self, ConfigError> {
+        let mut all = Vec::new();
+        for spec in &req.publish {
+            all.extend(parse_publish(spec)?);
+        }
+        Ok(all)
+    }
+}
+
 pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, ConfigError> {
     const WHAT: &str = "port spec";
     let (body, proto) = split_proto(WHAT, spec)?;

@@ -94,6 +94,18 @@ impl Datapath {
         super::removed(self.endpoints.remove(&ifindex)).map_err(map_err(maps::ENDPOINTS))
     }
 
+    /// Flags the endpoint of port `ifindex` as the target of published ports.
+    pub fn mark_dnat_target(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        let ep = self
+            .endpoints
+            .get(&ifindex, 0)
+            .map_err(map_err(maps::ENDPOINTS))?;
+        if ep.flags & EP_DNAT_TARGET == 0 {
+            self.set_endpoint(ifindex, dnat_target(ep))?;
+        }
+        Ok(())
+    }
+
     /// Where the address `addr_be` (network order) is delivered directly.
     pub fn member(&self, addr_be: u32) -> Option<Member> {
         self.members.get(&addr_be, 0).ok()

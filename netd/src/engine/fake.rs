@@ -130,6 +130,19 @@ impl Host for FakeHost {
     async fn port_counters(&self, _: &str) -> Option<IfaceCounters> {
         None
     }
+    async fn mark_dnat_target(&self, host_ifname: &str) -> Result<(), HostError> {
+        match self.k().plugs.get_mut(host_ifname) {
+            Some(plug) => plug.dnat_target = true,
+            None => {
+                return Err(HostError::new(
+                    "find",
+                    host_ifname,
+                    std::io::Error::other("gone"),
+                ))
+            }
+        }
+        Ok(())
+    }
     async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
         self.k().published.extend_from_slice(publications);
         Ok(())

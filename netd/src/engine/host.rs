@@ -125,6 +125,9 @@ pub trait Host: Send + Sync {
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
     async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
 
+    /// Marks the container interface behind `host_ifname` as the target of published ports
+    /// (once it has its first one; see `Plug::dnat_target`).
+    async fn mark_dnat_target(&self, host_ifname: &str) -> Result<(), HostError>;
     /// Installs published ports in the datapath.
     async fn publish(&self, publications: &[Publication]) -> Result<(), HostError>;
     async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError>;

@@ -427,6 +427,17 @@ impl Host for LinuxHost {
             .map_err(|e| HostError::new("route via", gateway, e))
     }
 
+    async fn mark_dnat_target(&self, host_ifname: &str) -> Result<(), HostError> {
+        let index = self
+            .nl
+            .index(host_ifname)
+            .await
+            .map_err(|e| HostError::new("find", host_ifname, e))?;
+        self.datapath()
+            .mark_dnat_target(index)
+            .map_err(|e| HostError::new("mark as published", host_ifname, e))
+    }
+
     async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
         self.datapath()
             .publish(publications)

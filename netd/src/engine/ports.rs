@@ -3,9 +3,53 @@
 use ipnetwork::Ipv4Network;
 
 use super::{Engine, EngineError};
-use crate::{config::port::PortMapping, datapath::nat::Publication, state::model::Container};
+use crate::{
+    config::{port::PortMapping, ConfigError},
+    datapath::nat::Publication,
+    state::model::Container,
+};
 
 impl Engine {
+    /// Publishes more ports of an existing container (`netd port NAME -p SPEC`; a runtime
+    /// whose ports arrive after the endpoint): checked as `run -p` is, all or nothing.
+    /// Returns the mappings added, with the host ports chosen for them.
+    pub async fn publish_ports(
+        &mut self,
+        key: &str,
+        requested: &[PortMapping],
+    ) -> Result<Vec<PortMapping>, EngineError> {
+        let mut c = self.container(key)?.clone();
+        if requested.is_empty() {
+            return Err(ConfigError::Invalid {
+                what: "port list",
+                value: String::new(),
+                why: "give at least one port to publish".into(),
+            }
+            .into());
+        }
+        let added = self.resolve_ports(&c, requested)?;
+        let first = c.ports.is_empty();
+        let new = Container {
+            ports: added.clone(),
+            ..c.clone()
+        };
+        let publications = self.publications(&new);
+        if first {
+            let port = &c.endpoints[0].host_ifname; // resolve_ports made sure there is one
+            self.host.mark_dnat_target(port.as_str()).await?;
+        }
+        if let Err(e) = self.host.publish(&publications).await {
+            let _ = self.host.unpublish(&publications).await;
+            return Err(e.into());
+        }
+        c.ports.extend_from_slice(&added);
+        if let Err(e) = self.commit_container(c) {
+            let _ = self.host.unpublish(&publications).await;
+            return Err(e);
+        }
+        Ok(added)
+    }
+
     /// Gives every requested mapping a host port (a random free one where none was asked
     /// for) and checks that none clashes with another container's, with each other, or with
     /// a port a host process has bound.

@@ -356,3 +356,60 @@ async fn random_host_ports_skip_taken_and_bound_ones() {
         "its connections are flushed"
     );
 }
+
+#[tokio::test]
+async fn ports_are_published_on_an_existing_container_all_or_none() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_container(spec_with_ports("a", &["8080:80"]))
+        .await
+        .unwrap();
+    lab.run("b", "bridge", None).await.unwrap();
+    let mappings = |specs: &[&str]| -> Vec<crate::config::port::PortMapping> {
+        specs
+            .iter()
+            .flat_map(|s| crate::config::port::parse_publish(s).unwrap())
+            .collect()
+    };
+    let dnat_targets = || {
+        lab.host
+            .k()
+            .plugs
+            .values()
+            .filter(|p| p.dnat_target)
+            .count()
+    };
+    assert_eq!(dnat_targets(), 1, "a's");
+
+    // One clash (a's 8080) refuses the whole list: nothing of it is published or kept.
+    let err = lab
+        .engine
+        .publish_ports("b", &mappings(&["9000:90", "8080:80"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("8080") && err.contains("container a"), "{err}");
+    assert_eq!(lab.host.k().published.len(), 1);
+    assert!(lab.engine.container("b").unwrap().ports.is_empty());
+    let err = lab.engine.publish_ports("b", &[]).await.unwrap_err();
+    assert!(err.to_string().contains("at least one port"), "{err}");
+    let err = lab.engine.publish_ports("nobody", &mappings(&["90"])).await;
+    assert!(matches!(err, Err(EngineError::NotFound { .. })));
+
+    // A range and a random port: published, kept, and b's interface becomes a DNAT target.
+    let added = lab
+        .engine
+        .publish_ports("b", &mappings(&["9000-9009:90-99", "100/udp"]))
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 11);
+    assert!(added.iter().all(|m| m.host_port.is_some()));
+    assert_eq!(lab.host.k().published.len(), 12);
+    assert_eq!(lab.engine.container("b").unwrap().ports, added);
+    assert_eq!(dnat_targets(), 2, "a's and now b's");
+    // It survives a restart, and its own ports count as taken.
+    let mut engine = start(&lab.host, lab.dir.path()).await;
+    assert_eq!(engine.container("b").unwrap().ports, added);
+    let err = engine.publish_ports("b", &mappings(&["9005:95"])).await;
+    assert!(err.unwrap_err().to_string().contains("container b"));
+}
