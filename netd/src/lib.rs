@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod monitor;
 pub mod netns;
 pub mod process;
+pub mod sockdiag;
 pub mod state;

@@ -310,13 +310,15 @@ impl Lab {
         );
     }
 
-    /// Waits (at most 20 s) until a socket of the lab's host namespace is bound to UDP `port`.
-    pub fn wait_host_udp(&self, port: u16) {
+    /// Waits (at most 20 s) until a socket of the lab's host namespace listens on TCP `port`
+    /// (`proto` "tcp") or is bound to UDP `port` ("udp").
+    pub fn wait_host_listening(&self, proto: &str, port: u16) {
+        let flags = if proto == "tcp" { "-Hltn" } else { "-Hlun" };
         let filter = format!("sport = :{port}");
-        let bound = || !self.host(&["ss", "-Hlun", &filter]).is_empty();
+        let bound = || !self.host(&["ss", flags, &filter]).is_empty();
         assert!(
             wait_until(Duration::from_secs(20), bound),
-            "nothing in the host namespace is bound to UDP port {port} after 20 s"
+            "nothing in the host namespace holds {proto} port {port} after 20 s"
         );
     }
 

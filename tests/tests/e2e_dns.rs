@@ -35,7 +35,7 @@ impl Upstream {
             .spawn()
             .expect("upstream resolver");
         let upstream = Self(child);
-        lab.wait_host_udp(DNS_UPSTREAM_PORT);
+        lab.wait_host_listening("udp", DNS_UPSTREAM_PORT);
         upstream
     }
 }

@@ -482,6 +482,28 @@ fn ports_published_on_a_running_container_are_reached_at_once() {
     assert_eq!(lab.ok(&["port", "other"]), "");
     let err = lab.fails(&["port", "other", "-p", "80:99999"]);
     assert!(err.contains("99999"), "{err}");
+    // Ports that processes of the host hold, over IPv4 or dual-stack IPv6, are refused.
+    let script = "import socket,sys,time\nfam=socket.AF_INET6 if sys.argv[1]=='6' else socket.AF_INET\ns=socket.socket(fam)\ns.bind(('::' if fam==socket.AF_INET6 else '0.0.0.0', int(sys.argv[2])))\ns.listen()\ntime.sleep(60)";
+    let mut holders = Vec::new();
+    for (family, port) in [("4", "8090"), ("6", "8091")] {
+        let holder = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &lab.netns, "python3", "-c", script, family, port,
+            ])
+            .spawn()
+            .unwrap();
+        holders.push(holder);
+        lab.wait_host_listening("tcp", port.parse().unwrap());
+        let err = lab.fails(&["port", "other", "-p", &format!("{port}:80")]);
+        assert!(
+            err.contains("in use by a process on the host"),
+            "{port}: {err}"
+        );
+    }
+    for mut holder in holders {
+        let _ = holder.kill();
+        let _ = holder.wait();
+    }
     assert_eq!(published_entries(&lab), 2);
     lab.ok(&["rm", "-f", "web"]);
     assert_eq!(published_entries(&lab), 0);

@@ -24,7 +24,7 @@ use crate::{
 use crate::{
     datapath::Datapath,
     link::{Netlink, VethPeer},
-    netns,
+    netns, sockdiag,
 };
 
 pub struct LinuxHost {
@@ -539,18 +539,16 @@ impl Host for LinuxHost {
     }
 
     fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)> {
-        // /proc/net is the calling thread's namespace: the daemon's.
+        // The calling thread's namespace: the daemon's.
         let mut bound = Vec::new();
-        for (proto, file, state) in [
-            (Proto::Tcp, "/proc/net/tcp", "0A"),
-            (Proto::Udp, "/proc/net/udp", "07"),
+        for (proto, number) in [
+            (Proto::Tcp, libc::IPPROTO_TCP),
+            (Proto::Udp, libc::IPPROTO_UDP),
         ] {
-            let table = std::fs::read_to_string(file).unwrap_or_default();
-            bound.extend(
-                parse_proc_net(&table, state)
-                    .into_iter()
-                    .map(|(ip, port)| (proto, ip, port)),
-            );
+            match sockdiag::bound(number as u8) {
+                Ok(ports) => bound.extend(ports.into_iter().map(|(ip, port)| (proto, ip, port))),
+                Err(e) => log::warn!("listing bound {proto} ports of the host: {e}"),
+            }
         }
         bound
     }
@@ -583,42 +581,5 @@ fn ipv4_only(ifname: &str) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => log::warn!("{path}: {e}"),
         }
-    }
-}
-
-/// Local addresses of the sockets in `state` of a /proc/net/{tcp,udp} table.
-fn parse_proc_net(table: &str, state: &str) -> Vec<(Ipv4Addr, u16)> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let local = fields.nth(1)?;
-            if fields.nth(1)? != state {
-                return None;
-            }
-            let (addr, port) = local.split_once(':')?;
-            // The address is the kernel's u32 printed in host byte order.
-            let addr = u32::from_str_radix(addr, 16).ok()?;
-            let ip = Ipv4Addr::from(addr.to_ne_bytes());
-            Some((ip, u16::from_str_radix(port, 16).ok()?))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_sockets_are_read_from_proc_net() {
-        let table = "  sl  local_address rem_address   st tx_queue\n\
-   0: 00000000:07E8 00000000:0000 0A 00000000:00000000\n\
-   1: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n\
-   2: 0100007F:A000 0200007F:0050 01 00000000:00000000\n";
-        assert_eq!(
-            parse_proc_net(table, "0A"),
-            vec![(Ipv4Addr::UNSPECIFIED, 2024), (Ipv4Addr::LOCALHOST, 8080)]
-        );
     }
 }

@@ -43,10 +43,12 @@ impl Engine {
             return Err(e.into());
         }
         c.ports.extend_from_slice(&added);
-        if let Err(e) = self.commit_container(c) {
+        // Only the container's record changes: its files (hosts, resolv.conf) and names stay.
+        if let Err(e) = self.store.save_container(&c) {
             let _ = self.host.unpublish(&publications).await;
-            return Err(e);
+            return Err(e.into());
         }
+        self.containers.insert(c.id.clone(), c);
         Ok(added)
     }
 

@@ -1,22 +1,24 @@
-//! Published-port datapath: the external client reaching a container directly (routed, no
-//! translation), through netd's published port, and through Docker-style iptables DNAT, with
-//! N other published ports installed, on the same path in the same run.
+//! Published-port datapath, four arms on the same path in the same run: the external client
+//! reaching the container directly (routed, no translation, netd's programs attached), through
+//! netd's published port, and through Docker's iptables rules or one nftables map in labs
+//! with nothing of netd in them; each with N other published ports installed.
 
-use std::{path::Path, time::Instant};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::{
     host::{BenchHost, UPLINK_IP},
-    report::{Figures, Mode},
+    netfilter::{NetfilterLab, Rules},
+    report::{Figures, Mode, MODES},
 };
 
-/// Container ports of the servers, and the host ports netd and iptables publish them on.
+/// Container ports of the servers, and the host ports every arm publishes them on (each lab
+/// is its own namespace, so all use the same addresses and ports).
 const TCP: u16 = 5001;
 const UDP: u16 = 5002;
 const IPERF: u16 = 5201;
-const NETD_OFFSET: u16 = 3000; // 8001, 8002, 8201
-const IPT_OFFSET: u16 = 4000; // 9001, 9002, 9201
+const HOST_OFFSET: u16 = 3000; // 8001, 8002, 8201
 const SERVER_IP: &str = "172.30.0.2";
 const FILLER_BASE: u32 = 10_000;
 /// Client and servers on different cores (servers on 0: `BenchHost::start_servers`), so
@@ -27,6 +29,23 @@ pub struct Settings {
     pub counts: Vec<u32>,
     pub runs: usize,
     pub secs: u64,
+}
+
+/// The three labs and where each arm's client runs.
+struct Labs {
+    netd: BenchHost,
+    iptables: NetfilterLab,
+    nftables: NetfilterLab,
+}
+
+impl Labs {
+    fn client_ns(&self, mode: Mode) -> &str {
+        match mode {
+            Mode::Direct | Mode::Netd => self.netd.external.as_deref().expect("uplink"),
+            Mode::Iptables => &self.iptables.external,
+            Mode::Nftables => &self.nftables.external,
+        }
+    }
 }
 
 pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
@@ -47,7 +66,7 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
             "bench",
         ],
     )?;
-    let publish = |p: u16, proto: &str| format!("{}:{p}/{proto}", p + NETD_OFFSET);
+    let publish = |p: u16, proto: &str| format!("{}:{p}/{proto}", p + HOST_OFFSET);
     let (tcp, udp, iperf) = (
         publish(TCP, "tcp"),
         publish(UDP, "udp"),
@@ -64,18 +83,22 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
         &ext,
         &["ip", "route", "add", "172.30.0.0/16", "via", UPLINK_IP],
     )?;
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ports = (TCP, UDP, IPERF);
+    let labs = Labs {
+        netd: host,
+        iptables: NetfilterLab::start(Rules::Iptables, xtask, SERVER_IP, ports)?,
+        nftables: NetfilterLab::start(Rules::Nftables, xtask, SERVER_IP, ports)?,
+    };
 
     let mut figures = Figures::default();
     for &n in &settings.counts {
-        let t = Instant::now();
         if n > 0 {
             let range = format!(
                 "{FILLER_BASE}-{}:{FILLER_BASE}-{}",
                 FILLER_BASE + n - 1,
                 FILLER_BASE + n - 1
             );
-            host.netd(
+            labs.netd.netd(
                 netd,
                 &[
                     "create",
@@ -88,49 +111,62 @@ pub fn run(netd: &Path, xtask: &Path, settings: &Settings) -> Result<Figures> {
                 ],
             )?;
         }
-        figures.publish_ms(Mode::Netd, n, t.elapsed().as_secs_f64() * 1e3);
-        measure(
-            &ext,
-            xtask,
-            &[Mode::Direct, Mode::Netd],
-            n,
-            settings,
-            &mut figures,
-        )?;
+        for lab in [&labs.iptables, &labs.nftables] {
+            lab.clear()?;
+            let fillers: Vec<(&str, u32, u32)> = (FILLER_BASE..FILLER_BASE + n)
+                .map(|p| ("tcp", p, p))
+                .collect();
+            lab.publish(&fillers)?;
+            // The measured ports come after the others, as a container started last does.
+            let measured = [("tcp", TCP), ("udp", UDP), ("tcp", IPERF)]
+                .map(|(proto, p)| (proto, u32::from(p + HOST_OFFSET), u32::from(p)));
+            lab.publish(&measured)?;
+        }
+        wait_for_servers(&labs, xtask)?;
+        measure(&labs, xtask, n, settings, &mut figures)?;
         if n > 0 {
-            host.netd(netd, &["rm", "-f", "filler"])?;
+            labs.netd.netd(netd, &["rm", "-f", "filler"])?;
         }
     }
-    for &n in &settings.counts {
-        let ms = iptables_publish(host.netns(), n)?;
-        figures.publish_ms(Mode::Iptables, n, ms);
-        measure(&ext, xtask, &[Mode::Iptables], n, settings, &mut figures)?;
-    }
-    BenchHost::run_in(host.netns(), &["iptables", "-t", "nat", "-F"])?;
-    BenchHost::run_in(host.netns(), &["iptables", "-t", "nat", "-X"])?;
     Ok(figures)
 }
 
 fn target(mode: Mode, port: u16) -> String {
     match mode {
         Mode::Direct => format!("{SERVER_IP}:{port}"),
-        Mode::Netd => format!("{UPLINK_IP}:{}", port + NETD_OFFSET),
-        Mode::Iptables => format!("{UPLINK_IP}:{}", port + IPT_OFFSET),
+        _ => format!("{UPLINK_IP}:{}", port + HOST_OFFSET),
     }
 }
 
-/// Runs of the modes alternate, so that drift of the machine hits them alike.
-fn measure(
-    ext: &str,
-    xtask: &Path,
-    modes: &[Mode],
-    n: u32,
-    s: &Settings,
-    figures: &mut Figures,
-) -> Result<()> {
+/// Waits until every arm's TCP server answers (a few request/response rounds each).
+fn wait_for_servers(labs: &Labs, xtask: &Path) -> Result<()> {
+    let xtask = xtask.display().to_string();
+    for mode in MODES {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let to = target(mode, TCP);
+        while BenchHost::run_in(
+            labs.client_ns(mode),
+            &[&xtask, "bench-peer", "rr", &to, "1"],
+        )
+        .is_err()
+        {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the {mode:?} server at {to} never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+/// Each round runs every arm once, back to back, so that drift of the machine hits them
+/// alike and the ratios of one round are paired.
+fn measure(labs: &Labs, xtask: &Path, n: u32, s: &Settings, figures: &mut Figures) -> Result<()> {
     let xtask = xtask.display().to_string();
     let secs = s.secs.to_string();
-    for mode in (0..s.runs).flat_map(|_| modes.iter().copied()) {
+    for (round, mode) in (0..s.runs).flat_map(|r| MODES.map(|m| (r, m))) {
+        let ext = labs.client_ns(mode);
         let peer = |what: &str, port: u16| -> Result<String> {
             BenchHost::run_in(
                 ext,
@@ -177,9 +213,10 @@ fn measure(
             ],
         )?;
         let gbps = iperf_gbps(&iperf)?;
-        figures.add(mode, n, [gbps, rr[0], rr[1], rr[2], crr, udp]);
+        let values = [gbps, rr[0], rr[1], rr[2], crr, udp];
+        println!("  N={n} round {round} {mode:?}: {values:.1?}");
+        figures.add(mode, n, values);
     }
-    println!("  {modes:?} at N={n}: done");
     Ok(())
 }
 
@@ -194,39 +231,4 @@ pub fn iperf_gbps(json: &str) -> Result<f64> {
         .and_then(|v| v.split([',', '}']).next())
         .context("no bits_per_second")?;
     Ok(bps.trim().parse::<f64>()? / 1e9)
-}
-
-/// Docker's way: DNAT rules in a chain jumped to from PREROUTING (for local destinations),
-/// MASQUERADE in POSTROUTING, with `n` other published ports ahead of the measured ones.
-/// Returns how long iptables-restore took.
-fn iptables_publish(netns: &str, n: u32) -> Result<f64> {
-    let mut rules = String::from("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:NETD-BENCH - [0:0]\n");
-    rules.push_str("-A PREROUTING -m addrtype --dst-type LOCAL -j NETD-BENCH\n");
-    rules.push_str("-A POSTROUTING -s 172.30.0.0/16 ! -o nd-bench -j MASQUERADE\n");
-    for i in 0..n {
-        let port = FILLER_BASE + i;
-        rules.push_str(&format!("-A NETD-BENCH -p tcp -m tcp --dport {port} -j DNAT --to-destination 172.30.0.3:{port}\n"));
-    }
-    for (proto, port) in [("tcp", TCP), ("udp", UDP), ("tcp", IPERF)] {
-        rules.push_str(&format!(
-            "-A NETD-BENCH -p {proto} -m {proto} --dport {} -j DNAT --to-destination {SERVER_IP}:{port}\n",
-            port + IPT_OFFSET
-        ));
-    }
-    rules.push_str("COMMIT\n");
-    let t = Instant::now();
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", netns, "iptables-restore"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(rules.as_bytes())?;
-    if !child.wait()?.success() {
-        bail!("iptables-restore failed");
-    }
-    Ok(t.elapsed().as_secs_f64() * 1e3)
 }

@@ -7,7 +7,9 @@ mod host;
 mod isolation;
 mod latency;
 mod metrics;
+mod netfilter;
 pub mod peer;
+mod publish;
 mod report;
 mod vip;
 
@@ -28,8 +30,11 @@ pub struct Options {
 pub enum Suite {
     /// `netd run` / `rm` latency.
     Latency,
-    /// Published ports: direct vs netd vs iptables at N other ports.
+    /// Published ports: direct vs netd vs iptables vs nftables at N other ports.
     Datapath,
+    /// The time to publish ports: N at once on an existing container, and one more
+    /// container with a port while N are published; netd vs iptables vs nftables.
+    Publish,
     /// Container to container with and without the isolation programs.
     Isolation,
     /// New connections to a VIP alias vs to a backend directly, and DNS queries per second.
@@ -50,6 +55,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
     }
     if opts.suites.contains(&Suite::Datapath) {
         published_ports(netd, xtask, opts, &dir)?;
+    }
+    if opts.suites.contains(&Suite::Publish) {
+        println!(
+            "\npublishing ports: netd vs iptables vs nftables ({} runs each, median (min-max))",
+            opts.runs
+        );
+        let table = publish::run(netd, xtask, &opts.counts, opts.runs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("publish.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Isolation) {
         println!(
@@ -98,7 +112,7 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
 
 fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Result<()> {
     println!(
-        "\npublished-port datapath: direct vs netd vs iptables ({} runs of {} s each, medians)",
+        "\npublished-port datapath: direct vs netd vs iptables vs nftables ({} rounds of {} s runs, median (min-max); ratios paired by round)",
         opts.runs, opts.secs
     );
     let settings = datapath::Settings {
@@ -108,8 +122,9 @@ fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Res
     };
     let figures = datapath::run(netd, xtask, &settings)?;
     let table = figures.table();
-    println!("\n{table}");
-    std::fs::write(dir.join("datapath.md"), &table)?;
+    let raw = figures.raw_samples();
+    println!("\n{table}\nraw samples:\n{raw}");
+    std::fs::write(dir.join("datapath.md"), format!("{table}\n{raw}"))?;
     figures.plot(dir)
 }
 
