@@ -515,8 +515,9 @@ async fn stats(State(d): State<Shared>) -> Json<Value> {
         (Arc::clone(engine.host()), ports)
     };
     let mut rows = Vec::new();
-    for (container, network, ifname, port) in ports {
-        let c = host.port_counters(&port).await.unwrap_or_default();
+    let names: Vec<&str> = ports.iter().map(|(.., port)| port.as_str()).collect();
+    let counters = host.port_counters(&names).await;
+    for ((container, network, ifname, port), c) in ports.iter().zip(counters) {
         rows.push(json!({
             "Container": container, "Network": network, "Interface": ifname, "HostInterface": port,
             // The port's ingress is what the container sent.

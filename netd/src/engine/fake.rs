@@ -127,8 +127,8 @@ impl Host for FakeHost {
     async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {
         Ok(())
     }
-    async fn port_counters(&self, _: &str) -> Option<IfaceCounters> {
-        None
+    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters> {
+        vec![IfaceCounters::default(); host_ifnames.len()]
     }
     async fn mark_dnat_target(&self, host_ifname: &str) -> Result<(), HostError> {
         match self.k().plugs.get_mut(host_ifname) {

@@ -123,7 +123,9 @@ pub trait Host: Send + Sync {
     /// Drops datapath state (counters, endpoints) of every port but these host interfaces.
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
-    async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters>;
+    /// The counters of each of these host interfaces (zero for one that is gone), read
+    /// with one look at the links whatever their number.
+    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters>;
 
     /// Marks the container interface behind `host_ifname` as the target of published ports
     /// (once it has its first one; see `Plug::dnat_target`).

@@ -563,9 +563,19 @@ impl Host for LinuxHost {
         }
     }
 
-    async fn port_counters(&self, host_ifname: &str) -> Option<IfaceCounters> {
-        let index = self.nl.index(host_ifname).await.ok()?;
-        self.datapath().port_counters(index)
+    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters> {
+        // if_nametoindex is one ioctl in the calling thread's namespace (the daemon's): no
+        // netlink round trip or link dump per scrape.
+        let dp = self.datapath();
+        host_ifnames
+            .iter()
+            .map(|name| {
+                nix::net::if_::if_nametoindex(*name)
+                    .ok()
+                    .and_then(|i| dp.port_counters(i))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 }
 

@@ -194,8 +194,13 @@ async fn interfaces(families: &mut Vec<MetricFamily>, s: &State) {
     );
     // (network, direction) -> (packets, bytes)
     let mut per_network: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
-    for [network, container, ifname, port] in &s.interfaces {
-        let c = s.host.port_counters(port).await.unwrap_or_default();
+    let ports: Vec<&str> = s
+        .interfaces
+        .iter()
+        .map(|[.., port]| port.as_str())
+        .collect();
+    let counters = s.host.port_counters(&ports).await;
+    for ([network, container, ifname, _], c) in s.interfaces.iter().zip(counters) {
         // The port's ingress is what the container sent.
         for (dir, p, b) in [
             ("from_container", c.ingress_packets, c.ingress_bytes),

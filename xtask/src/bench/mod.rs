@@ -39,7 +39,7 @@ pub enum Suite {
     Isolation,
     /// New connections to a VIP alias vs to a backend directly, and DNS queries per second.
     Vip,
-    /// The time of a Prometheus scrape with 10,000 published ports.
+    /// The time of a Prometheus scrape with 1,000 containers and 10,000 published ports.
     Metrics,
     /// Published-port throughput with the datapath's counters and without them.
     Counters,
@@ -102,7 +102,7 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         std::fs::write(dir.join("programs.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Metrics) {
-        println!("\nPrometheus scrape with 10,000 published ports");
+        println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");
         let table = metrics::run(netd)?;
         println!("\n{table}");
         std::fs::write(dir.join("metrics.md"), &table)?;
