@@ -99,6 +99,13 @@ enum Peer {
         to: std::net::SocketAddr,
         secs: u64,
     },
+    /// Small UDP datagrams as fast as they go (sendmmsg), datagrams sent per second.
+    UdpFlood {
+        to: std::net::SocketAddr,
+        secs: u64,
+        #[arg(long)]
+        at: Option<u64>,
+    },
     UdpFlows {
         to: std::net::SocketAddr,
         secs: u64,
@@ -169,6 +176,9 @@ fn bench_peer(role: Peer) -> Result<()> {
         Peer::Rr { to, secs } => {
             let (rate, p50, p99) = bench::peer::rr(to, secs)?;
             println!("{rate:.1} {p50:.1} {p99:.1}");
+        }
+        Peer::UdpFlood { to, secs, at } => {
+            println!("{:.1}", bench::peer::udp_flood(to, &window(at, secs)?)?)
         }
         Peer::UdpFlows { to, secs } => println!("{:.1}", bench::peer::udp_flows(to, secs)?),
         Peer::DnsQps {

@@ -27,7 +27,12 @@ pub struct BenchHost {
 
 impl BenchHost {
     pub fn start(netd: &Path, with_uplink: bool) -> Result<Self> {
-        let netns = format!("netd-bench-{}", std::process::id());
+        Self::start_named(netd, with_uplink, "")
+    }
+
+    /// [`BenchHost::start`] for one of several hosts of a benchmark: `tag` tells them apart.
+    pub fn start_named(netd: &Path, with_uplink: bool, tag: &str) -> Result<Self> {
+        let netns = format!("netd-bench-{}{tag}", std::process::id());
         let dir = std::env::temp_dir().join(&netns);
         let host = Self {
             external: None,

@@ -41,7 +41,7 @@ pub enum Suite {
     Vip,
     /// The time of a Prometheus scrape with 1,000 containers and 10,000 published ports.
     Metrics,
-    /// Published-port throughput with the datapath's counters and without them.
+    /// Small-packet rate through a published port with the datapath's counters and without.
     Counters,
     /// The bridge-port programs' own time per packet, by BPF_PROG_TEST_RUN.
     Programs,
@@ -85,7 +85,7 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
     }
     if opts.suites.contains(&Suite::Counters) {
         println!(
-            "\ncounters on vs compiled out, published port ({} runs of {} s each, medians)",
+            "\ncounters on vs compiled out, 64-byte UDP datagrams through a published port, two labs side by side ({} rounds of {} s windows)",
             opts.runs, opts.secs
         );
         let without = build_without_counters()?;

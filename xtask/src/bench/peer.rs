@@ -173,6 +173,46 @@ pub fn stream(to: SocketAddr, window: &Window) -> Result<f64> {
     Ok(bytes * 8.0 / 1e9)
 }
 
+/// Payload of one flood datagram: with the headers, a 106-byte frame.
+const FLOOD_PAYLOAD: usize = 64;
+/// Datagrams per sendmmsg call.
+const FLOOD_BATCH: usize = 64;
+
+/// Small UDP datagrams to `to` as fast as sendmmsg takes them, one flow: datagrams sent per
+/// second. The receiver's side counts what arrived.
+pub fn udp_flood(to: SocketAddr, window: &Window) -> Result<f64> {
+    use std::os::fd::AsRawFd;
+    let s = UdpSocket::bind("0.0.0.0:0")?;
+    s.connect(to)?;
+    let payload = [0x5au8; FLOOD_PAYLOAD];
+    let mut iov = [libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    }];
+    // SAFETY: an all-zero mmsghdr is valid; each then points at the one iovec above.
+    let mut msgs: Vec<libc::mmsghdr> = (0..FLOOD_BATCH)
+        .map(|_| {
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov.as_mut_ptr();
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    window.rate(|| {
+        // SAFETY: msgs holds FLOOD_BATCH valid headers on a connected socket we own.
+        let sent = unsafe {
+            libc::sendmmsg(
+                s.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                FLOOD_BATCH as libc::c_uint,
+                0,
+            )
+        };
+        // A full queue (ENOBUFS) is part of flooding: nothing sent this time.
+        Ok(sent.max(0) as u64)
+    })
+}
+
 /// Request/response on one connection: (rate per second, p50 µs, p99 µs).
 pub fn rr(to: SocketAddr, secs: u64) -> Result<(f64, f64, f64)> {
     let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
