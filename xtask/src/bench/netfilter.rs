@@ -199,58 +199,40 @@ impl NetfilterLab {
     /// [`NetfilterLab::unpublish_one`] takes it back.
     pub fn publish_one(&self, host_port: u32, port: u32) -> Result<f64> {
         let t = Instant::now();
-        match self.rules {
-            Rules::Iptables => {
-                let [dnat, accept, hairpin] = self.docker_rules("tcp", host_port, port);
-                for (table, rule) in [("nat", dnat), ("filter", accept), ("nat", hairpin)] {
-                    let mut args = vec!["iptables", "-t", table, "-A"];
-                    args.extend(rule.split(' '));
-                    BenchHost::run_in(&self.host, &args)?;
-                }
-            }
-            Rules::Nftables => {
-                let element = format!("{{ tcp . {host_port} : {} . {port} }}", self.server);
-                BenchHost::run_in(
-                    &self.host,
-                    &[
-                        "nft",
-                        "add",
-                        "element",
-                        "ip",
-                        "netdbench",
-                        "ports",
-                        &element,
-                    ],
-                )?;
-            }
-        }
+        self.change_one("-A", "add", host_port, port)?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
     }
 
     pub fn unpublish_one(&self, host_port: u32, port: u32) -> Result<()> {
+        self.change_one("-D", "delete", host_port, port)
+    }
+
+    /// Appends (`-A`, `add`) or deletes (`-D`, `delete`) one TCP port's rules or element.
+    fn change_one(&self, iptables_op: &str, nft_op: &str, host_port: u32, port: u32) -> Result<()> {
         match self.rules {
             Rules::Iptables => {
                 let [dnat, accept, hairpin] = self.docker_rules("tcp", host_port, port);
                 for (table, rule) in [("nat", dnat), ("filter", accept), ("nat", hairpin)] {
-                    let mut args = vec!["iptables", "-t", table, "-D"];
+                    let mut args = vec!["iptables", "-t", table, iptables_op];
                     args.extend(rule.split(' '));
-                    BenchHost::run_in(&self.host, &args)?;
+                    self.exec(&args, "")?;
                 }
             }
             Rules::Nftables => {
-                let element = format!("{{ tcp . {host_port} }}");
-                BenchHost::run_in(
-                    &self.host,
-                    &[
-                        "nft",
-                        "delete",
-                        "element",
-                        "ip",
-                        "netdbench",
-                        "ports",
-                        &element,
-                    ],
-                )?;
+                let element = match nft_op {
+                    "add" => format!("{{ tcp . {host_port} : {} . {port} }}", self.server),
+                    _ => format!("{{ tcp . {host_port} }}"),
+                };
+                let args = [
+                    "nft",
+                    nft_op,
+                    "element",
+                    "ip",
+                    "netdbench",
+                    "ports",
+                    &element,
+                ];
+                self.exec(&args, "")?;
             }
         }
         Ok(())
