@@ -1,10 +1,15 @@
 //! Published ports: host port choice, clash checks, and what the datapath is told.
 
+use std::{collections::HashMap, net::Ipv4Addr, num::NonZeroU16};
+
 use ipnetwork::Ipv4Network;
 
 use super::{Engine, EngineError};
 use crate::{
-    config::{port::PortMapping, ConfigError},
+    config::{
+        port::{PortMapping, Proto},
+        ConfigError,
+    },
     datapath::nat::Publication,
     state::model::Container,
 };
@@ -76,42 +81,37 @@ impl Engine {
                 net.name
             )));
         }
-        let mut taken: Vec<(String, PortMapping)> = self
-            .containers
-            .values()
-            .flat_map(|o| o.ports.iter().map(move |p| (o.name.to_string(), *p)))
-            .collect();
-        let bound = self.host.bound_ports();
-        let is_bound = |m: &PortMapping, port: u16| {
-            bound.iter().any(|(proto, ip, p)| {
-                *proto == m.proto
-                    && *p == port
-                    && (*ip == m.host_ip || ip.is_unspecified() || m.host_ip.is_unspecified())
-            })
-        };
+        let mut taken = PortIndex::default();
+        for o in self.containers.values() {
+            for p in &o.ports {
+                taken.add(p, o.name.as_str());
+            }
+        }
+        let mut bound = PortIndex::default();
+        for (proto, ip, port) in self.host.bound_ports() {
+            bound.add_socket(proto, ip, port, "a process on the host");
+        }
         let mut resolved = Vec::new();
         for m in requested.iter().filter(|m| m.host_port.is_some()) {
-            if let Some((holder, _)) = taken.iter().find(|(_, t)| t.clashes_with(m)) {
+            let port = m.host_port.expect("explicit").get();
+            if let Some(holder) = taken.holder(m) {
                 return Err(EngineError::Conflict(format!(
-                    "host port {}:{}/{} is already published by container {holder}",
-                    m.host_ip,
-                    m.host_port.expect("explicit"),
-                    m.proto
+                    "host port {}:{port}/{} is already published by container {holder}",
+                    m.host_ip, m.proto
                 )));
             }
-            let port = m.host_port.expect("explicit").get();
-            if is_bound(m, port) {
+            if bound.holder(m).is_some() {
                 return Err(EngineError::Conflict(format!(
                     "host port {}:{port}/{} is in use by a process on the host",
                     m.host_ip, m.proto
                 )));
             }
-            taken.push((c.name.to_string(), *m));
+            taken.add(m, c.name.as_str());
             resolved.push(*m);
         }
         for m in requested.iter().filter(|m| m.host_port.is_none()) {
-            let picked = self.random_port(m, &taken, &is_bound)?;
-            taken.push((c.name.to_string(), picked));
+            let picked = self.random_port(m, &taken, &bound)?;
+            taken.add(&picked, c.name.as_str());
             resolved.push(picked);
         }
         Ok(resolved)
@@ -121,8 +121,8 @@ impl Engine {
     fn random_port(
         &self,
         m: &PortMapping,
-        taken: &[(String, PortMapping)],
-        is_bound: &dyn Fn(&PortMapping, u16) -> bool,
+        taken: &PortIndex<'_>,
+        bound: &PortIndex<'_>,
     ) -> Result<PortMapping, EngineError> {
         let (lo, hi) = self.host.ephemeral_ports();
         let span = u32::from(hi - lo) + 1;
@@ -130,15 +130,13 @@ impl Engine {
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
             let candidate = PortMapping {
-                host_port: std::num::NonZeroU16::new(port),
+                host_port: NonZeroU16::new(port),
                 ..*m
             };
-            if candidate.host_port.is_none()
-                || taken.iter().any(|(_, t)| t.clashes_with(&candidate))
+            if candidate.host_port.is_some()
+                && taken.holder(&candidate).is_none()
+                && bound.holder(&candidate).is_none()
             {
-                continue;
-            }
-            if !is_bound(m, port) {
                 return Ok(candidate);
             }
         }
@@ -182,5 +180,39 @@ impl Engine {
             .set_masq_subnets(&self.masq_subnets())
             .await
             .map_err(Into::into)
+    }
+}
+
+/// Host ports in use, by protocol and port, with who holds each: a clash check is a lookup,
+/// whatever the number of published ports (a 10,000-port range was quadratic as a list).
+#[derive(Default)]
+struct PortIndex<'a>(HashMap<(Proto, u16), Vec<(PortMapping, &'a str)>>);
+
+impl<'a> PortIndex<'a> {
+    fn add(&mut self, m: &PortMapping, holder: &'a str) {
+        if let Some(port) = m.host_port {
+            let held = self.0.entry((m.proto, port.get())).or_default();
+            held.push((*m, holder));
+        }
+    }
+
+    /// A host socket's port, as a mapping that holds it.
+    fn add_socket(&mut self, proto: Proto, host_ip: Ipv4Addr, port: u16, holder: &'a str) {
+        let mapping = PortMapping {
+            proto,
+            host_ip,
+            host_port: NonZeroU16::new(port),
+            container_port: NonZeroU16::MIN,
+        };
+        self.add(&mapping, holder);
+    }
+
+    /// Who holds the host port `m` asks for (see `PortMapping::clashes_with`).
+    fn holder(&self, m: &PortMapping) -> Option<&'a str> {
+        let port = m.host_port?.get();
+        let held = self.0.get(&(m.proto, port))?;
+        held.iter()
+            .find(|(t, _)| t.clashes_with(m))
+            .map(|(_, holder)| *holder)
     }
 }

@@ -29,7 +29,13 @@ const LEAD: Duration = Duration::from_millis(700);
 /// too, the same span for both labs.
 const AROUND: f64 = 0.6;
 
-pub fn run(netd: &Path, without_counters: &Path, runs: usize, secs: u64) -> Result<String> {
+pub fn run(
+    netd: &Path,
+    without_counters: &Path,
+    xtask: &Path,
+    runs: usize,
+    secs: u64,
+) -> Result<String> {
     let mut labs = [
         BenchHost::start_named(netd, true, "-a")?,
         BenchHost::start_named(netd, true, "-b")?,
@@ -44,7 +50,7 @@ pub fn run(netd: &Path, without_counters: &Path, runs: usize, secs: u64) -> Resu
             for (lab, on) in labs.iter_mut().zip(arms) {
                 lab.restart_daemon(if on { netd } else { without_counters })?;
             }
-            let [a, b] = side_by_side(&labs, secs)?;
+            let [a, b] = side_by_side(&labs, xtask, secs)?;
             match arms {
                 [true, true] => {
                     eprintln!("round {round}: both counting, {a:.0} and {b:.0} pps");
@@ -92,8 +98,8 @@ fn start_sink(lab: &BenchHost, netd: &Path) -> Result<()> {
 }
 
 /// Both labs' floods over one window; the datagrams per second each sink received.
-fn side_by_side(labs: &[BenchHost; 2], secs: u64) -> Result<[f64; 2]> {
-    let xtask = std::env::current_exe()?.display().to_string();
+fn side_by_side(labs: &[BenchHost; 2], xtask: &Path, secs: u64) -> Result<[f64; 2]> {
+    let xtask = xtask.display().to_string();
     let before = [arrived(&labs[0])?, arrived(&labs[1])?];
     let at = (SystemTime::now().duration_since(UNIX_EPOCH)? + LEAD)
         .as_millis()

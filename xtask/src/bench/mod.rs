@@ -89,7 +89,7 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
             opts.runs, opts.secs
         );
         let without = build_without_counters()?;
-        let table = counters::run(netd, &without, opts.runs, opts.secs)?;
+        let table = counters::run(netd, &without, xtask, opts.runs, opts.secs)?;
         println!("\n{table}");
         std::fs::write(dir.join("counters.md"), &table)?;
     }
