@@ -1,6 +1,10 @@
 //! Published ports: host port choice, clash checks, and what the datapath is told.
 
-use std::{collections::HashMap, net::Ipv4Addr, num::NonZeroU16};
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    num::NonZeroU16,
+};
 
 use ipnetwork::Ipv4Network;
 
@@ -81,15 +85,25 @@ impl Engine {
                 net.name
             )));
         }
+        // Only what can clash goes into the indexes (everything when a random port must be
+        // picked): one more port next to 10,000 published ones is then a pass, not 10,000
+        // insertions.
+        let wanted = Wanted::of(requested);
         let mut taken = PortIndex::default();
         for o in self.containers.values() {
-            for p in &o.ports {
+            for p in o
+                .ports
+                .iter()
+                .filter(|p| wanted.may_clash(p.proto, p.host_port))
+            {
                 taken.add(p, o.name.as_str());
             }
         }
         let mut bound = PortIndex::default();
         for (proto, ip, port) in self.host.bound_ports() {
-            bound.add_socket(proto, ip, port, "a process on the host");
+            if wanted.may_clash(proto, NonZeroU16::new(port)) {
+                bound.add_socket(proto, ip, port, "a process on the host");
+            }
         }
         let mut resolved = Vec::new();
         for m in requested.iter().filter(|m| m.host_port.is_some()) {
@@ -214,5 +228,29 @@ impl<'a> PortIndex<'a> {
         held.iter()
             .find(|(t, _)| t.clashes_with(m))
             .map(|(_, holder)| *holder)
+    }
+}
+
+/// The host ports a request asks for, or "any" when one of them is to be picked at random.
+enum Wanted {
+    Any,
+    Ports(HashSet<(Proto, u16)>),
+}
+
+impl Wanted {
+    fn of(requested: &[PortMapping]) -> Self {
+        let explicit: Option<HashSet<_>> = requested
+            .iter()
+            .map(|m| m.host_port.map(|p| (m.proto, p.get())))
+            .collect();
+        explicit.map_or(Self::Any, Self::Ports)
+    }
+
+    fn may_clash(&self, proto: Proto, port: Option<NonZeroU16>) -> bool {
+        match (self, port) {
+            (Self::Any, _) => true,
+            (Self::Ports(ports), Some(port)) => ports.contains(&(proto, port.get())),
+            (Self::Ports(_), None) => false,
+        }
     }
 }
