@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 
 use super::{
     host::{sh, BenchHost},
-    report::median,
+    report::{raw, spread},
 };
 
 const SUBNET: &str = "172.29.0.0/16";
@@ -292,26 +292,30 @@ fn host_ports(host: &BenchHost, netd: &Path, containers: &[&str]) -> Result<Vec<
 
 fn table(samples: &[[Vec<f64>; 4]; 2]) -> String {
     let mut out = String::from(
-        "| container to container, one network, per pair | with programs | without | with/without (range) | neither: pair/pair (range) |\n| --- | --- | --- | --- | --- |\n",
+        "| container to container, one network, per pair | with programs | without | with/without | neither: pair/pair |\n| --- | --- | --- | --- | --- |\n",
     );
     for (m, name) in ["throughput Gbit/s", "new TCP conn/s"].iter().enumerate() {
         let [with, without, ratios, control] = &samples[m];
         let _ = writeln!(
             out,
-            "| {name} | {:.2} | {:.2} | {:.3} ({}) | {:.3} ({}) |",
-            median(with.clone()),
-            median(without.clone()),
-            median(ratios.clone()),
-            range(ratios),
-            median(control.clone()),
-            range(control),
+            "| {name}, median (min-max) | {} | {} | {} | {} |",
+            spread(with, 2),
+            spread(without, 2),
+            spread(ratios, 3),
+            spread(control, 3),
+        );
+    }
+    out.push_str("\nraw samples:\n");
+    for (m, name) in ["throughput Gbit/s", "new TCP conn/s"].iter().enumerate() {
+        let [with, without, ratios, control] = &samples[m];
+        let _ = writeln!(
+            out,
+            "{name}: with {}; without {}; with/without {}; neither {}",
+            raw(with, 2),
+            raw(without, 2),
+            raw(ratios, 3),
+            raw(control, 3)
         );
     }
     out
-}
-
-fn range(v: &[f64]) -> String {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{lo:.3}–{hi:.3}")
 }

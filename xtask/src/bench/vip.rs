@@ -6,7 +6,10 @@ use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context, Result};
 
-use super::{host::BenchHost, report::median};
+use super::{
+    host::BenchHost,
+    report::{raw, spread},
+};
 
 const SUBNET: &str = "172.30.0.0/16";
 const GATEWAY: &str = "172.30.0.1";
@@ -105,15 +108,23 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize, secs: u64) -> Result<String> 
     let mut out = String::from("| metric | VIP alias (3 backends) | one backend directly | VIP/direct |\n| --- | --- | --- | --- |\n");
     let _ = writeln!(
         out,
-        "| new TCP conn/s | {:.1} | {:.1} | {:.3} |",
-        median(crr[0].clone()),
-        median(crr[1].clone()),
-        median(paired)
+        "| new TCP conn/s, median (min-max) | {} | {} | {} |",
+        spread(&crr[0], 1),
+        spread(&crr[1], 1),
+        spread(&paired, 3)
     );
     let _ = writeln!(
         out,
-        "\n| embedded DNS, one container, {DNS_THREADS} closed-loop clients | A queries/s |\n| --- | --- |\n| `web1.svc` | {:.0} |",
-        median(dns)
+        "\n| embedded DNS, one container, {DNS_THREADS} closed-loop clients | A queries/s, median (min-max) |\n| --- | --- |\n| `web1.svc` | {} |",
+        spread(&dns, 0)
+    );
+    let _ = writeln!(
+        out,
+        "\nraw samples: VIP {}; direct {}; VIP/direct {}; DNS {}",
+        raw(&crr[0], 1),
+        raw(&crr[1], 1),
+        raw(&paired, 3),
+        raw(&dns, 0)
     );
     Ok(out)
 }
