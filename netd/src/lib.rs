@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod monitor;
 pub mod netns;
 pub mod process;
+pub mod shared;
 pub mod sockdiag;
 pub mod state;

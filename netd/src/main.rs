@@ -10,7 +10,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     if let Command::Daemon(args) = &cli.command {
-        if let Err(e) = netd::daemon::run(args.clone(), cli.socket.clone()) {
+        if let Err(e) = netd::daemon::run(args.into(), cli.socket.clone()) {
             eprintln!("Error: {e:#}");
             std::process::exit(1);
         }

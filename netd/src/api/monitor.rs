@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{server::Shared, ApiError};
+use super::ApiError;
+use crate::shared::Shared;
 
 #[derive(Deserialize)]
 pub struct Filters {

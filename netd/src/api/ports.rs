@@ -6,13 +6,11 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{
-    server::{ApiJson, Shared},
-    wire, ApiError,
-};
+use super::{server::ApiJson, wire, ApiError};
 use crate::{
     config::port::{PortMapping, PublishPorts},
     engine::EngineError,
+    shared::Shared,
 };
 
 /// Publishes the ports of the body (all or none) and answers the container as `inspect` does.

@@ -130,6 +130,24 @@ pub struct DaemonArgs {
     /// Where Prometheus scrapes `/metrics`, IP:PORT in the daemon's namespace, or `none`.
     #[arg(long, default_value = "127.0.0.1:9640", value_parser = crate::metrics::parse_addr)]
     pub metrics_addr: crate::metrics::MetricsAddr,
+    /// Also serve Docker's network and IPAM plugin API as plugin NAME, on
+    /// /run/docker/plugins/NAME.sock: `docker network create -d NAME [--ipam-driver NAME]`.
+    #[arg(long, value_name = "NAME")]
+    pub docker_plugin: Option<String>,
+}
+
+impl From<&DaemonArgs> for crate::daemon::Options {
+    fn from(a: &DaemonArgs) -> Self {
+        Self {
+            state_dir: a.state_dir.clone(),
+            bpffs: a.bpffs.clone(),
+            netns: a.netns.clone(),
+            uplinks: a.uplinks.clone(),
+            dns_upstreams: a.dns_upstreams.clone(),
+            metrics_addr: a.metrics_addr.0,
+            docker_plugin: a.docker_plugin.clone(),
+        }
+    }
 }
 
 fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {

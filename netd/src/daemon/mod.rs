@@ -9,19 +9,34 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    api::server::{self, Daemon},
-    cli::DaemonArgs,
+    api::server,
     datapath::Datapath,
     dns::Dns,
     engine::{linux::LinuxHost, Engine},
     link::Netlink,
     netns,
+    shared::Daemon,
     state::Store,
 };
 
+/// What the daemon is started with (the CLI's `netd daemon` flags, parsed).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub state_dir: PathBuf,
+    pub bpffs: PathBuf,
+    /// An existing network namespace to live in (/run/netns/NAME, or a path).
+    pub netns: Option<String>,
+    pub uplinks: Vec<String>,
+    /// Resolvers of the embedded DNS; empty for /etc/resolv.conf's.
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve Docker's network and IPAM plugin protocol under this plugin name.
+    pub docker_plugin: Option<String>,
+}
+
 /// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
 /// exists, so that every thread lives in it (a namespace is per thread).
-pub fn run(args: DaemonArgs, socket: PathBuf) -> Result<()> {
+pub fn run(args: Options, socket: PathBuf) -> Result<()> {
     if let Some(name) = &args.netns {
         let path = if name.contains('/') {
             PathBuf::from(name)
@@ -39,7 +54,7 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     runtime.block_on(serve(args, socket))
 }
 
-async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
+async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     let store = Store::open(&args.state_dir).context("opening the state dir")?;
     let datapath = Datapath::load(&args.bpffs).context("loading the datapath")?;
     let nl = Netlink::current().context("opening rtnetlink")?;
@@ -84,7 +99,7 @@ async fn serve(args: DaemonArgs, socket: PathBuf) -> Result<()> {
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }
-    if let Some(addr) = args.metrics_addr.0 {
+    if let Some(addr) = args.metrics_addr {
         crate::metrics::serve(addr, Arc::clone(&daemon))
             .await
             .with_context(|| {

@@ -18,8 +18,8 @@ use prometheus::{proto::MetricFamily, Encoder, TextEncoder};
 
 use super::family::Family;
 use crate::{
-    api::server::Shared,
     engine::{AliasView, Host},
+    shared::Shared,
 };
 
 /// A published port's labels: network, container, protocol, host_ip, host_port.

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
 
-pub use ops::{track_operations, Operations};
+pub use ops::track_operations;
 
-use crate::api::server::Shared;
+use crate::shared::Shared;
 
 /// Where the metrics are served; `None` for `--metrics-addr none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

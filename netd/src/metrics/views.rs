@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::Ipv4Addr};
 use serde_json::{json, Value};
 
 use super::collect::state;
-use crate::api::server::Shared;
+use crate::shared::Shared;
 
 /// The views and their columns, in the order the CLI prints them.
 pub const VIEWS: [(&str, &[&str]); 5] = [
