@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod datapath;
 pub mod dns;
+pub mod docker;
 pub mod engine;
 pub mod ipam;
 pub mod link;

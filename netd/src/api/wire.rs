@@ -10,7 +10,7 @@ use crate::{
         network::{OPT_GATEWAY_MODE, OPT_ICC, OPT_MASQUERADE},
     },
     engine::{AliasView, Engine},
-    state::model::{Container, Network},
+    state::model::{Container, Network, Origin, Sandbox},
 };
 
 /// Body of `POST /v1/networks/{name}/update`: options to change on a live network.
@@ -98,7 +98,8 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
         "EnableIPv6": false,
         "Internal": net.internal,
         "Attachable": false,
-        "IPAM": {"Driver": "default", "Config": config},
+        "IPAM": {"Driver": if net.ipam_pool.is_some() { "netd" } else { "default" }, "Config": config},
+        "Origin": origin(&net.origin),
         "Options": options,
         "Labels": net.labels,
         "Containers": containers,
@@ -137,6 +138,11 @@ pub fn drops(engine: &Engine, network: Option<u32>) -> Vec<Value> {
 }
 
 fn state(c: &Container) -> Value {
+    // A runtime's container runs while the runtime has it in a sandbox.
+    if let Sandbox::Runtime { path } = &c.sandbox {
+        let status = if path.is_some() { "running" } else { "created" };
+        return json!({"Status": status, "Running": path.is_some(), "Pid": 0, "ExitCode": 0});
+    }
     match &c.process {
         None => json!({"Status": "created", "Running": false, "Pid": 0, "ExitCode": 0}),
         Some(p) => json!({
@@ -148,6 +154,11 @@ fn state(c: &Container) -> Value {
             "FinishedAt": p.finished,
         }),
     }
+}
+
+/// Who made it, and the runtime's id of it.
+pub fn origin(o: &Origin) -> Value {
+    json!({"Kind": o.kind(), "RuntimeId": o.runtime_id()})
 }
 
 pub fn container(engine: &Engine, c: &Container) -> Value {
@@ -201,6 +212,7 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
         "Args": c.command.get(1..).unwrap_or_default(),
         "State": state(c),
         "Config": {"Hostname": c.hostname, "Cmd": c.command},
+        "Origin": origin(&c.origin),
         "HostConfig": {"NetworkMode": c.network_mode},
         "NetworkSettings": {
             "SandboxKey": env.netns,

@@ -262,9 +262,16 @@ pub async fn ps(client: &Client, format: FormatArg) -> Result<i32, ClientError> 
                                 .join(" ")
                         })
                         .unwrap_or_default();
+                    let runtime_id = c
+                        .pointer("/Origin/RuntimeId")
+                        .and_then(Value::as_str)
+                        .map(output::short_id)
+                        .unwrap_or_default();
                     vec![
                         output::short_id(&str_of(c, "/Id")),
                         str_of(c, "/Name"),
+                        str_of(c, "/Origin/Kind"),
+                        runtime_id,
                         status,
                         networks.join(","),
                         command,
@@ -272,7 +279,15 @@ pub async fn ps(client: &Client, format: FormatArg) -> Result<i32, ClientError> 
                 })
                 .collect();
             output::table(
-                &["CONTAINER ID", "NAME", "STATUS", "NETWORKS", "COMMAND"],
+                &[
+                    "CONTAINER ID",
+                    "NAME",
+                    "ORIGIN",
+                    "RUNTIME ID",
+                    "STATUS",
+                    "NETWORKS",
+                    "COMMAND",
+                ],
                 &rows,
             );
         }

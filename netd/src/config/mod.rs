@@ -7,6 +7,7 @@ mod error;
 pub mod mac;
 pub mod names;
 pub mod network;
+pub mod origin;
 pub mod port;
 
 pub use error::ConfigError;

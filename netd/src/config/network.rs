@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     alias::AliasOptions,
     names::{IfName, Name},
+    origin::Origin,
     ConfigError,
 };
 
@@ -128,6 +129,12 @@ pub struct NetworkSpec {
     pub bridge_name: Option<IfName>,
     pub policy: PolicyOptions,
     pub aliases: AliasOptions,
+    /// Who asks: netd's API, or a runtime's plugin.
+    pub origin: Origin,
+    /// Addresses come from this pool of netd's IPAM driver (Docker's `--ipam-driver`).
+    pub ipam_pool: Option<String>,
+    /// Addresses kept out of the pool, by name (Docker's `--aux-address`).
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 /// A subnet with its dynamic range and gateway, all consistent with each other.
@@ -231,6 +238,9 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             bridge_name,
             policy,
             aliases,
+            origin: Origin::Netd,
+            ipam_pool: None,
+            aux_addresses: BTreeMap::new(),
         })
     }
 }

@@ -107,14 +107,47 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
             })?;
         log::info!("metrics on http://{addr}/metrics");
     }
+    let plugin_socket = match &args.docker_plugin {
+        Some(name) => Some(serve_docker_plugin(name, Arc::clone(&daemon)).await?),
+        None => None,
+    };
     let listener = bind(&socket).await?;
     log::info!("netd listening on {}", socket.display());
-    axum::serve(listener, server::router(daemon))
+    let served = axum::serve(listener, server::router(daemon))
         .with_graceful_shutdown(shutdown())
         .await
-        .context("serving the API")?;
+        .context("serving the API");
     let _ = std::fs::remove_file(&socket);
-    Ok(())
+    if let Some(path) = plugin_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    served
+}
+
+/// Serves Docker's plugin protocol on /run/docker/plugins/NAME.sock, where Docker finds
+/// plugins by name; returns the socket's path.
+async fn serve_docker_plugin(name: &str, daemon: crate::shared::Shared) -> Result<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !name.starts_with('.');
+    if !valid {
+        bail!("--docker-plugin {name:?}: a plugin name is 1-64 letters, digits, '-', '_' or '.'");
+    }
+    let path = Path::new(crate::docker::PLUGIN_DIR).join(format!("{name}.sock"));
+    let listener = bind(&path).await?;
+    log::info!(
+        "Docker network and IPAM plugin {name} on {}",
+        path.display()
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::docker::router(daemon)).await {
+            log::error!("Docker plugin server: {e}");
+        }
+    });
+    Ok(path)
 }
 
 /// Published ports and masquerade forward between uplinks and bridges, as with Docker.

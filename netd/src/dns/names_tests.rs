@@ -28,6 +28,9 @@ fn network(id: char, name: &str, subnet: &str) -> Network {
         vip_aliases: false,
         alias_lb: Default::default(),
         vips: BTreeMap::new(),
+        origin: Default::default(),
+        ipam_pool: None,
+        aux_addresses: BTreeMap::new(),
     }
 }
 
@@ -44,6 +47,7 @@ fn container(id: char, name: &str, on: &[(&Network, &str, &[&str])]) -> Containe
         hostname: format!("{name}-host"),
         network_mode: on[0].0.name.to_string(),
         sandbox: Sandbox::Owned { path: "/x".into() },
+        origin: Default::default(),
         endpoints: on
             .iter()
             .enumerate()

@@ -60,6 +60,7 @@ impl Engine {
             links,
             ports: Vec::new(),
             exposed: spec.expose.clone(),
+            origin: Default::default(),
         };
         let mut undo = vec![Undo::Files(c.id.clone())];
         let result = self
@@ -213,6 +214,8 @@ impl Engine {
                     aliases: spec.aliases.iter().map(|a| a.to_string()).collect(),
                     default_route: true,
                     dnat_target: !spec.publish.is_empty(),
+                    from_ipam: false,
+                    handover: false,
                 })
                 .await?;
             c.endpoints.push(endpoint);
@@ -290,6 +293,12 @@ impl Engine {
                 hostname: None,
                 binds: Vec::new(),
             },
+            // The runtime's own files and hostname stay its business.
+            Sandbox::Runtime { path } => SandboxEnv {
+                netns: path.clone(),
+                hostname: None,
+                binds: Vec::new(),
+            },
             Sandbox::Owned { path } | Sandbox::External { path } => {
                 let dir = self.store.container_dir(&owner.id);
                 SandboxEnv {
@@ -353,6 +362,24 @@ impl Engine {
     }
 
     pub async fn remove_container(
+        &mut self,
+        key: &str,
+        force: bool,
+    ) -> Result<String, EngineError> {
+        let c = self.container(key)?;
+        if c.origin.runtime_id().is_some() {
+            return Err(EngineError::Forbidden(format!(
+                "container {} belongs to {}: remove it there",
+                c.name,
+                c.origin.kind()
+            )));
+        }
+        let id = c.id.clone();
+        self.remove_container_of_anyone(&id, force).await
+    }
+
+    /// Removes a container whoever made it (a runtime's plugin removes its own).
+    pub(super) async fn remove_container_of_anyone(
         &mut self,
         key: &str,
         force: bool,

@@ -3,7 +3,7 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use super::{host::Plug, Engine, EngineError};
+use super::{host::Plug, ipam_pools::IPAM_HOLDER, Engine, EngineError};
 use crate::{
     config::{
         mac::Mac,
@@ -25,6 +25,11 @@ pub(super) struct EndpointRequest<'a> {
     pub default_route: bool,
     /// The container publishes ports.
     pub dnat_target: bool,
+    /// `ip` was handed out by netd's IPAM for this endpoint (Docker asked for it first).
+    pub from_ipam: bool,
+    /// The runtime moves the container end into its sandbox and configures it (Docker):
+    /// it stays in `netns`, named after the host end, and `ifname` is not used.
+    pub handover: bool,
 }
 
 impl Engine {
@@ -42,15 +47,23 @@ impl Engine {
             ))
         })?;
         let ip = match req.ip {
+            Some(ip) if req.from_ipam => pool
+                .take_over(ip, IPAM_HOLDER, req.container)
+                .map(|()| ip)?,
             Some(ip) => pool.reserve(ip, req.container).map(|()| ip)?,
             None => pool.allocate(req.container)?,
         };
         let prefix = pool.spec().subnet.prefix();
+        let host_ifname = self.new_host_ifname();
+        let ifname = match req.handover {
+            true => IfName::parse(&format!("{host_ifname}c")).expect("12 ASCII bytes"),
+            false => req.ifname,
+        };
         let endpoint = Endpoint {
             id: new_id(),
             network_id: net.id.clone(),
-            ifname: req.ifname,
-            host_ifname: self.new_host_ifname(),
+            ifname,
+            host_ifname,
             ip,
             prefix,
             mac: req.mac.unwrap_or_else(|| Mac::from_ipv4(ip)),
@@ -61,7 +74,8 @@ impl Engine {
             self.release(&net.id, ip);
             return Err(e);
         }
-        let plug = plug_of(net, req.netns, &endpoint, req.dnat_target);
+        let mut plug = plug_of(net, req.netns, &endpoint, req.dnat_target);
+        plug.handover = req.handover;
         if let Err(e) = self.host.plug(&plug).await {
             self.release(&net.id, ip);
             self.prune_alias_vips().await;
@@ -77,9 +91,20 @@ impl Engine {
         result.map_err(Into::into)
     }
 
+    /// Frees an endpoint's address, or hands it back to netd's IPAM when a runtime got it
+    /// there: the runtime releases it itself (Docker's ReleaseAddress after DeleteEndpoint).
     fn release(&mut self, network_id: &str, ip: Ipv4Addr) {
+        let handed_out = self
+            .networks
+            .get(network_id)
+            .and_then(|n| n.ipam_pool.as_ref())
+            .and_then(|id| self.ipam_pools.get(id))
+            .is_some_and(|p| p.addresses.contains_key(&ip));
         if let Some(pool) = self.pools.get_mut(network_id) {
-            pool.release(ip);
+            match handed_out {
+                true => pool.give_back(ip, IPAM_HOLDER),
+                false => pool.release(ip),
+            }
         }
     }
 
@@ -102,6 +127,11 @@ impl Engine {
     pub(super) fn own_netns(&self, c: &Container) -> Result<PathBuf, EngineError> {
         match &c.sandbox {
             Sandbox::Owned { path } | Sandbox::External { path } if c.network_mode != "none" => Ok(path.clone()),
+            Sandbox::Runtime { .. } => Err(EngineError::Conflict(format!(
+                "container {} belongs to {}: connect and disconnect it there",
+                c.name,
+                c.origin.kind()
+            ))),
             _ => Err(EngineError::Conflict(format!(
                 "container {} uses --network {}: it shares a namespace or has none of its own to connect",
                 c.name, c.network_mode
@@ -142,6 +172,8 @@ impl Engine {
                 aliases: aliases.to_vec(),
                 default_route,
                 dnat_target: !c.ports.is_empty(),
+                from_ipam: false,
+                handover: false,
             })
             .await?;
         let mut updated = c.clone();
@@ -226,6 +258,7 @@ pub(super) fn plug_of(
         default_gateway: gateway.filter(|_| endpoint.default_route),
         network: net.datapath_id(),
         dnat_target,
+        handover: false,
     }
 }
 

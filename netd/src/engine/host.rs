@@ -34,6 +34,8 @@ pub struct Plug {
     pub network: u32,
     /// The container has published ports: its replies may need translating.
     pub dnat_target: bool,
+    /// Leave the container end in `netns` as it is, for a runtime to move and configure.
+    pub handover: bool,
 }
 
 /// A bridge with its gateway address.

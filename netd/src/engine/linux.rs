@@ -174,6 +174,9 @@ impl LinuxHost {
             .pin_mac(host_index, host, p.mac.0)
             .await
             .map_err(|e| HostError::new("plug", host, e))?;
+        if p.handover {
+            return Ok(());
+        }
         let inside = Netlink::in_netns(&p.netns)
             .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
         let ifname = p.ifname.as_str();

@@ -8,10 +8,12 @@ mod error;
 #[cfg(test)]
 mod fake;
 pub mod host;
+mod ipam_pools;
 pub mod linux;
 mod networks;
 mod ports;
 mod reconcile;
+mod runtime;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -28,12 +30,14 @@ use std::{
 
 pub use error::{EngineError, Errors};
 pub use host::Host;
+pub use ipam_pools::{AddressUse, ADDRESS_SPACE};
+pub use runtime::RuntimeEndpoint;
 pub use vips::AliasView;
 
 use crate::{
     ipam::Pool,
     state::{
-        model::{Container, Network},
+        model::{Container, IpamPool, Network},
         Store,
     },
 };
@@ -45,6 +49,8 @@ pub struct Engine {
     containers: BTreeMap<String, Container>,
     /// Address pools of bridge networks, by network id; rebuilt from endpoints on load.
     pools: HashMap<String, Pool>,
+    /// Pools netd's IPAM driver gave runtimes, by pool id (persisted).
+    ipam_pools: BTreeMap<String, IpamPool>,
     /// The daemon's own namespace, for `--network host` containers.
     daemon_netns: PathBuf,
     /// Reconciliations of the state with the machine since the state was made (persisted).

@@ -7,6 +7,7 @@ use ipnetwork::Ipv4Network;
 
 use super::{
     host::{BridgeSpec, NetworkRules},
+    ipam_pools::IPAM_HOLDER,
     Engine, EngineError,
 };
 use crate::{
@@ -15,7 +16,7 @@ use crate::{
         names::{IfName, Name},
         network::{NetworkSpec, PolicyOptions, SubnetSpec, DEFAULT_MTU},
     },
-    ipam::{self, Pool},
+    ipam::{self, IpamError, Pool},
     state::model::{datapath_id, new_id, Driver, Network},
 };
 
@@ -35,8 +36,14 @@ impl Engine {
         let routes = self.host.routes().await?;
         let subnet = match spec.subnet {
             Some(subnet) => {
-                self.check_overlap(subnet.subnet, &routes)?;
+                self.check_ipam_binding(spec.ipam_pool.as_deref(), subnet.subnet)?;
+                self.check_overlap(subnet.subnet, &routes, spec.ipam_pool.as_deref())?;
                 subnet
+            }
+            None if spec.ipam_pool.is_some() => {
+                return Err(EngineError::Conflict(
+                    "a network on a netd IPAM pool needs that pool's subnet".into(),
+                ))
             }
             None => self.free_default_subnet(&routes)?,
         };
@@ -65,6 +72,9 @@ impl Engine {
             vip_aliases: spec.aliases.vip,
             alias_lb: spec.aliases.lb,
             vips: BTreeMap::new(),
+            origin: spec.origin,
+            ipam_pool: spec.ipam_pool,
+            aux_addresses: spec.aux_addresses,
         };
         self.add_bridge_network(net).await
     }
@@ -156,14 +166,19 @@ impl Engine {
     /// Creates the bridge of `net`, persists it and opens its address pool.
     async fn add_bridge_network(&mut self, net: Network) -> Result<Network, EngineError> {
         let bridge = bridge_spec(&net).expect("a bridge network");
+        let mut refused = Vec::new();
+        let pool = self
+            .network_pool(&net, &mut refused)
+            .expect("a bridge network");
+        if let Some(e) = refused.into_iter().next() {
+            return Err(e.into());
+        }
         self.host.ensure_bridge(&bridge).await?;
         if let Err(e) = self.store.save_network(&net) {
             let _ = self.host.remove_link(bridge.name.as_str()).await;
             return Err(e.into());
         }
-        let subnet = net.subnet.expect("a bridge network");
-        self.pools
-            .insert(net.id.clone(), Pool::new(net.name.to_string(), subnet));
+        self.pools.insert(net.id.clone(), pool);
         self.networks.insert(net.id.clone(), net.clone());
         self.sync_masq_subnets().await?;
         self.sync_network_rules().await?;
@@ -191,11 +206,46 @@ impl Engine {
         Ok(())
     }
 
-    fn check_overlap(
+    /// The address pool of a bridge network: its virtual IPs, aux addresses and what netd's
+    /// IPAM handed out of the pool it was made on are held; endpoints come on top. What
+    /// cannot be held is returned in `refused`.
+    pub(super) fn network_pool(&self, net: &Network, refused: &mut Vec<IpamError>) -> Option<Pool> {
+        let subnet = net.subnet?;
+        let mut pool = Pool::new(net.name.to_string(), subnet);
+        for (alias, vip) in &net.vips {
+            refused.extend(pool.reserve(vip.ip, &super::vips::holder(alias)).err());
+        }
+        for (name, ip) in &net.aux_addresses {
+            refused.extend(pool.reserve(*ip, &format!("aux address {name}")).err());
+        }
+        let handed_out = net
+            .ipam_pool
+            .as_ref()
+            .and_then(|id| self.ipam_pools.get(id));
+        for ip in handed_out.into_iter().flat_map(|p| p.addresses.keys()) {
+            if *ip != subnet.gateway {
+                refused.extend(pool.reserve(*ip, IPAM_HOLDER).err());
+            }
+        }
+        Some(pool)
+    }
+
+    /// Subnets must not overlap other networks', netd IPAM pools' (but the one the network is
+    /// made on) or the host's routes.
+    pub(super) fn check_overlap(
         &self,
         subnet: Ipv4Network,
         routes: &[Ipv4Network],
+        own_pool: Option<&str>,
     ) -> Result<(), EngineError> {
+        for pool in self.ipam_pools.values() {
+            if Some(pool.id.as_str()) != own_pool && ipam::overlaps(pool.subnet, subnet) {
+                return Err(EngineError::Conflict(format!(
+                    "subnet {subnet} overlaps pool {} that netd's IPAM gave a runtime",
+                    pool.subnet
+                )));
+            }
+        }
         for net in self.networks.values() {
             if let Some(other) = net.subnet.filter(|s| ipam::overlaps(s.subnet, subnet)) {
                 return Err(EngineError::Conflict(format!(
@@ -212,12 +262,16 @@ impl Engine {
         Ok(())
     }
 
-    fn free_default_subnet(&self, routes: &[Ipv4Network]) -> Result<SubnetSpec, EngineError> {
+    pub(super) fn free_default_subnet(
+        &self,
+        routes: &[Ipv4Network],
+    ) -> Result<SubnetSpec, EngineError> {
         let mut taken: Vec<Ipv4Network> = self
             .networks
             .values()
             .filter_map(|n| n.subnet)
             .map(|s| s.subnet)
+            .chain(self.ipam_pools.values().map(|p| p.subnet))
             .collect();
         taken.extend_from_slice(routes);
         ipam::first_free(&taken)
@@ -231,6 +285,23 @@ impl Engine {
     }
 
     pub async fn remove_network(&mut self, key: &str) -> Result<String, EngineError> {
+        let net = self.network(key)?;
+        if net.origin.runtime_id().is_some() {
+            return Err(EngineError::Forbidden(format!(
+                "network {} belongs to {}: remove it there (docker network rm)",
+                net.name,
+                net.origin.kind()
+            )));
+        }
+        let id = net.id.clone();
+        self.remove_network_of_anyone(&id).await
+    }
+
+    /// Removes a network whoever made it (a runtime's plugin removes its own).
+    pub(super) async fn remove_network_of_anyone(
+        &mut self,
+        key: &str,
+    ) -> Result<String, EngineError> {
         let net = self.network(key)?.clone();
         if net.predefined {
             return Err(EngineError::Forbidden(format!(
@@ -263,7 +334,8 @@ impl Engine {
         let unused: Vec<String> = self
             .networks
             .values()
-            .filter(|n| !n.predefined && self.members(&n.id).is_empty())
+            .filter(|n| !n.predefined && n.origin.runtime_id().is_none())
+            .filter(|n| self.members(&n.id).is_empty())
             .map(|n| n.id.clone())
             .collect();
         let mut removed = Vec::new();
@@ -284,7 +356,7 @@ impl Engine {
         if !has(self, "bridge") {
             let routes = self.host.routes().await?;
             let preferred: Ipv4Network = DEFAULT_SUBNET.parse().expect("valid");
-            let subnet = if self.check_overlap(preferred, &routes).is_ok() {
+            let subnet = if self.check_overlap(preferred, &routes, None).is_ok() {
                 SubnetSpec::with_default_gateway(preferred)
             } else {
                 self.free_default_subnet(&routes)?
@@ -324,6 +396,9 @@ fn predefined(name: &str, driver: Driver) -> Network {
         mtu: DEFAULT_MTU,
         labels: BTreeMap::new(),
         masquerade: true,
+        origin: Default::default(),
+        ipam_pool: None,
+        aux_addresses: BTreeMap::new(),
     }
 }
 

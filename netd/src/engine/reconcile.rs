@@ -3,13 +3,13 @@
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
 
-use super::{endpoints::plug_of, networks::bridge_spec, Engine, EngineError, Errors, Host};
-use crate::{
-    ipam::Pool,
-    state::{
-        model::{Container, Process, Sandbox},
-        Store,
-    },
+use super::{
+    endpoints::plug_of, ipam_pools::IPAM_HOLDER, networks::bridge_spec, Engine, EngineError,
+    Errors, Host,
+};
+use crate::state::{
+    model::{Container, Process, Sandbox},
+    Store,
 };
 
 impl Engine {
@@ -21,12 +21,14 @@ impl Engine {
         daemon_netns: PathBuf,
     ) -> Result<(Self, Vec<(String, Process)>), EngineError> {
         let (networks, containers) = store.load()?;
+        let ipam_pools = store.load_ipam_pools()?;
         let mut engine = Engine {
             host,
             store,
             networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
             containers: containers.into_iter().map(|c| (c.id.clone(), c)).collect(),
             pools: Default::default(),
+            ipam_pools: ipam_pools.into_iter().map(|p| (p.id.clone(), p)).collect(),
             daemon_netns,
             reconciles: 0,
         };
@@ -60,17 +62,17 @@ impl Engine {
 
     /// Reserves every persisted address, so that none is given out twice.
     fn rebuild_pools(&mut self) {
+        let mut pools = std::collections::HashMap::new();
         for net in self.networks.values() {
-            if let Some(subnet) = net.subnet {
-                let mut pool = Pool::new(net.name.to_string(), subnet);
-                for (alias, vip) in &net.vips {
-                    if let Err(err) = pool.reserve(vip.ip, &super::vips::holder(alias)) {
-                        log::warn!("virtual IP of alias {alias} on network {}: {err}", net.name);
-                    }
-                }
-                self.pools.insert(net.id.clone(), pool);
+            let mut refused = Vec::new();
+            if let Some(pool) = self.network_pool(net, &mut refused) {
+                pools.insert(net.id.clone(), pool);
+            }
+            for err in refused {
+                log::warn!("network {}: {err}", net.name);
             }
         }
+        self.pools = pools;
         for c in self.containers.values() {
             for e in &c.endpoints {
                 let Some(pool) = self.pools.get_mut(&e.network_id) else {
@@ -81,7 +83,8 @@ impl Engine {
                     );
                     continue;
                 };
-                if let Err(err) = pool.reserve(e.ip, c.name.as_str()) {
+                // An address from netd's IPAM went to the endpoint it was asked for.
+                if let Err(err) = pool.take_over(e.ip, IPAM_HOLDER, c.name.as_str()) {
                     log::warn!("container {}: {err}", c.name);
                 }
             }
@@ -107,6 +110,7 @@ impl Engine {
                 );
                 return Ok(());
             }
+            Sandbox::Runtime { .. } => return self.restore_handed_over(c).await,
             Sandbox::Host | Sandbox::Shared { .. } => return Ok(()),
         };
         for e in &c.endpoints {
@@ -119,6 +123,30 @@ impl Engine {
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);
                 self.host.plug(&plug).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Interfaces a runtime moved into its sandbox get their datapath back; one that is gone
+    /// cannot be remade here, since only the runtime can move a new one in.
+    async fn restore_handed_over(&self, c: &Container) -> Result<(), EngineError> {
+        for e in &c.endpoints {
+            let Some(net) = self.networks.get(&e.network_id) else {
+                continue;
+            };
+            if self.host.link_exists(e.host_ifname.as_str()).await? {
+                let mut plug = plug_of(net, self.daemon_netns.clone(), e, !c.ports.is_empty());
+                plug.handover = true;
+                self.host.adopt_port(&plug).await?;
+            } else {
+                log::warn!(
+                    "interface {} of {} container {} is gone; {} must recreate the endpoint",
+                    e.host_ifname,
+                    c.origin.kind(),
+                    c.name,
+                    c.origin.kind()
+                );
             }
         }
         Ok(())

@@ -232,9 +232,13 @@ impl Engine {
             .values()
             .flat_map(|n| n.vips.values().map(|v| v.id))
             .collect();
+        // Docker's own IPAM hands out a network's addresses lowest first without asking
+        // netd: its VIPs then come from the top, where Docker gets last.
+        let from_top = net.origin.runtime_id().is_some() && net.ipam_pool.is_none();
         for alias in aliases {
             let result = match ip {
                 Some(ip) => pool.reserve(ip, &holder(alias)).map(|()| ip),
+                None if from_top => pool.allocate_highest(&holder(alias)),
                 None => pool.allocate(&holder(alias)),
             };
             let addr = match result {

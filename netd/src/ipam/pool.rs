@@ -68,11 +68,41 @@ impl Pool {
         Ok(ip)
     }
 
+    /// Gives `holder` the highest free address of the dynamic range.
+    pub fn allocate_highest(&mut self, holder: &str) -> Result<Ipv4Addr, IpamError> {
+        let range = self.spec.ip_range.unwrap_or(self.spec.subnet);
+        let ip = (u32::from(range.network())..=u32::from(range.broadcast()))
+            .rev()
+            .map(Ipv4Addr::from)
+            .find(|ip| self.reserved_kind(*ip).is_none() && !self.holders.contains_key(ip))
+            .ok_or_else(|| IpamError::Exhausted {
+                network: self.network.clone(),
+                range,
+            })?;
+        self.holders.insert(ip, holder.to_string());
+        Ok(ip)
+    }
+
     /// Gives `holder` a static address anywhere in the subnet.
     pub fn reserve(&mut self, ip: Ipv4Addr, holder: &str) -> Result<(), IpamError> {
         self.check_static(ip)?;
         self.holders.insert(ip, holder.to_string());
         Ok(())
+    }
+
+    /// Gives `holder` a static address, also when `from` holds it (an address a runtime got
+    /// from netd's IPAM and now gives its endpoint).
+    pub fn take_over(&mut self, ip: Ipv4Addr, from: &str, holder: &str) -> Result<(), IpamError> {
+        if self.holders.get(&ip).is_some_and(|h| h == from) {
+            self.holders.insert(ip, holder.to_string());
+            return Ok(());
+        }
+        self.reserve(ip, holder)
+    }
+
+    /// Who holds `ip`, if anyone.
+    pub fn holder(&self, ip: Ipv4Addr) -> Option<&str> {
+        self.holders.get(&ip).map(String::as_str)
     }
 
     /// Checks that `ip` could be reserved, without reserving it.
@@ -103,6 +133,11 @@ impl Pool {
 
     pub fn release(&mut self, ip: Ipv4Addr) {
         self.holders.remove(&ip);
+    }
+
+    /// Hands `ip` back to `holder` (see [`Pool::take_over`]).
+    pub fn give_back(&mut self, ip: Ipv4Addr, holder: &str) {
+        self.holders.insert(ip, holder.to_string());
     }
 
     pub fn in_use(&self) -> usize {

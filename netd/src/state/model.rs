@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::origin::Origin;
 use crate::config::{
     alias::Lb,
     mac::Mac,
@@ -66,6 +67,14 @@ pub struct Network {
     /// network's removal, so that the address stays stable while backends come and go.
     #[serde(default)]
     pub vips: BTreeMap<String, VipAlias>,
+    #[serde(default)]
+    pub origin: Origin,
+    /// The netd IPAM pool (Docker's `--ipam-driver`) the network's addresses come from.
+    #[serde(default)]
+    pub ipam_pool: Option<String>,
+    /// Addresses kept out of the pool by name (Docker's `--aux-address`).
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 /// An alias with a virtual IP from its network's subnet (reserved in the address pool).
@@ -126,6 +135,10 @@ pub enum Sandbox {
     Host,
     /// Another container's namespace (`--network container:OTHER`).
     Shared { container_id: String },
+    /// A namespace a runtime owns and configures (Docker): netd leaves the container end of
+    /// each veth pair in its own namespace for the runtime to move in; `path` is the
+    /// runtime's sandbox once it joined.
+    Runtime { path: Option<PathBuf> },
 }
 
 /// One interface of a container on one network.
@@ -178,6 +191,8 @@ pub struct Container {
     /// Legacy links (default bridge): other containers in this one's /etc/hosts.
     #[serde(default)]
     pub links: Vec<Link>,
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,9 +207,27 @@ impl Container {
         self.endpoints.iter().find(|e| e.network_id == network_id)
     }
 
+    /// Its command runs, or (a runtime's container) the runtime has it in its sandbox.
     pub fn is_running(&self) -> bool {
-        self.process.as_ref().is_some_and(|p| p.exit_code.is_none())
+        match &self.sandbox {
+            Sandbox::Runtime { path } => path.is_some(),
+            _ => self.process.as_ref().is_some_and(|p| p.exit_code.is_none()),
+        }
     }
+}
+
+/// An address pool that netd's IPAM driver gave a runtime (Docker's `RequestPool`), with the
+/// addresses it handed out of it. A netd network made on it shares its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamPool {
+    /// Docker's PoolID: the subnet, in CIDR form.
+    pub id: String,
+    pub subnet: ipnetwork::Ipv4Network,
+    /// Docker's SubPool: where addresses that no one asked for by value come from.
+    pub ip_range: Option<ipnetwork::Ipv4Network>,
+    /// Addresses handed out, with what they were asked for (gateway, an endpoint).
+    pub addresses: BTreeMap<Ipv4Addr, String>,
 }
 
 /// 64 random hex digits, like Docker's ids.

@@ -10,7 +10,7 @@ use std::{
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::model::{Container, Network};
+use super::model::{Container, IpamPool, Network};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,6 +105,21 @@ impl Store {
         let done: u64 = if path.exists() { read_json(&path)? } else { 0 };
         write_json(&path, &(done + 1))?;
         Ok(done + 1)
+    }
+
+    /// The pools of netd's IPAM driver, all in one file (a handful, written when Docker
+    /// asks for a pool or an address).
+    pub fn save_ipam_pools(&self, pools: &[&IpamPool]) -> Result<(), StoreError> {
+        write_json(&self.root.join("ipam-pools.json"), &pools)
+    }
+
+    pub fn load_ipam_pools(&self) -> Result<Vec<IpamPool>, StoreError> {
+        let path = self.root.join("ipam-pools.json");
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     pub fn load(&self) -> Result<(Vec<Network>, Vec<Container>), StoreError> {
@@ -206,6 +221,9 @@ mod tests {
                     explicit: true,
                 },
             )]),
+            origin: crate::config::origin::Origin::Docker { id: "d".repeat(64) },
+            ipam_pool: Some("10.3.0.0/24".into()),
+            aux_addresses: BTreeMap::from([("host".into(), "10.3.0.5".parse().unwrap())]),
         }
     }
 
@@ -219,6 +237,7 @@ mod tests {
             sandbox: Sandbox::Owned {
                 path: "/x/netns/b".into(),
             },
+            origin: Default::default(),
             endpoints: vec![Endpoint {
                 id: "c".repeat(64),
                 network_id: net.id.clone(),

@@ -1,0 +1,78 @@
+//! `IpamDriver.*`: netd's address pools for Docker's `--ipam-driver`.
+
+use serde_json::{json, Value};
+
+use super::{
+    body, ok,
+    wire::{self, required, AddressRequest, RequestPool},
+    Failure,
+};
+use crate::{
+    engine::{AddressUse, ADDRESS_SPACE},
+    shared::Shared,
+};
+
+pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failure> {
+    match method {
+        "GetCapabilities" => {
+            Ok(json!({"RequiresMACAddress": false, "RequiresRequestReplay": false}))
+        }
+        "GetDefaultAddressSpaces" => Ok(json!({
+            "LocalDefaultAddressSpace": ADDRESS_SPACE,
+            "GlobalDefaultAddressSpace": ADDRESS_SPACE,
+        })),
+        "RequestPool" => request_pool(d, body(bytes)?).await,
+        "ReleasePool" => {
+            let req: AddressRequest = body(bytes)?;
+            let id = required("PoolID", &req.pool_id)?;
+            d.engine.lock().await.release_pool(id)?;
+            ok()
+        }
+        "RequestAddress" => {
+            let req: AddressRequest = body(bytes)?;
+            let id = required("PoolID", &req.pool_id)?;
+            let ip = match req.address.as_str() {
+                "" => None,
+                a => Some(wire::address("Address", a)?.0),
+            };
+            let usage = match req.options.get(wire::OPT_ADDRESS_TYPE).map(String::as_str) {
+                Some(wire::ADDRESS_TYPE_GATEWAY) => AddressUse::Gateway,
+                _ => AddressUse::Endpoint,
+            };
+            let (ip, prefix) = d.engine.lock().await.request_address(id, ip, usage)?;
+            Ok(json!({"Address": format!("{ip}/{prefix}"), "Data": {}}))
+        }
+        "ReleaseAddress" => {
+            let req: AddressRequest = body(bytes)?;
+            let id = required("PoolID", &req.pool_id)?;
+            let (ip, _) = wire::address("Address", required("Address", &req.address)?)?;
+            d.engine.lock().await.release_address(id, ip)?;
+            ok()
+        }
+        other => Err(Failure::Unknown(format!("IpamDriver.{other}"))),
+    }
+}
+
+async fn request_pool(d: &Shared, req: RequestPool) -> Result<Value, Failure> {
+    if req.v6 {
+        return Err(Failure::Refused(
+            "V6: netd's IPAM hands out IPv4 pools only".into(),
+        ));
+    }
+    if req.address_space != ADDRESS_SPACE {
+        return Err(Failure::Refused(format!(
+            "AddressSpace: {:?} is not netd's address space {ADDRESS_SPACE:?}",
+            req.address_space
+        )));
+    }
+    let subnet = match req.pool.as_str() {
+        "" => None,
+        p => Some(wire::subnet("Pool", p)?),
+    };
+    let range = match req.sub_pool.as_str() {
+        "" => None,
+        p => Some(wire::subnet("SubPool", p)?),
+    };
+    let pool = d.engine.lock().await.request_pool(subnet, range).await?;
+    Ok(json!({"PoolID": pool.id, "Pool": pool.subnet.to_string(), "Data": {}}))
+}
