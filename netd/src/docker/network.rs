@@ -267,3 +267,74 @@ async fn join(d: &Shared, req: EndpointRef) -> Result<Value, Failure> {
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(body: Value) -> Result<NetworkSpec, String> {
+        let req: wire::CreateNetwork = serde_json::from_value(body).unwrap();
+        network_spec(&req).map_err(|f| match f {
+            Failure::Refused(why) | Failure::Malformed(why) | Failure::Unknown(why) => why,
+        })
+    }
+
+    fn data(pool: &str, space: &str) -> Value {
+        json!([{"AddressSpace": space, "Pool": pool, "Gateway": "10.4.0.254/24", "AuxAddresses": {"router": "10.4.0.250"}}])
+    }
+
+    #[test]
+    fn docker_networks_become_netd_specs() {
+        let id = "ab".repeat(32);
+        let s = spec(json!({
+            "NetworkID": id,
+            "Options": {"com.docker.network.generic": {"icc": "false"}, "com.docker.network.internal": true, "com.docker.network.enable_ipv6": false},
+            "IPv4Data": data("10.4.0.0/24", "LocalDefault"),
+            "IPv6Data": null,
+        }))
+        .unwrap();
+        assert_eq!(s.name.as_str(), "abababababab");
+        assert_eq!(s.origin, Origin::Docker { id: id.clone() });
+        assert!(s.internal && !s.policy.icc);
+        let subnet = s.subnet.unwrap();
+        assert_eq!(subnet.gateway.to_string(), "10.4.0.254");
+        assert_eq!(s.ipam_pool, None, "Docker's own IPAM");
+        assert_eq!(s.aux_addresses["router"].to_string(), "10.4.0.250");
+        let s =
+            spec(json!({"NetworkID": id, "IPv4Data": data("10.4.0.0/24", ADDRESS_SPACE)})).unwrap();
+        assert_eq!(s.ipam_pool.as_deref(), Some("10.4.0.0/24"));
+    }
+
+    #[test]
+    fn bad_docker_networks_name_the_field() {
+        let id = "ab".repeat(32);
+        let cases = [
+            (json!({"IPv4Data": data("10.4.0.0/24", "x")}), "NetworkID"),
+            (json!({"NetworkID": id}), "IPv4Data"),
+            (
+                json!({"NetworkID": id, "IPv4Data": data("10.4.0.1/24", "x")}),
+                "host bits",
+            ),
+            (
+                json!({"NetworkID": id, "IPv4Data": data("fd00::/64", "x")}),
+                "IPv4Data.Pool",
+            ),
+            (
+                json!({"NetworkID": id, "IPv4Data": data("10.4.0.0/24", "x"), "IPv6Data": [{"Pool": "fd00::/64"}]}),
+                "IPv6",
+            ),
+            (
+                json!({"NetworkID": id, "IPv4Data": data("10.4.0.0/24", "x"), "Options": {"com.docker.network.generic": {"colour": "blue"}}}),
+                "colour",
+            ),
+            (
+                json!({"NetworkID": id, "IPv4Data": [{"Pool": "10.4.0.0/24", "Gateway": "10.5.0.1/24"}]}),
+                "10.5.0.1",
+            ),
+        ];
+        for (body, named) in cases {
+            let why = spec(body.clone()).unwrap_err();
+            assert!(why.contains(named), "{body}: {why}");
+        }
+    }
+}

@@ -19,6 +19,8 @@ mod tests;
 #[cfg(test)]
 mod tests_isolation;
 #[cfg(test)]
+mod tests_runtime;
+#[cfg(test)]
 mod tests_vips;
 mod vips;
 
