@@ -71,6 +71,8 @@ pub struct Lab {
     pub external: Option<String>,
     pub dir: tempfile::TempDir,
     pub bpffs: PathBuf,
+    /// More `netd daemon` flags, for every start.
+    pub daemon_args: Vec<String>,
     daemon: Option<Child>,
 }
 
@@ -84,7 +86,13 @@ impl Lab {
     /// A lab whose host has an uplink `up0` (10.99.0.1/24, default route) to an external
     /// client namespace (10.99.0.2/24).
     pub fn with_external() -> Self {
+        Self::with_external_args(&[])
+    }
+
+    /// [`Lab::with_external`], its daemon started with more flags.
+    pub fn with_external_args(daemon_args: &[&str]) -> Self {
         let mut lab = Self::bare();
+        lab.daemon_args = daemon_args.iter().map(|a| a.to_string()).collect();
         let ext = crate::unique("nx");
         run("ip", &["netns", "add", &ext]);
         lab.external = Some(ext.clone());
@@ -127,6 +135,7 @@ impl Lab {
             bpffs: PathBuf::from("/sys/fs/bpf").join(format!("netd-{netns}")),
             netns,
             external: None,
+            daemon_args: Vec::new(),
             daemon: None,
         };
         run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"]);
@@ -172,6 +181,7 @@ impl Lab {
             .arg(&self.netns)
             .arg("--dns-upstream")
             .arg(format!("127.0.0.1:{DNS_UPSTREAM_PORT}"))
+            .args(&self.daemon_args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -195,6 +205,21 @@ impl Lab {
             "netd daemon did not answer within 20 s:\n{}",
             self.daemon_log()
         );
+    }
+
+    /// SIGTERMs the daemon and waits for it to exit, as a clean stop would.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            let exited = wait_until(Duration::from_secs(20), || {
+                d.try_wait().ok().flatten().is_some()
+            });
+            if !exited {
+                let _ = d.kill();
+            }
+            let _ = d.wait();
+        }
     }
 
     /// SIGKILLs the daemon, as a crash would.
