@@ -470,6 +470,12 @@ impl Drop for Lab {
             );
         }
         self.kill_daemon();
+        // A killed daemon leaves its Docker plugin socket behind.
+        if let Some(i) = self.daemon_args.iter().position(|a| a == "--docker-plugin") {
+            if let Some(name) = self.daemon_args.get(i + 1) {
+                let _ = std::fs::remove_file(format!("/run/docker/plugins/{name}.sock"));
+            }
+        }
         self.kill_lab_processes();
         let entries = std::fs::read_dir(self.state_dir().join("netns"))
             .into_iter()

@@ -35,9 +35,13 @@ impl Engine {
         }
         let routes = self.host.routes().await?;
         let subnet = match spec.subnet {
-            Some(subnet) => {
+            Some(mut subnet) => {
                 self.check_ipam_binding(spec.ipam_pool.as_deref(), subnet.subnet)?;
                 self.check_overlap(subnet.subnet, &routes, spec.ipam_pool.as_deref())?;
+                // Docker tells the network driver the pool but not its sub-pool.
+                if let Some(pool) = spec.ipam_pool.as_ref().and_then(|p| self.ipam_pools.get(p)) {
+                    subnet.ip_range = subnet.ip_range.or(pool.ip_range);
+                }
                 subnet
             }
             None if spec.ipam_pool.is_some() => {
