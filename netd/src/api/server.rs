@@ -63,6 +63,7 @@ pub fn router(daemon: Shared) -> Router {
             get(inspect_alias).delete(remove_alias),
         )
         .route("/v1/containers/{key}/logs", get(logs))
+        .route("/v1/containers/{key}/check", get(check_container))
         .route("/v1/containers/{key}/sandbox", get(sandbox))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/{view}", get(stats_view))
@@ -193,7 +194,14 @@ async fn connect(
 ) -> Result<Json<Value>, ApiError> {
     let mut engine = d.engine.lock().await;
     let e = engine
-        .connect(&key, &req.container, req.ip.as_deref(), &req.aliases)
+        .connect_interface(
+            &key,
+            &req.container,
+            req.ip.as_deref(),
+            &req.aliases,
+            req.ifname.as_deref(),
+            req.mac_address.as_deref(),
+        )
         .await?;
     Ok(Json(
         json!({"EndpointID": e.id, "IPAddress": e.ip.to_string(), "InterfaceName": e.ifname.as_str()}),
@@ -352,6 +360,9 @@ async fn inspect_container(
 struct RemoveQuery {
     #[serde(default)]
     force: bool,
+    /// Removing on behalf of a runtime (`cni`), which may remove its own containers.
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 async fn remove_container(
@@ -359,12 +370,22 @@ async fn remove_container(
     Path(key): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
+    let kind = q.origin.as_deref().unwrap_or("netd");
     d.engine
         .lock()
         .await
-        .remove_container(&key, q.force)
+        .remove_container_as(&key, q.force, kind)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What is missing of a container's interfaces and datapath entries.
+async fn check_container(
+    State(d): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = d.engine.lock().await.check_container(&key).await?;
+    Ok(Json(json!({"Problems": problems})))
 }
 
 #[derive(Deserialize)]

@@ -29,6 +29,11 @@ pub struct Connect {
     pub ip: Option<String>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The interface's name inside; the lowest free ethN when absent.
+    #[serde(default)]
+    pub ifname: Option<String>,
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 /// Body of `POST /v1/networks/{name}/disconnect`.
@@ -138,10 +143,10 @@ pub fn drops(engine: &Engine, network: Option<u32>) -> Vec<Value> {
 }
 
 fn state(c: &Container) -> Value {
-    // A runtime's container runs while the runtime has it in a sandbox.
-    if let Sandbox::Runtime { path } = &c.sandbox {
-        let status = if path.is_some() { "running" } else { "created" };
-        return json!({"Status": status, "Running": path.is_some(), "Pid": 0, "ExitCode": 0});
+    // A runtime's container runs while the runtime has it attached.
+    if matches!(c.sandbox, Sandbox::Runtime { .. }) || c.origin.runtime_id().is_some() {
+        let status = if c.is_running() { "running" } else { "created" };
+        return json!({"Status": status, "Running": c.is_running(), "Pid": 0, "ExitCode": 0});
     }
     match &c.process {
         None => json!({"Status": "created", "Running": false, "Pid": 0, "ExitCode": 0}),
@@ -178,6 +183,7 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
                 "MacAddress": e.mac.to_string(),
                 "Aliases": e.aliases,
                 "InterfaceName": e.ifname.as_str(),
+                "HostInterface": e.host_ifname.as_str(),
             }),
         );
     }

@@ -91,6 +91,8 @@ impl CreateArgs {
             expose: self.expose,
             publish_all: self.publish_all,
             links: self.links,
+            ifname: None,
+            origin: None,
         }
     }
 }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     mac::Mac,
-    names::{parse_hostname, Name},
+    names::{parse_hostname, IfName, Name},
     network::parse_ipv4,
+    origin::Origin,
     port::{parse_expose, parse_publish, ExposedPort, PortMapping},
     ConfigError,
 };
@@ -48,6 +49,12 @@ pub struct CreateContainer {
     /// `--link NAME[:ALIAS]` (default bridge only): hosts entries for other containers.
     #[serde(default)]
     pub links: Vec<String>,
+    /// The interface's name inside (default eth0), as a CNI runtime asks for it.
+    #[serde(default)]
+    pub ifname: Option<String>,
+    /// Who asks: netd's CLI, or a CNI runtime with its container id.
+    #[serde(default)]
+    pub origin: Option<Origin>,
 }
 
 /// A legacy link: another container, known in /etc/hosts by its name and `alias`.
@@ -120,6 +127,9 @@ pub struct ContainerSpec {
     pub publish: Vec<PortMapping>,
     pub expose: Vec<ExposedPort>,
     pub links: Vec<LinkSpec>,
+    /// The interface's name inside.
+    pub ifname: IfName,
+    pub origin: Origin,
 }
 
 impl TryFrom<CreateContainer> for ContainerSpec {
@@ -213,6 +223,18 @@ impl TryFrom<CreateContainer> for ContainerSpec {
                 ));
             }
         }
+        let ifname = IfName::parse(req.ifname.as_deref().unwrap_or("eth0"))?;
+        if req.ifname.is_some() && !joins_network {
+            return conflict("--ifname", req.ifname.as_deref().unwrap_or_default());
+        }
+        let origin = req.origin.clone().unwrap_or_default();
+        if matches!(origin, Origin::Docker { .. }) {
+            return Err(ConfigError::invalid(
+                "origin",
+                "docker",
+                "Docker's containers come through netd's Docker plugin",
+            ));
+        }
         if req.start && req.command.is_empty() {
             return Err(ConfigError::invalid(
                 "command",
@@ -244,6 +266,8 @@ impl TryFrom<CreateContainer> for ContainerSpec {
             start: req.start,
             publish,
             expose,
+            ifname,
+            origin,
         })
     }
 }

@@ -140,6 +140,31 @@ impl Datapath {
         Some(sum)
     }
 
+    /// What is missing for `port` (host end of the interface with address `ip`) to be in
+    /// the datapath: its endpoint entry, its counters, its two filters.
+    pub fn check_port(&self, port: &str, ifindex: u32, ip: std::net::Ipv4Addr) -> Vec<String> {
+        let mut problems = Vec::new();
+        let addr_be = u32::from(ip).to_be();
+        match self.endpoints().into_iter().find(|(i, _)| *i == ifindex) {
+            Some((_, ep)) if ep.addr_be == addr_be => {}
+            Some(_) => problems.push(format!(
+                "the datapath endpoint of {port} has another address than {ip}"
+            )),
+            None => problems.push(format!("{port} has no datapath endpoint")),
+        }
+        if self.iface_counters.get(&IfaceKey { ifindex }, 0).is_err() {
+            problems.push(format!("{port} has no counters"));
+        }
+        for (prog, attach) in PORT_PROGRAMS {
+            let attached =
+                SchedClassifierLink::attached(port, attach, FILTER.priority, FILTER.handle, None);
+            if attached.is_err() {
+                problems.push(format!("{port} has no {prog} filter"));
+            }
+        }
+        problems
+    }
+
     /// Interface indexes that have a counter or endpoint entry.
     pub fn counted_ifindexes(&self) -> Vec<u32> {
         let mut indexes: Vec<u32> = self

@@ -5,10 +5,7 @@ use std::path::PathBuf;
 
 use super::{endpoints::EndpointRequest, Engine, EngineError, Errors};
 use crate::{
-    config::{
-        container::{ContainerSpec, NetworkMode},
-        names::IfName,
-    },
+    config::container::{ContainerSpec, NetworkMode},
     process::{self, files, SandboxEnv},
     state::{
         model::{new_id, Container, Driver, Link, Process, Sandbox},
@@ -60,7 +57,7 @@ impl Engine {
             links,
             ports: Vec::new(),
             exposed: spec.expose.clone(),
-            origin: Default::default(),
+            origin: spec.origin.clone(),
         };
         let mut undo = vec![Undo::Files(c.id.clone())];
         let result = self
@@ -208,7 +205,7 @@ impl Engine {
                     container: c.name.as_str(),
                     netns,
                     network: &net,
-                    ifname: IfName::parse("eth0").expect("valid"),
+                    ifname: spec.ifname.clone(),
                     ip: spec.ip,
                     mac: spec.mac,
                     aliases: spec.aliases.iter().map(|a| a.to_string()).collect(),
@@ -366,8 +363,19 @@ impl Engine {
         key: &str,
         force: bool,
     ) -> Result<String, EngineError> {
+        self.remove_container_as(key, force, "netd").await
+    }
+
+    /// Removes a container on behalf of `kind` (netd's CLI, or a CNI runtime through the
+    /// API): another runtime's containers are refused.
+    pub async fn remove_container_as(
+        &mut self,
+        key: &str,
+        force: bool,
+        kind: &str,
+    ) -> Result<String, EngineError> {
         let c = self.container(key)?;
-        if c.origin.runtime_id().is_some() {
+        if c.origin.runtime_id().is_some() && c.origin.kind() != kind {
             return Err(EngineError::Forbidden(format!(
                 "container {} belongs to {}: remove it there",
                 c.name,

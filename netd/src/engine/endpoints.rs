@@ -146,6 +146,20 @@ impl Engine {
         ip: Option<&str>,
         aliases: &[String],
     ) -> Result<Endpoint, EngineError> {
+        self.connect_interface(network, container, ip, aliases, None, None)
+            .await
+    }
+
+    /// Connects with a chosen interface name (CNI's CNI_IFNAME) and MAC, where given.
+    pub async fn connect_interface(
+        &mut self,
+        network: &str,
+        container: &str,
+        ip: Option<&str>,
+        aliases: &[String],
+        ifname: Option<&str>,
+        mac: Option<&str>,
+    ) -> Result<Endpoint, EngineError> {
         let net = self.network(network)?.clone();
         let c = self.container(container)?.clone();
         let ip = ip.map(|ip| parse_ipv4("IP address", ip)).transpose()?;
@@ -159,7 +173,20 @@ impl Engine {
             )));
         }
         let netns = self.own_netns(&c)?;
-        let ifname = next_ifname(&c);
+        let ifname = match ifname {
+            Some(name) => {
+                let name = IfName::parse(name)?;
+                if c.endpoints.iter().any(|e| e.ifname == name) {
+                    return Err(EngineError::Conflict(format!(
+                        "container {} already has an interface {name}",
+                        c.name
+                    )));
+                }
+                name
+            }
+            None => next_ifname(&c),
+        };
+        let mac = mac.map(str::parse::<Mac>).transpose()?;
         let default_route = !c.endpoints.iter().any(|e| e.default_route);
         let endpoint = self
             .attach_endpoint(EndpointRequest {
@@ -168,7 +195,7 @@ impl Engine {
                 network: &net,
                 ifname,
                 ip,
-                mac: None,
+                mac,
                 aliases: aliases.to_vec(),
                 default_route,
                 dnat_target: !c.ports.is_empty(),

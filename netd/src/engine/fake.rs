@@ -118,6 +118,12 @@ impl Host for FakeHost {
         k.plugs.remove(host_ifname);
         Ok(())
     }
+    async fn check_plug(&self, plug: &Plug) -> Vec<String> {
+        match self.k().plugs.contains_key(plug.host_ifname.as_str()) {
+            true => Vec::new(),
+            false => vec![format!("host interface {} is gone", plug.host_ifname)],
+        }
+    }
     async fn adopt_port(&self, _: &Plug) -> Result<(), HostError> {
         Ok(())
     }

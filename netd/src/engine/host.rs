@@ -120,6 +120,9 @@ pub trait Host: Send + Sync {
     async fn plug(&self, plug: &Plug) -> Result<(), HostError>;
     /// Removes the veth pair (its datapath attachment goes with it) and its counters.
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError>;
+    /// What is missing of a plugged interface (CNI's CHECK): both ends, the container end's
+    /// address, the port's place on the bridge and in the datapath. Empty when all is there.
+    async fn check_plug(&self, plug: &Plug) -> Vec<String>;
     /// Makes sure the datapath is attached to an existing port (after a restart).
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError>;
     /// Drops datapath state (counters, endpoints) of every port but these host interfaces.

@@ -383,6 +383,47 @@ impl Host for LinuxHost {
         }
     }
 
+    async fn check_plug(&self, p: &Plug) -> Vec<String> {
+        let host = p.host_ifname.as_str();
+        let mut problems = Vec::new();
+        let bridge = self.nl.link(p.bridge.as_str()).await.ok().flatten();
+        match self.nl.link(host).await {
+            Ok(Some(link)) => {
+                if bridge.is_none_or(|b| link.controller != Some(b.index)) {
+                    problems.push(format!("{host} is not a port of bridge {}", p.bridge));
+                }
+                problems.extend(self.datapath().check_port(host, link.index, p.ip));
+            }
+            Ok(None) => problems.push(format!("host interface {host} is gone")),
+            Err(e) => problems.push(format!("looking up {host}: {e}")),
+        }
+        if p.handover {
+            return problems;
+        }
+        let ifname = p.ifname.as_str();
+        let inside = match Netlink::in_netns(&p.netns) {
+            Ok(inside) => inside,
+            Err(e) => {
+                problems.push(format!("entering {}: {e}", p.netns.display()));
+                return problems;
+            }
+        };
+        match inside.link(ifname).await {
+            Ok(Some(link)) => {
+                let addrs = inside.ipv4_addresses().await.unwrap_or_default();
+                if !addrs.contains(&(link.index, p.ip, p.prefix)) {
+                    problems.push(format!("{ifname} has no address {}/{}", p.ip, p.prefix));
+                }
+            }
+            Ok(None) => problems.push(format!(
+                "interface {ifname} is gone from {}",
+                p.netns.display()
+            )),
+            Err(e) => problems.push(format!("looking up {ifname}: {e}")),
+        }
+        problems
+    }
+
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError> {
         let host = plug.host_ifname.as_str();
         let index = self

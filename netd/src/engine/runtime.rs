@@ -4,7 +4,10 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use super::{endpoints::EndpointRequest, Engine, EngineError};
+use super::{
+    endpoints::{plug_of, EndpointRequest},
+    Engine, EngineError,
+};
 use crate::{
     config::{
         mac::Mac,
@@ -153,5 +156,32 @@ impl Engine {
         self.store.save_container(&c)?;
         self.containers.insert(c.id.clone(), c);
         Ok(())
+    }
+
+    /// What is missing of a container's interfaces and datapath entries (CNI's CHECK);
+    /// empty when everything is in place.
+    pub async fn check_container(&self, key: &str) -> Result<Vec<String>, EngineError> {
+        let c = self.container(key)?;
+        let (netns, handover) = match &c.sandbox {
+            Sandbox::Owned { path } | Sandbox::External { path } => {
+                if !self.host.netns_alive(path) {
+                    return Ok(vec![format!("namespace {} is gone", path.display())]);
+                }
+                (path.clone(), false)
+            }
+            Sandbox::Runtime { .. } => (self.daemon_netns.clone(), true),
+            Sandbox::Host | Sandbox::Shared { .. } => return Ok(Vec::new()),
+        };
+        let mut problems = Vec::new();
+        for e in &c.endpoints {
+            let Some(net) = self.networks.get(&e.network_id) else {
+                problems.push(format!("network {} of {} is gone", e.network_id, e.ifname));
+                continue;
+            };
+            let mut plug = plug_of(net, netns.clone(), e, !c.ports.is_empty());
+            plug.handover = handover;
+            problems.extend(self.host.check_plug(&plug).await);
+        }
+        Ok(problems)
     }
 }

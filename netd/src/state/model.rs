@@ -207,10 +207,12 @@ impl Container {
         self.endpoints.iter().find(|e| e.network_id == network_id)
     }
 
-    /// Its command runs, or (a runtime's container) the runtime has it in its sandbox.
+    /// Its command runs, or (a runtime's container) the runtime has it attached: Docker's
+    /// once joined to its sandbox, CNI's from ADD to DEL.
     pub fn is_running(&self) -> bool {
-        match &self.sandbox {
-            Sandbox::Runtime { path } => path.is_some(),
+        match (&self.sandbox, &self.origin) {
+            (Sandbox::Runtime { path }, _) => path.is_some(),
+            (_, Origin::Cni { .. }) => true,
             _ => self.process.as_ref().is_some_and(|p| p.exit_code.is_none()),
         }
     }
