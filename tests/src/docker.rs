@@ -237,13 +237,21 @@ impl Dockerd {
     }
 }
 
-fn remove_cgroup(dir: &Path) {
+/// Removes a cgroup and its children, waiting (bounded) for killed tasks to leave them.
+pub fn remove_cgroup(dir: &Path) {
+    wait_until(Duration::from_secs(10), || remove_cgroup_once(dir));
+}
+
+fn remove_cgroup_once(dir: &Path) -> bool {
+    if !dir.exists() {
+        return true;
+    }
     for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if child.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_cgroup(&child.path());
+            remove_cgroup_once(&child.path());
         }
     }
-    let _ = std::fs::remove_dir(dir);
+    std::fs::remove_dir(dir).is_ok()
 }
 
 impl Drop for Dockerd {

@@ -4,6 +4,7 @@
 pub mod docker;
 mod lab;
 pub mod packet;
+pub mod podman;
 pub mod testrun;
 
 pub use lab::{

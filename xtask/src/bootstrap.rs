@@ -21,14 +21,15 @@ const APT_PACKAGES: &[&str] = &[
     "bind9-dnsutils",
     // For promtool (the metrics tests check the scrape with it); its server is never started.
     "prometheus",
-    // The runtime tests start their own dockerd (in a lab namespace, with its own roots);
-    // the packages' services are never started. busybox-static is their image's rootfs.
+    // The runtime tests start their own dockerd and podman (in a lab namespace, with their
+    // own roots); the packages' services are never started. busybox-static is their image.
     "docker.io",
+    "podman",
     "busybox-static",
 ];
 
 /// Debian's way of telling package scripts not to start services: installing `prometheus`
-/// or `docker.io` must not leave a server listening on the machine.
+/// `docker.io` or `podman` must not leave a server listening on the machine.
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

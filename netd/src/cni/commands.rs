@@ -180,7 +180,11 @@ async fn attach(
     (id, netns, ifname): (&str, &str, &str),
 ) -> Result<Value, CniError> {
     let rc = &conf.runtime_config;
-    let ip = match rc.ips.as_slice() {
+    // The `ips` capability, else CNI_ARGS's IP= (podman's and host-local's convention).
+    let args_ip: Vec<String> = env.args.get("IP").into_iter().cloned().collect();
+    let ips = if rc.ips.is_empty() { &args_ip } else { &rc.ips };
+    let mac = rc.mac.clone().or_else(|| env.args.get("MAC").cloned());
+    let ip = match ips.as_slice() {
         [] => None,
         ips => Some(
             ips.iter()
@@ -206,7 +210,7 @@ async fn attach(
                 ));
             }
             let name = c["Name"].as_str().unwrap_or_default().to_string();
-            let body = json!({"container": name, "ip": ip_text, "aliases": aliases, "ifname": ifname, "mac_address": rc.mac});
+            let body = json!({"container": name, "ip": ip_text, "aliases": aliases, "ifname": ifname, "mac_address": mac});
             api.call(
                 Method::POST,
                 &format!("/v1/networks/{}/connect", seg(network)),
@@ -228,7 +232,7 @@ async fn attach(
             let name = container_name(api, env, id).await;
             let body = json!({
                 "name": name, "network": network, "netns_path": netns, "ip": ip_text,
-                "mac_address": rc.mac, "aliases": aliases, "publish": publish, "ifname": ifname,
+                "mac_address": mac, "aliases": aliases, "publish": publish, "ifname": ifname,
                 "origin": {"kind": "cni", "id": id},
             });
             api.call(Method::POST, "/v1/containers", Some(&body))
