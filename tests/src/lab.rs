@@ -495,19 +495,7 @@ impl Drop for Lab {
     }
 }
 
-/// Polls `ready` every 50 ms until it holds (true) or `limit` has passed (false).
-pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if ready() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use labkit::wait_until;
 
 fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)

@@ -112,27 +112,7 @@ impl Podman {
     }
 
     fn import_busybox(&self) {
-        let rootfs = self.root.join("rootfs");
-        for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "www"] {
-            std::fs::create_dir_all(rootfs.join(dir)).expect("rootfs");
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static");
-        let list = Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout)
-            .lines()
-            .filter(|a| *a != "busybox")
-        {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-c", "."])
-            .output()
-            .expect("tar");
+        let tar = labkit::busybox_rootfs(&self.root, &[]).unwrap_or_else(|e| panic!("{e}"));
         let mut import = self
             .command()
             .args(["import", "--change", "ENV PATH=/bin", "-", IMAGE])
@@ -145,43 +125,12 @@ impl Podman {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(&tar.stdout)
+            .write_all(&tar)
             .expect("image");
         assert!(
             import.wait().expect("podman import").success(),
             "podman import failed"
         );
-    }
-
-    fn kill_leftovers(&self) {
-        let root = self.root.to_string_lossy().into_owned();
-        for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = proc.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&root) && pid != std::process::id() as i32
-            {
-                // SAFETY: plain kill(2) on a process of this lab's podman (conmon).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-
-    fn unmount(&self) {
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<PathBuf> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(PathBuf::from)
-            .filter(|p| p.starts_with(&self.root))
-            .collect();
-        points.sort();
-        for point in points.iter().rev() {
-            let c = std::ffi::CString::new(point.as_os_str().as_encoded_bytes()).expect("path");
-            // SAFETY: umount2 on a path of this lab's.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
     }
 
     /// libcni's cached results of this podman's networks, and the shared dirs it made.
@@ -208,19 +157,9 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "-a", "-f", "-t", "0"]);
-        self.kill_leftovers();
-        self.unmount();
-        for controller in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            crate::docker::remove_cgroup(
-                &controller
-                    .path()
-                    .join(self.cgroup_parent.trim_start_matches('/')),
-            );
-        }
+        labkit::kill_processes_of(&self.root, &[]);
+        labkit::unmount_under(&self.root);
+        labkit::remove_cgroup_everywhere(&self.cgroup_parent);
         self.remove_shared();
     }
 }

@@ -5,7 +5,13 @@ use anyhow::Result;
 use crate::cmd;
 
 /// Host crates; the eBPF crate is linted separately for its own target.
-const HOST_PACKAGES: &[&str] = &["netd", "netd-common", "xtask", "integration-tests"];
+const HOST_PACKAGES: &[&str] = &[
+    "netd",
+    "netd-common",
+    "xtask",
+    "integration-tests",
+    "labkit",
+];
 
 pub fn all(filter: Option<&str>) -> Result<()> {
     let mut fmt = cmd::cargo();

@@ -23,6 +23,8 @@ pub struct BenchHost {
     dir: PathBuf,
     bpffs: PathBuf,
     daemon: Option<Child>,
+    /// More `netd daemon` flags.
+    daemon_args: Vec<String>,
 }
 
 impl BenchHost {
@@ -32,6 +34,21 @@ impl BenchHost {
 
     /// [`BenchHost::start`] for one of several hosts of a benchmark: `tag` tells them apart.
     pub fn start_named(netd: &Path, with_uplink: bool, tag: &str) -> Result<Self> {
+        let mut host = Self::bare(with_uplink, tag)?;
+        host.start_daemon(netd)?;
+        Ok(host)
+    }
+
+    /// [`BenchHost::start_named`] with more `netd daemon` flags.
+    pub fn start_with_args(netd: &Path, tag: &str, args: &[&str]) -> Result<Self> {
+        let mut host = Self::bare(true, tag)?;
+        host.daemon_args = args.iter().map(|a| a.to_string()).collect();
+        host.start_daemon(netd)?;
+        Ok(host)
+    }
+
+    /// The host and its uplink without netd (for another runtime's arm of a benchmark).
+    pub fn bare(with_uplink: bool, tag: &str) -> Result<Self> {
         let netns = format!("netd-bench-{}{tag}", std::process::id());
         let dir = std::env::temp_dir().join(&netns);
         let host = Self {
@@ -40,6 +57,7 @@ impl BenchHost {
             dir,
             netns,
             daemon: None,
+            daemon_args: Vec::new(),
         };
         std::fs::create_dir_all(&host.dir)?;
         sh("ip", &["netns", "add", &host.netns])?;
@@ -48,8 +66,12 @@ impl BenchHost {
         if with_uplink {
             host.add_uplink()?;
         }
-        host.start_daemon(netd)?;
         Ok(host)
+    }
+
+    /// Where the host keeps its files (removed with it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn start_daemon(&mut self, netd: &Path) -> Result<()> {
@@ -66,6 +88,7 @@ impl BenchHost {
                 .arg(self.dir.join("state"))
                 .arg("--bpffs")
                 .arg(&self.bpffs)
+                .args(&self.daemon_args)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(log)

@@ -11,6 +11,7 @@ mod netfilter;
 pub mod peer;
 mod publish;
 mod report;
+mod runtimes;
 mod vip;
 
 use std::path::Path;
@@ -45,6 +46,9 @@ pub enum Suite {
     Counters,
     /// The bridge-port programs' own time per packet, by BPF_PROG_TEST_RUN.
     Programs,
+    /// Real dockerd: `docker run -p` and published-port connections on a netd network vs
+    /// Docker's bridge driver (iptables), at 0 and 1,000 other published ports.
+    Runtimes,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -100,6 +104,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = programs()?;
         println!("\n{table}");
         std::fs::write(dir.join("programs.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Runtimes) {
+        println!(
+            "\nreal dockerd: netd's plugin network vs Docker's bridge driver ({} rounds, {} s connection windows, median (min-max); ratios paired by round)",
+            opts.runs, opts.secs
+        );
+        let table = runtimes::run(netd, xtask, &[0, 1000], opts.runs, opts.secs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("runtimes.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");
