@@ -203,6 +203,33 @@ fn add_check_del_follow_the_spec() {
         "{again}"
     );
 
+    // A second network of the same container is one more interface of it.
+    let second = Call {
+        ifname: "eth1",
+        ..add
+    };
+    let other = conf(
+        &lab,
+        "1.1.0",
+        json!({"name": "other", "subnet": "10.76.0.0/24"}),
+    );
+    let (code, more) = cni(&second, &other);
+    assert_eq!(code, 0, "{more}");
+    assert_eq!(more["interfaces"][1]["name"], "eth1");
+    let nets = lab.inspect("webpod")["NetworkSettings"]["Networks"].clone();
+    assert_eq!(nets.as_object().unwrap().len(), 2, "{nets}");
+    let del_second = Call {
+        command: "DEL",
+        ..second
+    };
+    assert_eq!(cni(&del_second, &other), (0, Value::Null));
+    let nets = lab.inspect("webpod")["NetworkSettings"]["Networks"].clone();
+    assert_eq!(
+        nets.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["podnet"]
+    );
+    lab.ok(&["network", "rm", "other"]);
+
     // CHECK: all there, then the host end gone.
     let check = Call {
         command: "CHECK",
