@@ -170,6 +170,26 @@ fn docker_run_p_on_a_netd_network_is_reached_from_outside_and_from_containers() 
     let who = get_from_outside(&d.lab, &format!("http://{UPLINK_IP}:{random}/cgi-bin/who"));
     assert_eq!(who, "10.99.0.2 app");
 
+    // The plugin reports the real bindings, random port resolved (Docker itself cannot show
+    // a plugin's: see the README).
+    let endpoint = d.d().ok(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"mynet\").EndpointID}}",
+        "app",
+    ]);
+    let network = d.d().ok(&["network", "inspect", "-f", "{{.Id}}", "mynet"]);
+    let ids = format!(r#"{{"NetworkID":"{network}","EndpointID":"{endpoint}"}}"#);
+    let (_, info) = plugin_call(&d.plugin, "NetworkDriver.EndpointOperInfo", &ids);
+    let mut host_ports: Vec<u64> = info["Value"]["com.docker.network.portmap"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{info}"))
+        .iter()
+        .map(|b| b["HostPort"].as_u64().unwrap())
+        .collect();
+    host_ports.sort();
+    assert_eq!(host_ports, [8080, 8081, u64::from(port)], "{info}");
+
     // From a container of another network, through the host's address.
     d.network("other", &["--subnet", "192.168.101.0/24"]);
     let who = get_from_container(&d, "other", UPLINK_IP, "8080");
