@@ -508,7 +508,8 @@ fn docker_dns_aliases_and_netd_vips_balance_across_containers() {
         .as_str()
         .unwrap_or_else(|| panic!("{alias}"))
         .to_string();
-    let script = "nslookup web | tail -2; for i in 1 2 3 4; do printf 'GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -1; done";
+    // A records only: the order of busybox's A and AAAA answers varies.
+    let script = "nslookup -type=a web; echo ---; for i in 1 2 3 4; do printf 'GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -1; done";
     let out = d.d().ok(&[
         "run",
         "--rm",
@@ -521,8 +522,12 @@ fn docker_dns_aliases_and_netd_vips_balance_across_containers() {
         "-c",
         script,
     ]);
-    assert!(out.contains(&vip), "web did not resolve to {vip}: {out}");
-    let hosts: Vec<&str> = out
+    let (lookup, gets) = out.split_once("---").unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        lookup.contains(&format!("Address: {vip}")),
+        "web did not resolve to {vip}: {out}"
+    );
+    let hosts: Vec<&str> = gets
         .lines()
         .filter_map(|l| l.split(' ').nth(1))
         .filter(|h| h.starts_with('s'))
@@ -745,4 +750,74 @@ fn plugin_calls_with_bad_fields_get_the_protocols_error_and_leave_nothing() {
         !lab.state_dir().join("ipam-pools.json").exists(),
         "a refused pool was written"
     );
+}
+
+/// A second daemon, in a namespace of its own, started with `args`: its exit status and
+/// what it printed. Nothing of it is left.
+fn second_daemon(args: &[&str]) -> (bool, String) {
+    let ns = unique("nd2");
+    let dir = tempfile::tempdir().unwrap();
+    let bpffs = format!("/sys/fs/bpf/netd-{ns}");
+    for args in [
+        vec!["netns", "add", &ns],
+        vec!["-n", &ns, "link", "set", "lo", "up"],
+    ] {
+        let status = std::process::Command::new("ip")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip {args:?}");
+    }
+    let out = std::process::Command::new(integration_tests::netd_bin())
+        .arg("--socket")
+        .arg(dir.path().join("netd.sock"))
+        .args([
+            "daemon",
+            "--netns",
+            &ns,
+            "--metrics-addr",
+            "none",
+            "--bpffs",
+            &bpffs,
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state"))
+        .args(args)
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &ns])
+        .status();
+    let _ = std::fs::remove_dir_all(&bpffs);
+    assert!(
+        !dir.path().join("netd.sock").exists(),
+        "the refused daemon left its API socket"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_plugin_name_is_checked_and_never_taken_from_a_live_daemon() {
+    if !privileged("a_plugin_name_is_checked_and_never_taken_from_a_live_daemon") {
+        return;
+    }
+    let plugin = unique("netd-t");
+    let lab = Lab::with_external_args(&["--docker-plugin", &plugin]);
+    let (ok, err) = second_daemon(&["--docker-plugin", &plugin]);
+    assert!(
+        !ok && err.contains(&format!("/run/docker/plugins/{plugin}.sock")),
+        "{err}"
+    );
+    assert!(err.contains("--docker-plugin"), "{err}");
+    // The first daemon's plugin still answers.
+    assert_eq!(
+        plugin_call(&plugin, "NetworkDriver.GetCapabilities", "").0,
+        200
+    );
+    let (ok, err) = second_daemon(&["--docker-plugin", "../evil"]);
+    assert!(!ok && err.contains("\"../evil\""), "{err}");
+    drop(lab);
 }

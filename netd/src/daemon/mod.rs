@@ -37,6 +37,9 @@ pub struct Options {
 /// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
 /// exists, so that every thread lives in it (a namespace is per thread).
 pub fn run(args: Options, socket: PathBuf) -> Result<()> {
+    if let Some(name) = &args.docker_plugin {
+        check_plugin_name(name)?;
+    }
     if let Some(name) = &args.netns {
         let path = if name.contains('/') {
             PathBuf::from(name)
@@ -107,11 +110,17 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
             })?;
         log::info!("metrics on http://{addr}/metrics");
     }
+    let listener = bind(&socket, "--socket").await?;
     let plugin_socket = match &args.docker_plugin {
-        Some(name) => Some(serve_docker_plugin(name, Arc::clone(&daemon)).await?),
+        Some(name) => match serve_docker_plugin(name, Arc::clone(&daemon)).await {
+            Ok(path) => Some(path),
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(e);
+            }
+        },
         None => None,
     };
-    let listener = bind(&socket).await?;
     log::info!("netd listening on {}", socket.display());
     let served = axum::serve(listener, server::router(daemon))
         .with_graceful_shutdown(shutdown())
@@ -124,9 +133,8 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     served
 }
 
-/// Serves Docker's plugin protocol on /run/docker/plugins/NAME.sock, where Docker finds
-/// plugins by name; returns the socket's path.
-async fn serve_docker_plugin(name: &str, daemon: crate::shared::Shared) -> Result<PathBuf> {
+/// A plugin name Docker can look up, and a file name under /run/docker/plugins.
+fn check_plugin_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
@@ -136,8 +144,14 @@ async fn serve_docker_plugin(name: &str, daemon: crate::shared::Shared) -> Resul
     if !valid {
         bail!("--docker-plugin {name:?}: a plugin name is 1-64 letters, digits, '-', '_' or '.'");
     }
+    Ok(())
+}
+
+/// Serves Docker's plugin protocol on /run/docker/plugins/NAME.sock, where Docker finds
+/// plugins by name; returns the socket's path.
+async fn serve_docker_plugin(name: &str, daemon: crate::shared::Shared) -> Result<PathBuf> {
     let path = Path::new(crate::docker::PLUGIN_DIR).join(format!("{name}.sock"));
-    let listener = bind(&path).await?;
+    let listener = bind(&path, "--docker-plugin").await?;
     log::info!(
         "Docker network and IPAM plugin {name} on {}",
         path.display()
@@ -180,15 +194,16 @@ async fn maintain(host: Arc<LinuxHost>) {
     }
 }
 
-/// Binds the API socket with mode 0600, replacing a stale socket but never a live daemon's.
-async fn bind(socket: &Path) -> Result<tokio::net::UnixListener> {
+/// Binds a socket with mode 0600, replacing a stale socket but never a live daemon's; `flag`
+/// is the option that names it.
+async fn bind(socket: &Path, flag: &str) -> Result<tokio::net::UnixListener> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     if socket.exists() {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
             bail!(
-                "another daemon is listening on {}; pick another --socket",
+                "another daemon is listening on {}; pick another {flag}",
                 socket.display()
             );
         }
