@@ -406,6 +406,26 @@ impl Lab {
         (ipt, nft)
     }
 
+    /// Entries of the datapath's published-port map, from `netd stats --view maps`.
+    pub fn published_entries(&self) -> u64 {
+        let maps = self.json(&["stats", "--view", "maps", "--format", "json"]);
+        let ports = maps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Map"] == "NETD_PORTS");
+        ports
+            .and_then(|m| m["Entries"].as_u64())
+            .unwrap_or_else(|| panic!("no NETD_PORTS entries in {maps}"))
+    }
+
+    /// The host's `ip_local_port_range`, where random host ports come from.
+    pub fn ephemeral_range(&self) -> (u16, u16) {
+        let range = self.host(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
+        let mut it = range.split_whitespace().map(|p| p.parse().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    }
+
     /// Names of the links in the lab's host namespace.
     pub fn host_links(&self) -> Vec<String> {
         self.host(&["ip", "-o", "link", "show"])

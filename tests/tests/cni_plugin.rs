@@ -94,16 +94,6 @@ fn conf(lab: &Lab, version: &str, extra: Value) -> String {
     c.to_string()
 }
 
-fn published_entries(lab: &Lab) -> u64 {
-    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
-    maps.as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Map"] == "NETD_PORTS")
-        .and_then(|m| m["Entries"].as_u64())
-        .unwrap()
-}
-
 #[test]
 fn add_check_del_follow_the_spec() {
     if !privileged("add_check_del_follow_the_spec") {
@@ -111,7 +101,7 @@ fn add_check_del_follow_the_spec() {
     }
     let lab = Lab::with_external();
     let links_before = lab.host_links();
-    let ports_before = published_entries(&lab);
+    let ports_before = lab.published_entries();
     let (code, versions) = cni(&Call::new("VERSION"), "");
     assert_eq!(code, 0);
     assert_eq!(
@@ -269,7 +259,7 @@ fn add_check_del_follow_the_spec() {
         (0, Value::Null)
     );
     assert_eq!(lab.json(&["ps", "--format", "json"]), json!([]));
-    assert_eq!(published_entries(&lab), ports_before);
+    assert_eq!(lab.published_entries(), ports_before);
     lab.ok(&["network", "rm", "podnet"]);
     assert_eq!(lab.host_links(), links_before);
 }

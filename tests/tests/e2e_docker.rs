@@ -164,7 +164,7 @@ fn docker_run_p_on_a_netd_network_is_reached_from_outside_and_from_containers() 
         .and_then(|l| l.rsplit(':').next())
         .unwrap_or_else(|| panic!("no random port in {ports}"))
         .to_string();
-    let (low, high) = ephemeral_range(&d.lab);
+    let (low, high) = d.lab.ephemeral_range();
     let port: u16 = random.parse().unwrap();
     assert!((low..=high).contains(&port), "{port} outside {low}-{high}");
     let who = get_from_outside(&d.lab, &format!("http://{UPLINK_IP}:{random}/cgi-bin/who"));
@@ -198,12 +198,6 @@ fn docker_run_p_on_a_netd_network_is_reached_from_outside_and_from_containers() 
     // No rule and no proxy: the datapath did it all.
     assert_eq!(d.lab.rulesets(), rules_before);
     assert!(no_docker_proxy(), "a docker-proxy runs");
-}
-
-fn ephemeral_range(lab: &Lab) -> (u16, u16) {
-    let range = lab.host(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
-    let mut it = range.split_whitespace().map(|p| p.parse().unwrap());
-    (it.next().unwrap(), it.next().unwrap())
 }
 
 fn no_docker_proxy() -> bool {
@@ -393,17 +387,6 @@ fn docker_networks_are_isolated_and_connect_disconnect_live() {
     );
 }
 
-/// Entries of the datapath's published-port map.
-fn published_entries(lab: &Lab) -> u64 {
-    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
-    maps.as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Map"] == "NETD_PORTS")
-        .and_then(|m| m["Entries"].as_u64())
-        .unwrap_or_else(|| panic!("no NETD_PORTS in {maps}"))
-}
-
 #[test]
 fn restarts_keep_docker_containers_and_docker_rm_leaves_nothing() {
     if !privileged("restarts_keep_docker_containers_and_docker_rm_leaves_nothing") {
@@ -411,7 +394,7 @@ fn restarts_keep_docker_containers_and_docker_rm_leaves_nothing() {
     }
     let mut d = DockerLab::new();
     let links_before = d.lab.host_links();
-    let ports_before = published_entries(&d.lab);
+    let ports_before = d.lab.published_entries();
     d.network("mynet", &["--subnet", "10.64.0.0/24"]);
     d.web(
         "app",
@@ -437,7 +420,7 @@ fn restarts_keep_docker_containers_and_docker_rm_leaves_nothing() {
     d.d().ok(&["rm", "-f", "app", "app2"]);
     let ps = d.lab.json(&["ps", "--format", "json"]);
     assert_eq!(ps, serde_json::json!([]), "netd still has containers");
-    assert_eq!(published_entries(&d.lab), ports_before);
+    assert_eq!(d.lab.published_entries(), ports_before);
     // The address is free again.
     d.d().ok(&[
         "run",

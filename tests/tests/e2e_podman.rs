@@ -10,16 +10,6 @@ use integration_tests::{
     privileged, wait_until, Lab, UPLINK_IP,
 };
 
-fn published_entries(lab: &Lab) -> u64 {
-    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
-    let ports = maps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Map"] == "NETD_PORTS");
-    ports.and_then(|m| m["Entries"].as_u64()).unwrap()
-}
-
 #[test]
 fn podman_containers_run_on_netd_through_cni() {
     if !privileged("podman_containers_run_on_netd_through_cni") {
@@ -27,7 +17,7 @@ fn podman_containers_run_on_netd_through_cni() {
     }
     let lab = Lab::with_external();
     let rules_before = lab.rulesets();
-    let ports_before = published_entries(&lab);
+    let ports_before = lab.published_entries();
     let p = Podman::new(
         &lab,
         &[("podnet", "10.74.0.0/24"), ("othernet", "10.75.0.0/24")],
@@ -107,7 +97,7 @@ fn podman_containers_run_on_netd_through_cni() {
     // podman rm releases everything: containers, ports, addresses, rules untouched.
     p.ok(&["rm", "-f", "-t", "0", "web1", "o1"]);
     assert_eq!(lab.json(&["ps", "--format", "json"]), serde_json::json!([]));
-    assert_eq!(published_entries(&lab), ports_before);
+    assert_eq!(lab.published_entries(), ports_before);
     p.run(&[
         "-d",
         "--name",

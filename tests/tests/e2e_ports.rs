@@ -26,19 +26,6 @@ fn server(lab: &Lab, name: &str, args: &[&str], peer: &[&str]) {
     lab.wait_listening(name, proto, peer[1].parse().expect("a port"));
 }
 
-/// Entries of the datapath's published-port map, from `netd stats --view maps`.
-fn published_entries(lab: &Lab) -> u64 {
-    let maps = lab.json(&["stats", "--view", "maps", "--format", "json"]);
-    let ports = maps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Map"] == "NETD_PORTS");
-    ports
-        .and_then(|m| m["Entries"].as_u64())
-        .unwrap_or_else(|| panic!("no NETD_PORTS entries in {maps}"))
-}
-
 fn client_external(lab: &Lab, mode: &str, host: &str, port: &str) -> Output {
     lab.external(&["timeout", "30", "python3", &peer_script(), mode, host, port])
 }
@@ -208,14 +195,7 @@ fn loopback_ports_random_ports_ranges_and_conflicts() {
         "run", "-d", "--name", "rand", "--expose", "80", "-P", "-p", "90", "--", "sleep", "600",
     ]);
     let c = lab.inspect("rand");
-    let range = lab.host(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
-    let (lo, hi): (u16, u16) = {
-        let v: Vec<u16> = range
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect();
-        (v[0], v[1])
-    };
+    let (lo, hi) = lab.ephemeral_range();
     for port in ["80/tcp", "90/tcp"] {
         let host_port: u16 = c["NetworkSettings"]["Ports"][port][0]["HostPort"]
             .as_str()
@@ -376,7 +356,7 @@ fn removing_the_container_removes_its_mapping() {
         .success());
     lab.ok(&["rm", "-f", "web"]);
     // Nothing of the mapping is left in the datapath...
-    assert_eq!(published_entries(&lab), 0);
+    assert_eq!(lab.published_entries(), 0);
     // ... so the host itself answers: nothing listens there, a reset. A mapping left behind
     // would send the SYN to the container's old address, where nothing answers at all.
     let out = lab.external(&["timeout", "10", "python3", "-c", &format!(
@@ -504,7 +484,7 @@ fn ports_published_on_a_running_container_are_reached_at_once() {
         let _ = holder.kill();
         let _ = holder.wait();
     }
-    assert_eq!(published_entries(&lab), 2);
+    assert_eq!(lab.published_entries(), 2);
     lab.ok(&["rm", "-f", "web"]);
-    assert_eq!(published_entries(&lab), 0);
+    assert_eq!(lab.published_entries(), 0);
 }

@@ -36,8 +36,7 @@ pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failu
         }
         "CreateEndpoint" => create_endpoint(d, body(bytes)?).await,
         "DeleteEndpoint" => {
-            let req: EndpointRef = body(bytes)?;
-            let origin = docker(required("EndpointID", &req.endpoint_id)?);
+            let origin = endpoint_origin(bytes)?;
             d.engine
                 .lock()
                 .await
@@ -53,8 +52,7 @@ pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failu
         }
         "Join" => join(d, body(bytes)?).await,
         "Leave" => {
-            let req: EndpointRef = body(bytes)?;
-            let origin = docker(required("EndpointID", &req.endpoint_id)?);
+            let origin = endpoint_origin(bytes)?;
             let mut engine = d.engine.lock().await;
             if let Some(id) = engine.container_of_origin(&origin).map(|c| c.id.clone()) {
                 engine.set_runtime_sandbox(&id, None)?;
@@ -70,8 +68,7 @@ pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failu
             ok()
         }
         "RevokeExternalConnectivity" => {
-            let req: EndpointRef = body(bytes)?;
-            let origin = docker(required("EndpointID", &req.endpoint_id)?);
+            let origin = endpoint_origin(bytes)?;
             let mut engine = d.engine.lock().await;
             if let Some(id) = engine.container_of_origin(&origin).map(|c| c.id.clone()) {
                 engine.unpublish_ports(&id).await?;
@@ -82,6 +79,12 @@ pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failu
         "DiscoverNew" | "DiscoverDelete" => ok(),
         other => Err(Failure::Unknown(format!("NetworkDriver.{other}"))),
     }
+}
+
+/// The origin of the endpoint a call names (DeleteEndpoint, Leave, Revoke...).
+fn endpoint_origin(bytes: &[u8]) -> Result<Origin, Failure> {
+    let req: EndpointRef = body(bytes)?;
+    Ok(docker(required("EndpointID", &req.endpoint_id)?))
 }
 
 fn docker(id: &str) -> Origin {

@@ -83,15 +83,14 @@ impl Engine {
         ip: Option<Ipv4Addr>,
         usage: AddressUse,
     ) -> Result<(Ipv4Addr, u8), EngineError> {
-        let record = self
+        let prefix = self
             .ipam_pools
             .get(id)
             .ok_or_else(|| EngineError::not_found("IPAM pool", id))?
-            .clone();
+            .subnet
+            .prefix();
         let network = self
-            .networks
-            .values()
-            .find(|n| n.ipam_pool.as_deref() == Some(id))
+            .network_on_pool(id)
             .map(|n| (n.id.clone(), n.subnet.map(|s| s.gateway)));
         let ip = match network {
             // The network's gateway is its own: asking for it again gets it.
@@ -105,7 +104,7 @@ impl Engine {
                     .expect("bridge networks have a pool");
                 pick(pool, ip, usage)?
             }
-            None => pick(&mut standalone_pool(&record), ip, usage)?,
+            None => pick(&mut standalone_pool(&self.ipam_pools[id]), ip, usage)?,
         };
         let purpose = match usage {
             AddressUse::Gateway => "gateway",
@@ -120,7 +119,7 @@ impl Engine {
             self.release_address(id, ip).ok();
             return Err(e);
         }
-        Ok((ip, record.subnet.prefix()))
+        Ok((ip, prefix))
     }
 
     /// Takes an address back; one that is not handed out is no error (Docker retries).
@@ -131,11 +130,7 @@ impl Engine {
         if record.addresses.remove(&ip).is_none() {
             return Ok(());
         }
-        let network = self
-            .networks
-            .values()
-            .find(|n| n.ipam_pool.as_deref() == Some(id))
-            .map(|n| n.id.clone());
+        let network = self.network_on_pool(id).map(|n| n.id.clone());
         if let Some(pool) = network.and_then(|n| self.pools.get_mut(&n)) {
             // An endpoint still on it keeps it until it goes.
             if pool.holder(ip) == Some(IPAM_HOLDER) {
@@ -162,17 +157,20 @@ impl Engine {
                 pool.subnet
             )));
         }
-        if let Some(net) = self
-            .networks
-            .values()
-            .find(|n| n.ipam_pool.as_deref() == Some(id))
-        {
+        if let Some(net) = self.network_on_pool(id) {
             return Err(EngineError::Conflict(format!(
                 "IPAM pool {id} already has network {}",
                 net.name
             )));
         }
         Ok(())
+    }
+
+    /// The netd network made on pool `id`, if any.
+    fn network_on_pool(&self, id: &str) -> Option<&crate::state::model::Network> {
+        self.networks
+            .values()
+            .find(|n| n.ipam_pool.as_deref() == Some(id))
     }
 
     fn save_ipam_pools(&self) -> Result<(), EngineError> {

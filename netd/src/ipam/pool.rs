@@ -54,31 +54,27 @@ impl Pool {
 
     /// Gives `holder` the lowest free address of the dynamic range.
     pub fn allocate(&mut self, holder: &str) -> Result<Ipv4Addr, IpamError> {
-        let range = self.spec.ip_range.unwrap_or(self.spec.subnet);
-        let first = u32::from(range.network());
-        let last = u32::from(range.broadcast());
-        let ip = (first..=last)
-            .map(Ipv4Addr::from)
-            .find(|ip| self.reserved_kind(*ip).is_none() && !self.holders.contains_key(ip))
-            .ok_or_else(|| IpamError::Exhausted {
-                network: self.network.clone(),
-                range,
-            })?;
-        self.holders.insert(ip, holder.to_string());
-        Ok(ip)
+        self.allocate_from(holder, false)
     }
 
     /// Gives `holder` the highest free address of the dynamic range.
     pub fn allocate_highest(&mut self, holder: &str) -> Result<Ipv4Addr, IpamError> {
+        self.allocate_from(holder, true)
+    }
+
+    fn allocate_from(&mut self, holder: &str, highest: bool) -> Result<Ipv4Addr, IpamError> {
         let range = self.spec.ip_range.unwrap_or(self.spec.subnet);
-        let ip = (u32::from(range.network())..=u32::from(range.broadcast()))
-            .rev()
-            .map(Ipv4Addr::from)
-            .find(|ip| self.reserved_kind(*ip).is_none() && !self.holders.contains_key(ip))
-            .ok_or_else(|| IpamError::Exhausted {
-                network: self.network.clone(),
-                range,
-            })?;
+        let all = u32::from(range.network())..=u32::from(range.broadcast());
+        let free =
+            |ip: &Ipv4Addr| self.reserved_kind(*ip).is_none() && !self.holders.contains_key(ip);
+        let found = match highest {
+            true => all.rev().map(Ipv4Addr::from).find(free),
+            false => all.map(Ipv4Addr::from).find(free),
+        };
+        let ip = found.ok_or_else(|| IpamError::Exhausted {
+            network: self.network.clone(),
+            range,
+        })?;
         self.holders.insert(ip, holder.to_string());
         Ok(ip)
     }
