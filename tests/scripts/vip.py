@@ -8,8 +8,10 @@
                                     object {"sport": name, ...}; with SPORT_BASE, connection i
                                     leaves from port SPORT_BASE+i (closed by RST, so that the
                                     same port can be used again at once)
-  vip.py udp IP PORT COUNT          COUNT datagrams, each from a new socket; prints the JSON
-                                    list of the names that answered
+  vip.py udp IP PORT COUNT          COUNT datagrams, each from a new socket (all held open to
+                                    the end, so that each is its own flow: a closed socket's
+                                    port could be drawn again); prints the JSON list of the
+                                    names that answered
   vip.py hold IP PORT SECS [UNTIL]  one TCP connection kept for SECS, asking every 0.2 s;
                                     prints the JSON list of the names that answered; with
                                     UNTIL, ends as soon as file UNTIL exists, and fails if it
@@ -102,9 +104,10 @@ def connect(ip, port, count, sport_base=None):
 
 
 def udp(ip, port, count):
-    names = []
+    names, held = [], []
     for _ in range(count):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        held.append(s)
         s.settimeout(2)
         try:
             s.sendto(b"?", (ip, port))
@@ -112,6 +115,7 @@ def udp(ip, port, count):
             names.append(data.decode().strip())
         except OSError as e:
             names.append(f"error:{e.__class__.__name__}")
+    for s in held:
         s.close()
     print(json.dumps(names))
 
