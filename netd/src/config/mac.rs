@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
+/// The first three bytes of every bridge's MAC ("ND").
+const GATEWAY_OUI: [u8; 3] = [0x02, 0x4e, 0x44];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Mac(pub [u8; 6]);
@@ -22,7 +25,16 @@ impl Mac {
     /// gateway MAC is part of the isolation rules).
     pub fn for_gateway(gateway: Ipv4Addr) -> Self {
         let [_, b, c, d] = gateway.octets();
-        Self([0x02, 0x4e, 0x44, b, c, d])
+        let [p0, p1, p2] = GATEWAY_OUI;
+        Self([p0, p1, p2, b, c, d])
+    }
+
+    /// How [`Mac::GATEWAY_PREFIX`] reads, for messages.
+    pub const GATEWAY_PREFIX: &'static str = "02:4e:44:xx:xx:xx";
+
+    /// Whether the address is in the range of bridges' own addresses.
+    pub fn is_gateway(&self) -> bool {
+        self.0[..3] == GATEWAY_OUI
     }
 }
 

@@ -305,6 +305,17 @@ fn parse_subnet(value: &str) -> Result<Ipv4Network, ConfigError> {
             "larger than a /8; use /8 to /30",
         ));
     }
+    // A /8 or smaller lies inside one first octet, so that octet tells a reserved block.
+    let why = match subnet.network().octets()[0] {
+        0 => Some("0.0.0.0/8 means \"this network\" and is never routed"),
+        127 => Some("127.0.0.0/8 is loopback"),
+        224..=239 => Some("224.0.0.0/4 is multicast"),
+        240..=255 => Some("240.0.0.0/4 is reserved (and holds the broadcast address)"),
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Err(ConfigError::invalid("subnet", value, why));
+    }
     Ok(subnet)
 }
 
@@ -395,6 +406,25 @@ mod tests {
         );
         assert!(err(spec("10.1.0.0/31", None, None)).contains("10.1.0.0/31"));
         assert!(err(spec("10.1.0.0/32", None, None)).contains("10.1.0.0/32"));
+    }
+
+    #[test]
+    fn reserved_blocks_are_no_subnets() {
+        for (subnet, why) in [
+            ("0.0.0.0/8", "this network"),
+            ("0.1.0.0/16", "this network"),
+            ("127.0.0.0/8", "loopback"),
+            ("127.5.0.0/24", "loopback"),
+            ("224.0.0.0/24", "multicast"),
+            ("239.255.0.0/16", "multicast"),
+            ("240.0.0.0/8", "reserved"),
+            ("255.255.255.0/24", "reserved"),
+        ] {
+            let e = err(spec(subnet, None, None));
+            assert!(e.contains(subnet) && e.contains(why), "{subnet}: {e}");
+        }
+        assert!(spec("223.255.255.0/24", None, None).is_ok());
+        assert!(spec("1.0.0.0/8", None, None).is_ok());
     }
 
     #[test]

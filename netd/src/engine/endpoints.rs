@@ -9,6 +9,7 @@ use crate::{
         mac::Mac,
         names::{IfName, Name},
         network::parse_ipv4,
+        ConfigError,
     },
     state::model::{new_id, Container, Endpoint, Network, Sandbox},
 };
@@ -39,6 +40,9 @@ impl Engine {
         req: EndpointRequest<'_>,
     ) -> Result<Endpoint, EngineError> {
         let net = req.network;
+        if let Some(mac) = req.mac {
+            self.check_mac_free(net, mac)?;
+        }
         let pool = self.pools.get_mut(&net.id).ok_or_else(|| {
             EngineError::Conflict(format!(
                 "network {} ({} driver) gives containers no interface",
@@ -82,6 +86,37 @@ impl Engine {
             return Err(e.into());
         }
         Ok(endpoint)
+    }
+
+    /// A MAC asked for must be nobody's on the bridge: the port's FDB entry is pinned to it,
+    /// and removing the container would remove the owner's entry too (a gateway's takes the
+    /// whole network's gateway with it).
+    fn check_mac_free(&self, net: &Network, mac: Mac) -> Result<(), EngineError> {
+        let refuse = |why: String| {
+            Err(EngineError::Invalid(ConfigError::invalid(
+                "MAC address",
+                mac.to_string(),
+                why,
+            )))
+        };
+        if mac.is_gateway() {
+            return refuse(format!(
+                "{} is reserved for netd's bridges (their gateway MACs)",
+                Mac::GATEWAY_PREFIX
+            ));
+        }
+        let holder = self.containers.values().find(|c| {
+            c.endpoints
+                .iter()
+                .any(|e| e.network_id == net.id && e.mac == mac)
+        });
+        if let Some(c) = holder {
+            return refuse(format!(
+                "is already used by container {} on network {}",
+                c.name, net.name
+            ));
+        }
+        Ok(())
     }
 
     /// Removes the interface and frees its address.

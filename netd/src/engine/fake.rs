@@ -44,6 +44,8 @@ pub(super) struct Kernel {
     pub(super) dns: Vec<DnsNetwork>,
     pub(super) names: Option<Names>,
     pub(super) bound: Vec<u16>,
+    /// The host's addresses besides loopback.
+    pub(super) addresses: Vec<Ipv4Addr>,
     pub(super) vips: Vec<VipSpec>,
 }
 
@@ -97,6 +99,9 @@ impl Host for FakeHost {
     }
     fn netns_alive(&self, path: &Path) -> bool {
         self.k().netns.contains(path)
+    }
+    fn same_netns(&self, a: &Path, b: &Path) -> bool {
+        a == b
     }
     async fn plug(&self, plug: &Plug) -> Result<(), HostError> {
         let mut k = self.k();
@@ -204,6 +209,9 @@ impl Host for FakeHost {
     }
     fn ephemeral_ports(&self) -> (u16, u16) {
         (40000, 40004)
+    }
+    fn has_address(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || self.k().addresses.contains(&ip)
     }
 }
 

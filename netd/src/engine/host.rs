@@ -114,6 +114,8 @@ pub trait Host: Send + Sync {
     async fn create_netns(&self, path: &Path) -> Result<(), HostError>;
     async fn remove_netns(&self, path: &Path) -> Result<(), HostError>;
     fn netns_alive(&self, path: &Path) -> bool;
+    /// Whether two paths name one namespace.
+    fn same_netns(&self, a: &Path, b: &Path) -> bool;
 
     /// Creates the veth pair, configures the container side and attaches the datapath. On
     /// failure nothing of it remains.
@@ -166,4 +168,7 @@ pub trait Host: Send + Sync {
     fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)>;
     /// The range random host ports come from (`ip_local_port_range`).
     fn ephemeral_ports(&self) -> (u16, u16);
+    /// Whether `ip` is an address of the host (any of 127.0.0.0/8 is), where a port can be
+    /// published.
+    fn has_address(&self, ip: Ipv4Addr) -> bool;
 }

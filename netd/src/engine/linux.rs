@@ -342,6 +342,10 @@ impl Host for LinuxHost {
         netns::is_namespace(path)
     }
 
+    fn same_netns(&self, a: &Path, b: &Path) -> bool {
+        netns::same(a, b)
+    }
+
     async fn plug(&self, p: &Plug) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
         let alias = format!("{OWNER_MARK}{}", p.endpoint_id);
@@ -595,6 +599,18 @@ impl Host for LinuxHost {
             }
         }
         bound
+    }
+
+    fn has_address(&self, ip: Ipv4Addr) -> bool {
+        // The calling thread's namespace: the daemon's.
+        ip.is_loopback()
+            || nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+                all.any(|a| {
+                    a.address
+                        .and_then(|s| s.as_sockaddr_in().map(|s| s.ip()))
+                        .is_some_and(|a| a == ip)
+                })
+            })
     }
 
     fn ephemeral_ports(&self) -> (u16, u16) {

@@ -17,6 +17,8 @@ mod runtime;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_input;
+#[cfg(test)]
 mod tests_isolation;
 #[cfg(test)]
 mod tests_runtime;

@@ -106,6 +106,17 @@ impl Engine {
             }
         }
         let mut resolved = Vec::new();
+        if let Some(m) = requested
+            .iter()
+            .find(|m| !m.host_ip.is_unspecified() && !self.host.has_address(m.host_ip))
+        {
+            return Err(ConfigError::invalid(
+                "host IP",
+                m.host_ip.to_string(),
+                "is not an address of the host: publish on one of its addresses, or 0.0.0.0",
+            )
+            .into());
+        }
         for m in requested.iter().filter(|m| m.host_port.is_some()) {
             let port = m.host_port.expect("explicit").get();
             if let Some(holder) = taken.holder(m) {

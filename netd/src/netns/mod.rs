@@ -61,6 +61,15 @@ pub fn is_namespace(path: &Path) -> bool {
     statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
 }
 
+/// Whether two paths name the same namespace (the same nsfs inode).
+pub fn same(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// Moves the calling thread into the namespace at `path`.
 pub fn enter(path: &Path) -> io::Result<()> {
     let ns = File::open(path)?;
