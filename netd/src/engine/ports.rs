@@ -106,13 +106,16 @@ impl Engine {
             }
         }
         let mut resolved = Vec::new();
-        if let Some(m) = requested
+        // Each address once: a range on one host IP is thousands of mappings.
+        let host_ips: std::collections::BTreeSet<Ipv4Addr> = requested
             .iter()
-            .find(|m| !m.host_ip.is_unspecified() && !self.host.has_address(m.host_ip))
-        {
+            .map(|m| m.host_ip)
+            .filter(|ip| !ip.is_unspecified())
+            .collect();
+        if let Some(ip) = host_ips.into_iter().find(|ip| !self.host.has_address(*ip)) {
             return Err(ConfigError::invalid(
                 "host IP",
-                m.host_ip.to_string(),
+                ip.to_string(),
                 "is not an address of the host: publish on one of its addresses, or 0.0.0.0",
             )
             .into());
