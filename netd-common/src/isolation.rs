@@ -142,10 +142,16 @@ pub enum DropReason {
     PortsExhausted = 12,
     /// A new connection to a virtual IP that has no backend.
     NoBackend = 13,
+    /// A packet of a masqueraded network that masquerade cannot translate (a protocol
+    /// without ports, a fragment, a TCP segment of no known connection): it would leave with
+    /// the container's private address.
+    Untranslatable = 14,
+    /// IPv6 from a container on a network without IPv6.
+    Ipv6Disabled = 15,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::UnknownEndpoint,
         Self::SpoofedMac,
         Self::SpoofedIp,
@@ -159,6 +165,8 @@ impl DropReason {
         Self::NatRewrite,
         Self::PortsExhausted,
         Self::NoBackend,
+        Self::Untranslatable,
+        Self::Ipv6Disabled,
     ];
 
     pub fn from_u8(v: u8) -> Option<Self> {
@@ -181,6 +189,8 @@ impl DropReason {
             Self::NatRewrite => "nat_rewrite",
             Self::PortsExhausted => "ports_exhausted",
             Self::NoBackend => "no_backend",
+            Self::Untranslatable => "untranslatable",
+            Self::Ipv6Disabled => "ipv6_disabled",
         }
     }
 }

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod counters;
+pub mod icmp;
 pub mod isolation;
 pub mod lb;
 pub mod maps;

@@ -34,12 +34,11 @@ pub fn to_member(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
     hand_over(ctx, member)
 }
 
-/// The redirect of a translated packet (of a VIP's or a published port's connection) whose
-/// new destination is another member of the sender's network: addressed as the gateway
-/// would address it, and handed over like untranslated traffic between members. `None` for
-/// the FIB and the bridge to deliver it (the outside, the host, another network).
+/// The member a translated packet (of a VIP's or a published port's connection) goes to
+/// when its new destination is another member of the sender's network; `None` for the FIB
+/// and the bridge to deliver it (the outside, the host, another network).
 #[inline(always)]
-pub fn translated(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
+pub fn translated_member(port: &Port, daddr_be: u32) -> Option<&'static Member> {
     if !port.net.contains(daddr_be) {
         return None;
     }
@@ -48,6 +47,13 @@ pub fn translated(ctx: &TcContext, port: &Port, daddr_be: u32) -> Option<i32> {
     if member.network != port.ep.network || member.port_ifindex == port.ifindex {
         return None;
     }
+    Some(member)
+}
+
+/// The redirect of a translated packet to `member` (see [`translated_member`]): addressed as
+/// the gateway would address it, and handed over like untranslated traffic between members.
+#[inline(always)]
+pub fn translated(ctx: &TcContext, port: &Port, member: &Member) -> Option<i32> {
     let macs = [member.mac, port.net.gateway_mac];
     ctx.store(0, &macs, 0).ok()?;
     hand_over(ctx, member)

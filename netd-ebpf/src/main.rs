@@ -11,6 +11,7 @@ mod arp;
 mod conntrack;
 mod counters;
 mod deliver;
+mod icmp;
 mod isolation;
 mod maps;
 mod masquerade;
@@ -28,6 +29,7 @@ use aya_ebpf::{
 };
 use isolation::{Drop, Port, Sent};
 use masquerade::Masquerade;
+use nat::Hop;
 use netd_common::{
     counters::Direction,
     isolation::{
@@ -75,15 +77,30 @@ fn translate(
             }
         },
     };
-    nat::rewrite(ctx, p, &entry)?;
     counters::published(ctx, p, &entry, opened);
     if opened && entry.flags & CT_FLAG_DNAT != 0 {
         monitor::opened(ctx, p, &entry);
     }
-    if let Some(action) = from.and_then(|port| deliver::translated(ctx, port, entry.new_daddr_be)) {
-        return Ok(Some(action));
+    let member = from.and_then(|port| deliver::translated_member(port, entry.new_daddr_be));
+    let hop = match member {
+        Some(_) => Hop::Unrouted,
+        None => nat::next_hop_of(ctx, p, &entry),
+    };
+    // A container's packet the FIB will not send on (too big for the way out, its TTL
+    // spent) goes to the stack as the container sent it: the stack's ICMP error then names
+    // the container's own packet, and what the stack sends on is translated on the uplink's
+    // way out. From outside the stack gets it translated (a host address is nobody's to
+    // answer for), and its errors are translated back on the uplink's way out.
+    if from.is_some() && matches!(hop, Hop::Stack) {
+        return Ok(Some(PASS));
     }
-    Ok(Some(nat::forward(ctx, &entry, p.proto)))
+    nat::rewrite(ctx, p, &entry)?;
+    if let (Some(port), Some(member)) = (from, member) {
+        if let Some(action) = deliver::translated(ctx, port, member) {
+            return Ok(Some(action));
+        }
+    }
+    Ok(Some(nat::send(ctx, &hop, p.ttl)))
 }
 
 /// The translation of a connection conntrack does not know yet, if `p` opens one.
@@ -105,7 +122,8 @@ fn open(
 /// What a container sends: checked against spoofing, translated when it belongs to a
 /// translated connection (published ports stay reachable from every network), else held to
 /// its network's rules.
-#[inline(always)]
+// A subprogram: its stack and the ICMP errors' are never on the stack at once.
+#[inline(never)]
 fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
     let port = isolation::port(ctx)?;
     let ip = match isolation::check_sender(ctx, &port)? {
@@ -132,6 +150,12 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
 pub fn netd_port_ingress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Ingress);
     parse::linearize(&ctx);
+    if icmp::is_icmp(&ctx) {
+        let action = icmp::from_container(&ctx);
+        if action != icmp::UNTOUCHED {
+            return action;
+        }
+    }
     verdict(&ctx, from_container(&ctx))
 }
 
@@ -146,7 +170,8 @@ pub fn netd_port_egress(ctx: TcContext) -> i32 {
 /// What arrives on an uplink: clients of published ports and replies to masqueraded
 /// connections are translated; nothing else reaches a container address unless its network
 /// is routed.
-#[inline(always)]
+// A subprogram: its stack and the ICMP errors' are never on the stack at once.
+#[inline(never)]
 fn from_outside(ctx: &TcContext) -> Result<i32, Drop> {
     if parse::at::<u16>(ctx, 12).map(u16::from_be) != Some(ETH_P_IP) {
         return Ok(PASS);
@@ -178,31 +203,48 @@ fn outside_drop(reason: DropReason, network: u32) -> Drop {
 #[classifier]
 pub fn netd_uplink_ingress(ctx: TcContext) -> i32 {
     parse::linearize(&ctx);
+    if icmp::is_icmp(&ctx) {
+        let action = icmp::from_outside(&ctx);
+        if action != icmp::UNTOUCHED {
+            return action;
+        }
+    }
     verdict(&ctx, from_outside(&ctx))
 }
 
-/// Masquerade of containers' connections to the outside.
-#[inline(always)]
+/// Masquerade of containers' connections to the outside, and ICMP errors the host sends
+/// about packets it was handed translated. Nothing of a masqueraded network leaves with its
+/// private address.
+// A subprogram: its stack and the ICMP errors' are never on the stack at once.
+#[inline(never)]
 fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
-    let Some(p) = parse::l4_packet(ctx) else {
+    if parse::at::<u16>(ctx, 12).map(u16::from_be) != Some(ETH_P_IP) {
+        return Ok(PASS);
+    }
+    let Some(ip) = parse::ipv4(ctx) else {
         return Ok(PASS);
     };
     let from_container = |reason| Drop {
         reason,
-        network: isolation::network_of(p.saddr_be).unwrap_or(0),
+        network: isolation::network_of(ip.saddr_be).unwrap_or(0),
         direction: DIR_FROM_CONTAINER,
+    };
+    // SAFETY: the kernel hands every TC program a valid __sk_buff.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let Some(p) = parse::l4(ctx, &ip) else {
+        if masquerade::is_masqueraded(ip.saddr_be, ifindex) {
+            return Err(from_container(DropReason::Untranslatable));
+        }
+        return Ok(PASS);
     };
     let entry = match conntrack::lookup(&p) {
         Some(e) => e,
-        None => {
-            // SAFETY: the kernel hands every TC program a valid __sk_buff.
-            let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-            match masquerade::masquerade(&p, ifindex) {
-                Masquerade::Translated(e) => e,
-                Masquerade::NotApplicable => return Ok(PASS),
-                Masquerade::Exhausted => return Err(from_container(DropReason::PortsExhausted)),
-            }
-        }
+        None => match masquerade::masquerade(&p, ifindex) {
+            Masquerade::Translated(e) => e,
+            Masquerade::NotApplicable => return Ok(PASS),
+            Masquerade::Exhausted => return Err(from_container(DropReason::PortsExhausted)),
+            Masquerade::Untranslatable => return Err(from_container(DropReason::Untranslatable)),
+        },
     };
     nat::rewrite(ctx, &p, &entry).map_err(from_container)?;
     Ok(PASS)
@@ -212,6 +254,12 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
 #[classifier]
 pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
     parse::linearize(&ctx);
+    if icmp::is_icmp(&ctx) {
+        let action = icmp::to_outside(&ctx);
+        if action != icmp::UNTOUCHED {
+            return action;
+        }
+    }
     verdict(&ctx, to_outside(&ctx))
 }
 

@@ -22,6 +22,22 @@ pub enum Masquerade {
     Translated(CtEntry),
     /// Every candidate source port was taken.
     Exhausted,
+    /// A container's packet leaving through an uplink that opens no connection (a TCP
+    /// segment other than a SYN, with no entry): sent as it is, it would carry the
+    /// container's private address out.
+    Untranslatable,
+}
+
+/// Whether `saddr_be` is a container address that leaves `ifindex` masqueraded.
+#[inline(always)]
+pub fn is_masqueraded(saddr_be: u32, ifindex: u32) -> bool {
+    // SAFETY: read-only lookups of plain values.
+    match unsafe { UPLINKS.get(ifindex) } {
+        Some(uplink) => {
+            saddr_be != uplink.addr_be && MASQ_SUBNETS.get(Key::new(32, saddr_be)).is_some()
+        }
+        None => false,
+    }
 }
 
 #[inline(always)]
@@ -31,13 +47,13 @@ pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
         return Masquerade::NotApplicable;
     };
     let uplink_be = uplink.addr_be;
-    // Only a SYN opens a TCP connection: a reply of a connection that came in from outside
-    // (routed to a container) has no entry here and must leave as it is.
-    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
-        return Masquerade::NotApplicable;
-    }
     if p.saddr_be == uplink_be || MASQ_SUBNETS.get(Key::new(32, p.saddr_be)).is_none() {
         return Masquerade::NotApplicable;
+    }
+    // Only a SYN opens a TCP connection. Replies of connections from outside come from
+    // routed networks, which are not masqueraded.
+    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
+        return Masquerade::Untranslatable;
     }
     let now = unsafe { bpf_ktime_get_ns() };
     let original = p.key();

@@ -1,10 +1,10 @@
 //! Rewriting a packet to its translated tuple with correct IPv4 and L4 checksums, and sending
-//! it on by a FIB lookup (a rewritten source may be a host address, which the stack's
-//! forwarding path would drop as martian).
+//! it on by a FIB lookup as a router would (a rewritten source may be a host address, which
+//! the stack's forwarding path would drop as martian).
 
 use aya_ebpf::{
     bindings::{bpf_fib_lookup, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_UNSPEC},
-    helpers::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
+    helpers::{bpf_check_mtu, bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
 };
 use netd_common::{
@@ -12,10 +12,11 @@ use netd_common::{
     nat::{CtEntry, PROTO_ICMP, PROTO_UDP},
 };
 
-use crate::parse::{L4Packet, ETH_HLEN, IP_CSUM, IP_DADDR, IP_SADDR};
+use crate::parse::{L4Packet, ETH_HLEN, IP_CSUM, IP_DADDR, IP_SADDR, IP_TTL};
 
 const AF_INET: u8 = 2;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
+const BPF_FIB_LKUP_RET_FRAG_NEEDED: i64 = 8;
 const BPF_FIB_LKUP_RET_NO_NEIGH: i64 = 7;
 
 /// Rewrites every field of `p` that `e` changes.
@@ -44,7 +45,7 @@ pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), DropRea
 
 /// Writes an IPv4 address and fixes the IP checksum, and the L4 one when it covers addresses.
 #[inline(always)]
-fn set_addr(
+pub fn set_addr(
     ctx: &TcContext,
     off: usize,
     old: u32,
@@ -80,22 +81,45 @@ fn set_port(
     r(ctx.store(off, &new, 0))
 }
 
-/// Sends a rewritten packet out of the interface the FIB picks for its new destination, with
-/// the right MAC addresses; lets the stack handle it when the FIB has no direct answer.
+/// Where a translated packet goes next. Decided before the rewrite, so that a packet the
+/// FIB will not send on can still go to the stack as it was.
+pub enum Hop {
+    /// Out of `ifindex` to the neighbour the FIB knows.
+    Redirect { ifindex: u32, macs: [[u8; 6]; 2] },
+    /// Out of `ifindex`, once the kernel resolved the neighbour.
+    Neigh(u32),
+    /// Too big for the way out (and not GSO), or its TTL spent: the stack answers with the
+    /// ICMP error (or fragments it), as it does for what it forwards itself.
+    Stack,
+    /// No direct answer from the FIB (no route, forwarding off): the stack decides.
+    Unrouted,
+}
+
+/// The next hop of a packet once rewritten to `saddr_be` → `daddr_be`; the ports tell a
+/// multipath route which way the flow goes.
 #[inline(always)]
-pub fn forward(ctx: &TcContext, e: &CtEntry, proto: u8) -> i32 {
+pub fn next_hop(
+    ctx: &TcContext,
+    (saddr_be, daddr_be): (u32, u32),
+    (proto, sport_be, dport_be): (u8, u16, u16),
+    ttl: u8,
+) -> Hop {
+    // As the kernel's forwarding: a TTL that would reach 0 is not sent on.
+    if ttl <= 1 {
+        return Hop::Stack;
+    }
     // SAFETY: an all-zero bpf_fib_lookup is a valid request to fill in.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
     params.l4_protocol = proto;
-    params.sport = e.new_sport_be;
-    params.dport = e.new_dport_be;
+    params.sport = sport_be;
+    params.dport = dport_be;
     // tot_len stays 0: the kernel then checks the skb itself against the egress MTU, which
     // accepts GSO packets; a tot_len from the IP header would refuse them as too big.
     // SAFETY: the kernel hands every TC program a valid __sk_buff.
     params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    params.__bindgen_anon_3.ipv4_src = e.new_saddr_be;
-    params.__bindgen_anon_4.ipv4_dst = e.new_daddr_be;
+    params.__bindgen_anon_3.ipv4_src = saddr_be;
+    params.__bindgen_anon_4.ipv4_dst = daddr_be;
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size given.
     let rc = unsafe {
         fib_lookup(
@@ -106,19 +130,70 @@ pub fn forward(ctx: &TcContext, e: &CtEntry, proto: u8) -> i32 {
         )
     };
     match rc {
-        BPF_FIB_LKUP_RET_SUCCESS => {
-            let macs = [params.dmac, params.smac];
-            if ctx.store(0, &macs, 0).is_err() {
+        BPF_FIB_LKUP_RET_SUCCESS => Hop::Redirect {
+            ifindex: params.ifindex,
+            macs: [params.dmac, params.smac],
+        },
+        // The FIB checks the size only when it knows the neighbour: check it here.
+        BPF_FIB_LKUP_RET_NO_NEIGH if fits(ctx, params.ifindex) => Hop::Neigh(params.ifindex),
+        BPF_FIB_LKUP_RET_NO_NEIGH => Hop::Stack,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => Hop::Stack,
+        _ => Hop::Unrouted,
+    }
+}
+
+/// Whether the packet fits the MTU of `ifindex` (or is GSO, in segments that do).
+#[inline(always)]
+fn fits(ctx: &TcContext, ifindex: u32) -> bool {
+    let mut mtu = 0u32;
+    // SAFETY: plain helper call; `mtu` is a valid u32 for the helper to write.
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ifindex, &mut mtu, 0, 0) };
+    rc == 0
+}
+
+/// The next hop of `p` once translated by `e`.
+#[inline(always)]
+pub fn next_hop_of(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Hop {
+    next_hop(
+        ctx,
+        (e.new_saddr_be, e.new_daddr_be),
+        (p.proto, e.new_sport_be, e.new_dport_be),
+        p.ttl,
+    )
+}
+
+/// Sends a rewritten packet on to `hop`, one TTL older, as a router would; the stack
+/// handles what the FIB had no direct answer for.
+#[inline(always)]
+pub fn send(ctx: &TcContext, hop: &Hop, ttl: u8) -> i32 {
+    match *hop {
+        Hop::Redirect { ifindex, macs } => {
+            if ctx.store(0, &macs, 0).is_err() || decrement_ttl(ctx, ttl).is_err() {
                 return TC_ACT_UNSPEC;
             }
             // SAFETY: plain helper call with a kernel-provided ifindex.
-            unsafe { bpf_redirect(params.ifindex, 0) as i32 }
+            unsafe { bpf_redirect(ifindex, 0) as i32 }
         }
-        // SAFETY: plain helper call; a null neighbour asks the kernel to resolve the
-        // packet's own destination on that interface.
-        BPF_FIB_LKUP_RET_NO_NEIGH => unsafe {
-            bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0) as i32
-        },
-        _ => TC_ACT_UNSPEC,
+        Hop::Neigh(ifindex) => {
+            if decrement_ttl(ctx, ttl).is_err() {
+                return TC_ACT_UNSPEC;
+            }
+            // SAFETY: plain helper call; a null neighbour asks the kernel to resolve the
+            // packet's own destination on that interface.
+            unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+        }
+        Hop::Stack | Hop::Unrouted => TC_ACT_UNSPEC,
     }
+}
+
+/// The TTL is the first byte of the 16-bit word it shares with the protocol, which the
+/// header checksum sums.
+#[inline(always)]
+fn decrement_ttl(ctx: &TcContext, ttl: u8) -> Result<(), i64> {
+    let off = ETH_HLEN + IP_TTL;
+    let [_, proto] = crate::parse::at::<[u8; 2]>(ctx, off).ok_or(-1i64)?;
+    let old = u16::from_ne_bytes([ttl, proto]);
+    let new = u16::from_ne_bytes([ttl - 1, proto]);
+    ctx.l3_csum_replace(ETH_HLEN + IP_CSUM, old.into(), new.into(), 2)?;
+    ctx.store(off, &(ttl - 1), 0)
 }

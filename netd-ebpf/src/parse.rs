@@ -3,7 +3,7 @@
 
 use aya_ebpf::programs::TcContext;
 use netd_common::{
-    isolation::ETH_P_IP,
+    icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST},
     nat::{CtKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
 
@@ -40,12 +40,10 @@ pub fn at<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
 }
 
 /// Offsets inside the IPv4 header.
+pub const IP_TTL: usize = 8;
 pub const IP_CSUM: usize = 10;
 pub const IP_SADDR: usize = 12;
 pub const IP_DADDR: usize = 16;
-
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMP_ECHO_REQUEST: u8 = 8;
 
 /// An IPv4 TCP, UDP or ICMP echo packet that can be translated: not a fragment, headers
 /// complete. For ICMP echo the identifier plays the port: in `sport_be` for a request, in
@@ -60,6 +58,7 @@ pub struct L4Packet {
     pub dport_be: u16,
     /// TCP flags byte; 0 for UDP.
     pub tcp_flags: u8,
+    pub ttl: u8,
 }
 
 impl L4Packet {
@@ -110,10 +109,18 @@ pub struct Ipv4 {
     pub saddr_be: u32,
     pub daddr_be: u32,
     pub proto: u8,
+    pub ttl: u8,
     /// Neither a fragment nor the first of several: the L4 header, if any, is whole here.
     pub unfragmented: bool,
     ihl: usize,
     tot_len: usize,
+}
+
+impl Ipv4 {
+    /// Offset of the L4 header in the frame.
+    pub fn l4_off(&self) -> usize {
+        ETH_HLEN + self.ihl
+    }
 }
 
 /// `None` for a header that is not a readable IPv4 header. The caller checked the ethertype.
@@ -129,19 +136,11 @@ pub fn ipv4(ctx: &TcContext) -> Option<Ipv4> {
         saddr_be: u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
         daddr_be: u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
         proto: h[9],
+        ttl: h[8],
         unfragmented: frag & 0x3fff == 0,
         ihl,
         tot_len: usize::from(u16::from_be_bytes([h[2], h[3]])),
     })
-}
-
-/// An IPv4 packet netd translates, from the frame's start.
-#[inline(always)]
-pub fn l4_packet(ctx: &TcContext) -> Option<L4Packet> {
-    if ethernet(ctx)?.ethertype != ETH_P_IP {
-        return None;
-    }
-    l4(ctx, &ipv4(ctx)?)
 }
 
 /// `None` for anything netd does not translate: other protocols, fragments (only the first
@@ -158,7 +157,7 @@ pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
         _ => return None,
     };
     let ihl = ip.ihl;
-    let l4_off = ETH_HLEN + ihl;
+    let l4_off = ip.l4_off();
     if ip.tot_len < ihl + l4_len {
         return None;
     }
@@ -190,6 +189,7 @@ pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
         sport_be,
         dport_be,
         tcp_flags,
+        ttl: ip.ttl,
     })
 }
 

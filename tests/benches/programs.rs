@@ -43,7 +43,7 @@ fn main() {
         std::process::exit(1);
     }
     let mut l = Programs::in_private_netns("netd-cost").with_container_port(0);
-    routes_for_the_fib();
+    testrun::routes_for_the_fib();
     l.dp.set_local_addrs(&[HOST.parse().unwrap()]).unwrap();
     // Test runs see every packet on lo: it is the uplink here too.
     l.dp.set_uplink(LO, HOST.parse().unwrap()).unwrap();
@@ -225,28 +225,4 @@ fn check(l: &Programs, name: &str, verdict: u32, expected: u32) {
 /// An established segment between the uplink's two ends (no MAC of netd's).
 fn uplink_segment(src: &str, dst: &str) -> Vec<u8> {
     segment(src, dst, [0x02, 0, 0, 0, 0, 9], [0x02, 0, 0, 0, 0, 1])
-}
-
-/// In this thread's private namespace (the `ip` processes inherit it; it goes with the
-/// process): a stand-in for the bridge (172.17.0.1/16, where the container is) and an uplink (the host's address, a
-/// default route), with forwarding on, so that FIB lookups of translated packets answer
-/// with an interface and the programs redirect, as on a real host.
-fn routes_for_the_fib() {
-    let ip = |args: &[&str]| {
-        let ok = std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip {}", args.join(" "));
-    };
-    for (dev, addr) in [("nbr0", "172.17.0.1/16"), ("nup0", "10.9.0.1/24")] {
-        // A veth pair, both ends up (the kernel here has no dummy driver built in).
-        let peer = format!("{dev}p");
-        ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
-        ip(&["addr", "add", addr, "dev", dev]);
-        ip(&["link", "set", &peer, "up"]);
-        ip(&["link", "set", dev, "up"]);
-    }
-    ip(&["route", "add", "default", "via", "10.9.0.2"]);
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding on");
 }

@@ -12,6 +12,10 @@ timeout and every server exits after serving or after its deadline.
   peer.py tcp-peername HOST PORT       print the reply and what getpeername() says
   peer.py udp-client HOST PORT         print the server's reply
   peer.py bulk-client HOST PORT        print how many bytes arrived before the server closed
+  peer.py sink-server PORT             print how many bytes one connection sent before it closed
+  peer.py bulk-push HOST PORT BYTES    send BYTES, then wait for the server to close
+  peer.py frag-needed SECS             print "ready", then the tuple embedded in the first
+                                       ICMP "fragmentation needed" this namespace receives
 """
 import socket
 import sys
@@ -133,6 +137,62 @@ def bulk_client(host, port):
     print(got)
 
 
+def sink_server(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    s.settimeout(60)
+    c, _ = s.accept()
+    c.settimeout(30)
+    got = 0
+    while True:
+        data = c.recv(1 << 16)
+        if not data:
+            break
+        got += len(data)
+    c.close()
+    print(got, flush=True)
+
+
+def bulk_push(host, port, total):
+    c = retry(lambda: socket.create_connection((host, port), timeout=3))
+    c.settimeout(30)
+    c.sendall(b"x" * total)
+    c.shutdown(socket.SHUT_WR)
+    # The server closes once it has read everything: every byte made it through.
+    while c.recv(1 << 16):
+        pass
+    print(total)
+
+
+def frag_needed(secs):
+    """A raw ICMP socket sees every ICMP message the namespace receives, errors included."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(1)
+    print("ready", flush=True)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            pkt = s.recv(2048)
+        except socket.timeout:
+            continue
+        ihl = (pkt[0] & 0x0F) * 4
+        icmp = pkt[ihl:]
+        if icmp[0] != 3 or icmp[1] != 4:
+            continue
+        inner = icmp[8:]
+        iihl = (inner[0] & 0x0F) * 4
+        l4 = inner[iihl:]
+        src = socket.inet_ntoa(inner[12:16])
+        dst = socket.inet_ntoa(inner[16:20])
+        sport = int.from_bytes(l4[0:2], "big")
+        dport = int.from_bytes(l4[2:4], "big")
+        mtu = int.from_bytes(icmp[6:8], "big")
+        print(f"mtu={mtu} embedded={src}:{sport}>{dst}:{dport}", flush=True)
+        return
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "tcp-server":
@@ -151,5 +211,11 @@ if __name__ == "__main__":
         udp_client(args[0], int(args[1]))
     elif mode == "bulk-client":
         bulk_client(args[0], int(args[1]))
+    elif mode == "sink-server":
+        sink_server(int(args[0]))
+    elif mode == "bulk-push":
+        bulk_push(args[0], int(args[1]), int(args[2]))
+    elif mode == "frag-needed":
+        frag_needed(float(args[0]))
     else:
         sys.exit(f"unknown mode {mode}")

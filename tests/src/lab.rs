@@ -73,6 +73,8 @@ pub struct Lab {
     pub bpffs: PathBuf,
     /// More `netd daemon` flags, for every start.
     pub daemon_args: Vec<String>,
+    /// Namespaces a test added (see [`Lab::add_namespace`]), removed with the lab.
+    added: Vec<String>,
     daemon: Option<Child>,
 }
 
@@ -136,10 +138,20 @@ impl Lab {
             netns,
             external: None,
             daemon_args: Vec::new(),
+            added: Vec::new(),
             daemon: None,
         };
         run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"]);
         lab
+    }
+
+    /// A namespace of the test's own beside the lab's (a router, a far client), named from
+    /// `prefix`; its processes are killed and it is removed with the lab.
+    pub fn add_namespace(&mut self, prefix: &str) -> String {
+        let name = crate::unique(prefix);
+        run("ip", &["netns", "add", &name]);
+        self.added.push(name.clone());
+        name
     }
 
     /// Runs a command in the external client's namespace.
@@ -454,7 +466,13 @@ impl Lab {
             .external
             .as_ref()
             .map(|e| Path::new("/run/netns").join(e));
-        for path in entries.map(|e| e.path()).chain([host_ns]).chain(ext_ns) {
+        let added = self.added.iter().map(|n| Path::new("/run/netns").join(n));
+        for path in entries
+            .map(|e| e.path())
+            .chain([host_ns])
+            .chain(ext_ns)
+            .chain(added)
+        {
             if let Ok(meta) = std::fs::metadata(&path) {
                 inodes.push((meta.dev(), meta.ino()));
             }
@@ -508,8 +526,8 @@ impl Drop for Lab {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
-        if let Some(ext) = &self.external {
-            let _ = Command::new("ip").args(["netns", "del", ext]).status();
+        for ns in self.external.iter().chain(&self.added) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.bpffs);
     }

@@ -1,6 +1,7 @@
 //! Helpers for the privileged test tiers: a root check, and [`Lab`], a throwaway "host"
 //! namespace with its own netd daemon, state dir and bpffs dir, removed on drop.
 
+pub mod child;
 pub mod docker;
 mod lab;
 pub mod packet;

@@ -42,6 +42,7 @@ pub struct Builder {
     pub udp_checksum: bool,
     /// Raw value of the IPv4 flags/fragment-offset field.
     pub frag: u16,
+    pub ttl: u8,
 }
 
 impl Builder {
@@ -62,6 +63,7 @@ impl Builder {
             payload: b"netd test payload".to_vec(),
             udp_checksum: true,
             frag: 0x4000,
+            ttl: 64,
         }
     }
 
@@ -87,7 +89,70 @@ impl Builder {
             (6, 0)
         };
         l4[off..off + 2].copy_from_slice(&csum.to_be_bytes());
-        frame(*self.src.ip(), *self.dst.ip(), self.proto, self.frag, &l4)
+        let mut f = frame(*self.src.ip(), *self.dst.ip(), self.proto, self.frag, &l4);
+        set_ttl(&mut f, self.ttl);
+        f
+    }
+}
+
+/// Sets a frame's TTL, with its IP checksum.
+pub fn set_ttl(frame: &mut [u8], ttl: u8) {
+    frame[22] = ttl;
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let c = fold(sum16(&frame[14..34]));
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// An ICMP error of `icmp_type`/`code` from `src` to `dst` about `about` (a frame: its IP
+/// packet is embedded whole, as Linux embeds short packets). For "fragmentation needed"
+/// `mtu` is the next hop's.
+pub fn icmp_error(
+    src: &str,
+    dst: &str,
+    (icmp_type, code): (u8, u8),
+    mtu: u16,
+    about: &[u8],
+) -> Vec<u8> {
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().expect("ip"), dst.parse().expect("ip"));
+    let mut icmp = vec![icmp_type, code, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&about[14..]);
+    let csum = fold(sum16(&icmp));
+    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+    frame(src, dst, 1, 0, &icmp)
+}
+
+/// What a test checks in an ICMP error a program returned: its addresses, the packet it
+/// embeds (as a frame of its own, parsed), its type and MTU, and the checksums that only the
+/// error has (its own, over the whole message).
+#[derive(Debug)]
+pub struct ParsedError {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub icmp_type: u8,
+    pub mtu: u16,
+    pub ttl: u8,
+    pub icmp_checksum_ok: bool,
+    /// The embedded packet as a frame (with the error's Ethernet header), and parsed as TCP
+    /// or UDP.
+    pub inner: Vec<u8>,
+    pub embedded: Parsed,
+}
+
+pub fn parse_error(frame: &[u8]) -> ParsedError {
+    let ip = &frame[14..34];
+    let icmp = &frame[34..];
+    let mut inner = frame[..14].to_vec();
+    inner.extend_from_slice(&icmp[8..]);
+    ParsedError {
+        src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        icmp_type: icmp[0],
+        mtu: u16::from_be_bytes([icmp[6], icmp[7]]),
+        ttl: ip[8],
+        icmp_checksum_ok: fold(sum16(ip)) == 0 && fold(sum16(icmp)) == 0,
+        embedded: parse(&inner),
+        inner,
     }
 }
 

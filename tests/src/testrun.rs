@@ -199,3 +199,28 @@ impl Programs {
             .sum()
     }
 }
+
+/// In this thread's private namespace (the `ip` processes inherit it; it goes with the
+/// thread): a stand-in for the bridge (172.17.0.1/16, where the container is) and an uplink
+/// (10.9.0.1/24, the host's address, and a default route via 10.9.0.2), with forwarding on,
+/// so that FIB lookups of translated packets answer with an interface and the programs
+/// redirect, as on a real host.
+pub fn routes_for_the_fib() {
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {}", args.join(" "));
+    };
+    for (dev, addr) in [("nbr0", "172.17.0.1/16"), ("nup0", "10.9.0.1/24")] {
+        // A veth pair, both ends up (the kernel here has no dummy driver built in).
+        let peer = format!("{dev}p");
+        ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
+        ip(&["addr", "add", addr, "dev", dev]);
+        ip(&["link", "set", &peer, "up"]);
+        ip(&["link", "set", dev, "up"]);
+    }
+    ip(&["route", "add", "default", "via", "10.9.0.2"]);
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding on");
+}

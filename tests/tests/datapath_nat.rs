@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use integration_tests::{
     packet::{icmp_echo, parse, parse_icmp, Builder, ACK, FIN, RST, SYN},
     privileged,
-    testrun::{Programs, CONTAINER_IP, CONTAINER_MAC, CONTINUE, LO, NETWORK_ID},
+    testrun::{Programs, CONTAINER_IP, CONTAINER_MAC, CONTINUE, LO, NETWORK_ID, SHOT},
 };
 use netd::datapath::{
     isolation::{dnat_target, endpoint},
@@ -244,17 +244,20 @@ fn masquerade_picks_free_source_ports_and_replies_find_their_way_back() {
     assert_eq!(r.dst.to_string(), "172.17.0.3:5555");
     assert!(r.ip_checksum_ok && r.l4_checksum_ok);
 
-    // Not from a masqueraded subnet, already the uplink's address, or not a new connection:
-    // untouched.
+    // Not from a masqueraded subnet, or already the uplink's address: untouched.
     for frame in [
         Builder::tcp("172.18.0.2:5555", "198.51.100.7:80", SYN).build(),
         Builder::tcp("10.99.0.1:6000", "198.51.100.7:80", SYN).build(),
-        // A reply of a connection that came in from outside opens nothing.
-        Builder::tcp("172.17.0.2:80", "198.51.100.7:40000", SYN | ACK).build(),
     ] {
-        let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &frame);
-        assert_eq!(out, frame);
+        let (verdict, out) = l.run(maps::PROG_UPLINK_EGRESS, &frame);
+        assert_eq!((verdict, out), (CONTINUE, frame));
     }
+    // A segment that opens nothing has no translation, and does not leave with the
+    // container's address (see datapath_icmp for the other kinds).
+    let stray = Builder::tcp("172.17.0.2:80", "198.51.100.7:40000", SYN | ACK).build();
+    let (verdict, _) = l.run(maps::PROG_UPLINK_EGRESS, &stray);
+    assert_eq!(verdict, SHOT);
+    assert_eq!(l.drops("untranslatable"), 1);
 }
 
 #[test]

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, process::Child};
 
-use integration_tests::{lines_of, privileged, reach_script, Lab, EXTERNAL_IP, UPLINK_IP};
+use integration_tests::{
+    child::{output_of, spawn_exec, wait_ready},
+    lines_of, privileged, reach_script, Lab, EXTERNAL_IP, UPLINK_IP,
+};
 use serde_json::Value;
 
 const PORT: &str = "7000";
@@ -229,36 +232,6 @@ fn the_outside_reaches_containers_only_through_published_ports() {
     assert_eq!(before, lab.rulesets(), "no iptables or nftables rule");
 }
 
-/// Starts a background command in a container; the caller waits for it.
-fn spawn_in(lab: &Lab, container: &str, cmd: &[&str]) -> Child {
-    let mut args = vec!["exec", container, "--"];
-    args.extend_from_slice(cmd);
-    std::process::Command::new(integration_tests::netd_bin())
-        .env("NETD_SOCKET", lab.socket())
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("netd exec")
-}
-
-/// Reads the first line that `child` prints, byte by byte (so that nothing after it is taken
-/// from its output), and checks that it is `ready`.
-fn wait_ready(child: &mut Child) {
-    use std::io::Read;
-    let stdout = child.stdout.as_mut().expect("piped stdout");
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while stdout.read(&mut byte).expect("child output") == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    assert_eq!(line, b"ready", "the listener did not start");
-}
-
-fn output_of(child: Child) -> String {
-    let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn mac(lab: &Lab, container: &str, network: &str) -> String {
     lab.inspect(container)["NetworkSettings"]["Networks"][network]["MacAddress"]
         .as_str()
@@ -270,7 +243,7 @@ fn mac(lab: &Lab, container: &str, network: &str) -> String {
 /// many `to` received.
 fn raw_frames_received(lab: &Lab, network: &str, from: &str, to: &str) -> u64 {
     let script = reach_script();
-    let mut listener = spawn_in(
+    let mut listener = spawn_exec(
         lab,
         to,
         &["python3", &script, "raw-listen", "eth0", "0x88b5", "2"],
@@ -403,7 +376,7 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
     );
 
     // Hand-made UDP frames to the victim: its own addresses pass, a borrowed IP or MAC not.
-    let sink = spawn_in(&lab, "victim", &["python3", &script, "sink", "9000", "5"]);
+    let sink = spawn_exec(&lab, "victim", &["python3", &script, "sink", "9000", "5"]);
     lab.wait_listening("victim", "udp", 9000);
     for (src_mac, src_ip, tag) in [
         (a_mac.as_str(), a.as_str(), "genuine"),
