@@ -1,17 +1,16 @@
 //! Connection tracking: find the translation of a packet's connection, keep its TCP state and
 //! last-seen time, and create the two entries of a new translated connection.
 
-use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    helpers::bpf_ktime_get_ns,
+};
 use netd_common::nat::{
     tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP,
     TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{maps::CONNTRACK, parse::L4Packet};
-
-/// The connection table took no new entry, even after LRU eviction. Carries no error code: an
-/// unused one lets the compiler read a register the verifier counts as unset.
-pub struct Full;
 
 /// The translation of `p`'s connection, with its state brought up to date.
 #[inline(always)]
@@ -50,10 +49,41 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     Some(*e)
 }
 
+/// A connection's translation as [`create`] left it. A struct with every field set, not a
+/// `Result`: LLVM spills the undefined payload of the variant not taken, and the verifier
+/// refuses to read an unset register.
+pub struct Opened {
+    pub entry: CtEntry,
+    /// This packet made the entries. False when another CPU's packet of the same new flow
+    /// made them first: its translation is the connection's.
+    pub first: bool,
+    /// The table took no new entry, even after LRU eviction: `entry` means nothing.
+    pub full: bool,
+}
+
+impl Opened {
+    fn full() -> Self {
+        Self {
+            entry: CtEntry {
+                last_seen_ns: 0,
+                new_saddr_be: 0,
+                new_daddr_be: 0,
+                new_sport_be: 0,
+                new_dport_be: 0,
+                flags: 0,
+                tcp_state: 0,
+                _pad: [0; 2],
+            },
+            first: false,
+            full: true,
+        }
+    }
+}
+
 /// Records a new connection whose first packet `p` is rewritten to `to`; the reply entry maps
 /// the reverse of `to` back to the reverse of the original tuple. Returns the forward entry.
 #[inline(always)]
-pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, Full> {
+pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
     let now = unsafe { bpf_ktime_get_ns() };
     let state = tcp_next(TcpState::None, p.tcp_flags, false) as u8;
     let forward = CtEntry {
@@ -75,13 +105,37 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Result<CtEntry, Full> {
         flags: flags | CT_FLAG_REPLY,
         ..forward
     };
-    CONNTRACK
+    // The connection's own key first, and only if no other CPU's packet made it meanwhile:
+    // two first packets of one flow must not pick two backends or two source ports.
+    // The error code is not read (an unused one lets the compiler read a register the
+    // verifier counts as unset): an entry that is there now is the winner's, and no entry
+    // means the table refused.
+    if CONNTRACK
+        .insert(original, forward, BPF_NOEXIST.into())
+        .is_err()
+    {
+        // SAFETY: read-only lookup of a plain value.
+        return match unsafe { CONNTRACK.get(original) } {
+            Some(winner) => Opened {
+                entry: *winner,
+                first: false,
+                full: false,
+            },
+            None => Opened::full(),
+        };
+    }
+    if CONNTRACK
         .insert(to.reversed(), reply, BPF_ANY.into())
-        .map_err(|_| Full)?;
-    CONNTRACK
-        .insert(original, forward, BPF_ANY.into())
-        .map_err(|_| Full)?;
-    Ok(forward)
+        .is_err()
+    {
+        let _ = CONNTRACK.remove(original);
+        return Opened::full();
+    }
+    Opened {
+        entry: forward,
+        first: true,
+        full: false,
+    }
 }
 
 /// A new TCP connection that is not translated supersedes whatever an earlier, translated

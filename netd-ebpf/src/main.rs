@@ -68,9 +68,9 @@ fn translate(
     let (entry, opened) = match conntrack::lookup(p) {
         Some(e) => (e, false),
         None => match open(p, client_net, vip)? {
-            Some(Ok(e)) => (e, true),
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
-            Some(Err(_)) => return Ok(Some(PASS)),
+            Some(o) if o.full => return Ok(Some(PASS)),
+            Some(o) => (o.entry, o.first),
             None => {
                 conntrack::forget_stale_reply(p);
                 return Ok(None);
@@ -109,7 +109,7 @@ fn open(
     p: &L4Packet,
     client_net: Option<&NetworkPolicy>,
     vip: Option<*mut Vip>,
-) -> Result<Option<Result<netd_common::nat::CtEntry, conntrack::Full>>, DropReason> {
+) -> Result<Option<conntrack::Opened>, DropReason> {
     if let Some(vip) = vip {
         return vip::open(p, vip, client_net);
     }

@@ -98,9 +98,18 @@ pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
             .is_ok()
         {
             forward.new_sport_be = port;
-            if CONNTRACK.insert(original, forward, 0).is_err() {
+            // NOEXIST again: another CPU's first packet of this flow may have claimed another
+            // port meanwhile. Its translation is the connection's; ours is given back.
+            if CONNTRACK
+                .insert(original, forward, BPF_NOEXIST.into())
+                .is_err()
+            {
                 let _ = CONNTRACK.remove(reply_key);
-                return Masquerade::Exhausted;
+                // SAFETY: read-only lookup of a plain value.
+                return match unsafe { CONNTRACK.get(original) } {
+                    Some(winner) => Masquerade::Translated(*winner),
+                    None => Masquerade::Exhausted,
+                };
             }
             return Masquerade::Translated(forward);
         }

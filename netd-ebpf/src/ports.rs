@@ -3,7 +3,7 @@
 
 use netd_common::{
     isolation::{NetworkPolicy, NET_ICC_OFF},
-    nat::{CtEntry, CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
+    nat::{CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
 };
 
 use crate::{
@@ -23,10 +23,7 @@ fn is_loopback(addr_be: u32) -> bool {
 /// loopback address arriving from a network are an attack (moby#41872), not a client.
 /// `client_net` is the network of a container client.
 #[inline(always)]
-pub fn publish(
-    p: &L4Packet,
-    client_net: Option<&NetworkPolicy>,
-) -> Option<Result<CtEntry, conntrack::Full>> {
+pub fn publish(p: &L4Packet, client_net: Option<&NetworkPolicy>) -> Option<conntrack::Opened> {
     if is_loopback(p.daddr_be) {
         return None;
     }

@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_get_prandom_u32;
 use netd_common::{
     isolation::{DropReason, NetworkPolicy, NET_ICC_OFF, NET_VIPS},
     lb::{maglev_slot, NO_BACKEND},
-    nat::{CtEntry, CtKey, CT_FLAG_DNAT, CT_FLAG_VIP, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
+    nat::{CtKey, CT_FLAG_DNAT, CT_FLAG_VIP, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
     vip::{Algorithm, Vip, VipSlot},
 };
 
@@ -96,7 +96,7 @@ pub fn open(
     p: &L4Packet,
     vip: *mut Vip,
     client_net: Option<&NetworkPolicy>,
-) -> Result<Option<Result<CtEntry, conntrack::Full>>, DropReason> {
+) -> Result<Option<conntrack::Opened>, DropReason> {
     if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
         return Ok(None);
     }
@@ -122,9 +122,9 @@ pub fn open(
         proto: p.proto,
         _pad: [0; 3],
     };
-    let entry = conntrack::create(p, &to, CT_FLAG_DNAT | CT_FLAG_VIP);
-    if entry.is_ok() {
+    let opened = conntrack::create(p, &to, CT_FLAG_DNAT | CT_FLAG_VIP);
+    if opened.first {
         count(vip, backend);
     }
-    Ok(Some(entry))
+    Ok(Some(opened))
 }

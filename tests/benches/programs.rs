@@ -8,7 +8,10 @@
 
 use integration_tests::{
     packet::{with_macs, Builder, ACK, SYN},
-    testrun::{Programs, Skb, CONTAINER_MAC, CONTINUE, GATEWAY_MAC, LO, NETWORK_ID, SHOT},
+    testrun::{
+        routes_for_the_fib, Programs, Skb, CONTAINER_MAC, CONTINUE, GATEWAY_MAC, LO, NETWORK_ID,
+        SHOT,
+    },
 };
 use netd::datapath::{isolation::endpoint, nat::Publication};
 use netd_common::isolation::DropReason;
@@ -43,7 +46,7 @@ fn main() {
         std::process::exit(1);
     }
     let mut l = Programs::in_private_netns("netd-cost").with_container_port(0);
-    testrun::routes_for_the_fib();
+    routes_for_the_fib();
     l.dp.set_local_addrs(&[HOST.parse().unwrap()]).unwrap();
     // Test runs see every packet on lo: it is the uplink here too.
     l.dp.set_uplink(LO, HOST.parse().unwrap()).unwrap();

@@ -3,7 +3,7 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
 use netd::datapath::{
     isolation::{endpoint, NetworkRule},
     Datapath,
@@ -178,6 +178,47 @@ impl Programs {
         (r.return_value, out, r.duration)
     }
 
+    /// Runs `program` on each frame twice at once, from two threads on two CPUs that meet at
+    /// a barrier before each frame: what two CPUs seeing the first packets of one flow do.
+    /// The two outputs of each frame.
+    pub fn run_on_two_cpus(
+        &mut self,
+        program: &'static str,
+        frames: &[Vec<u8>],
+    ) -> Vec<[Vec<u8>; 2]> {
+        let prog: &SchedClassifier = self.dp.classifier(program).expect("loaded");
+        let barrier = std::sync::Barrier::new(2);
+        let outputs: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..2)
+                .map(|cpu| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        pin_to_cpu(cpu);
+                        frames
+                            .iter()
+                            .map(|frame| {
+                                barrier.wait();
+                                let mut out = vec![0u8; frame.len() + 64];
+                                let r = prog
+                                    .test_run(TestRunOptions {
+                                        data_in: Some(frame),
+                                        data_out: Some(&mut out),
+                                        ..Default::default()
+                                    })
+                                    .expect("BPF_PROG_TEST_RUN");
+                                out.truncate(r.data_size_out as usize);
+                                out
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let [a, b] = <[_; 2]>::try_from(outputs).unwrap();
+        a.into_iter().zip(b).map(|(a, b)| [a, b]).collect()
+    }
+
     /// Packets dropped for `reason` (a `DropReason` name), all networks and directions.
     pub fn drops(&self, reason: &str) -> u64 {
         self.count_drops(|k| reason_is(k, reason))
@@ -223,4 +264,15 @@ pub fn routes_for_the_fib() {
     }
     ip(&["route", "add", "default", "via", "10.9.0.2"]);
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding on");
+}
+
+/// Pins the calling thread to `cpu` (modulo the CPUs there are).
+fn pin_to_cpu(cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % cpus, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
