@@ -132,7 +132,8 @@ pub enum DropReason {
     Icc = 7,
     /// Leaving an internal network, or to a host service other than DNS.
     Internal = 8,
-    /// From outside the host straight to a container address, without a published port.
+    /// From outside the host straight to a network's address without a published port: a
+    /// container's (unless the network is routed) or its gateway's.
     DirectAccess = 9,
     /// An IPv4 header the programs cannot read.
     Malformed = 10,
@@ -341,11 +342,12 @@ pub fn check_ipv4_destination(
 }
 
 /// A packet from outside the host for an address of `net` that no translation claimed:
-/// allowed only on routed networks, and never to an internal one. The gateway is a host
-/// address, not a container's.
+/// allowed only to containers of routed networks, never to an internal one. Nor to the
+/// gateway: it is the host's address for its containers, and what listens there (the
+/// embedded DNS, any host service bound to every address) is theirs, not the LAN's.
 #[inline(always)]
 pub fn check_from_outside(net: &NetworkPolicy, daddr_be: u32) -> Result<(), DropReason> {
-    if daddr_be == net.gateway_be || (net.has(NET_ROUTED) && !net.has(NET_INTERNAL)) {
+    if daddr_be != net.gateway_be && net.has(NET_ROUTED) && !net.has(NET_INTERNAL) {
         return Ok(());
     }
     Err(DropReason::DirectAccess)

@@ -238,3 +238,47 @@ fn legacy_links_on_the_default_bridge_write_hosts_entries() {
         "nothing left"
     );
 }
+
+#[test]
+fn a_gateways_dns_answers_its_containers_and_not_the_uplink() {
+    if !privileged("a_gateways_dns_answers_its_containers_and_not_the_uplink") {
+        return;
+    }
+    let lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.73.0.0/24", "nat1"]);
+    lab.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.74.0.0/24",
+        "-o",
+        "gateway-mode=routed",
+        "routed1",
+    ]);
+    // Not "a": dig takes it for a record type.
+    lab.run_d("alpha", &["--network", "nat1"]);
+    lab.run_d("beta", &["--network", "routed1"]);
+    for (network, gateway, member) in [
+        ("nat1", "10.73.0.1", "alpha"),
+        ("routed1", "10.74.0.1", "beta"),
+    ] {
+        let server = format!("@{gateway}");
+        let ip = lab.ip(member, network);
+        for transport in ["+notcp", "+tcp"] {
+            assert_eq!(
+                dig(&lab, member, &[&server, transport, member]),
+                ip,
+                "{member} resolves through its gateway ({transport})"
+            );
+            // A LAN neighbour routes to the gateway address through the host's uplink.
+            let out = lab.external(&[
+                "dig", "+short", "+time=1", "+tries=1", &server, transport, member,
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !out.status.success() && !text.contains(&ip),
+                "the uplink got an answer from {gateway} ({transport}): {text}"
+            );
+        }
+    }
+}
