@@ -68,7 +68,8 @@ pub enum Sent {
 }
 
 /// What a container sent, before any translation: its own MAC, address and ARP claims, no
-/// router advertisement, and on an `icc=false` network frames for the gateway only.
+/// IPv6 (router advertisements counted apart), and on an `icc=false` network frames for the
+/// gateway only.
 #[inline(always)]
 pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Sent, Drop> {
     let eth = parse::ethernet(ctx).ok_or(port.drop(DropReason::Malformed))?;
@@ -100,6 +101,10 @@ pub fn check_sender(ctx: &TcContext, port: &Port) -> Result<Sent, Drop> {
             Ok(Sent::Other)
         }
         ETH_P_IPV6 if parse::is_router_advert(ctx) => Err(port.drop(DropReason::RouterAdvert)),
+        // Every network is IPv4-only until netd gives containers IPv6 addresses: what a
+        // container sends over IPv6 (neighbour discovery, MLD, link-local services) reaches
+        // neither the host nor its neighbours.
+        ETH_P_IPV6 => Err(port.drop(DropReason::Ipv6Disabled)),
         _ => Ok(Sent::Other),
     }
 }

@@ -12,6 +12,10 @@
                                       one hand-made Ethernet/IPv4/UDP frame
   reach.py arp-reply IFACE CLAIMED_IP DST_MAC DST_IP
                                       an ARP reply: CLAIMED_IP is at IFACE's MAC
+  reach.py ipv6-frames IFACE GATEWAY_MAC
+                                      three hand-made IPv6 frames: a neighbour solicitation
+                                      to GATEWAY_MAC, an MLD report to 33:33:00:00:00:16 and a
+                                      forged neighbour advertisement to all nodes
 """
 import socket
 import struct
@@ -164,6 +168,26 @@ def arp_reply(iface, claimed_ip, dst_mac, dst_ip):
         time.sleep(0.05)
 
 
+def ipv6_frames(iface, gateway_mac):
+    mac = own_mac(iface)
+    link_local = bytes.fromhex("fe80000000000000") + mac[:3] + b"\xff\xfe" + mac[3:]
+    all_nodes = bytes.fromhex("ff020000000000000000000000000001")
+    mld_routers = bytes.fromhex("ff020000000000000000000000000016")
+    target = bytes.fromhex("fe800000000000000000000000000001")  # claimed: the gateway's
+
+    def frame(dst_mac, dst_ip, icmp):
+        header = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 255) + link_local + dst_ip
+        pseudo = link_local + dst_ip + struct.pack("!I3xB", len(icmp), 58)
+        icmp = icmp[:2] + struct.pack("!H", checksum(pseudo + icmp)) + icmp[4:]
+        return dst_mac + mac + b"\x86\xdd" + header + icmp
+
+    s = raw_socket(iface)
+    s.send(frame(mac_bytes(gateway_mac), target, struct.pack("!BBH4x", 135, 0, 0) + target))
+    s.send(frame(b"\x33\x33\x00\x00\x00\x16", mld_routers, struct.pack("!BBH4xH", 143, 0, 0, 0)))
+    s.send(frame(b"\x33\x33\x00\x00\x00\x01", all_nodes,
+                 struct.pack("!BBHB3x", 136, 0, 0, 0x20) + target + b"\x02\x01" + mac))
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "serve":
@@ -180,5 +204,7 @@ if __name__ == "__main__":
         udp_frame(args[0], args[1], args[2], args[3], args[4], int(args[5]), args[6])
     elif mode == "arp-reply":
         arp_reply(args[0], args[1], args[2], args[3])
+    elif mode == "ipv6-frames":
+        ipv6_frames(args[0], args[1])
     else:
         sys.exit(f"unknown mode {mode}")

@@ -153,16 +153,31 @@ fn arp_may_claim_only_the_senders_own_address() {
 }
 
 #[test]
-fn router_advertisements_are_dropped_even_behind_options() {
-    if skip("router_advertisements_are_dropped_even_behind_options") {
+fn ipv6_from_containers_is_dropped_and_router_advertisements_by_name() {
+    if skip("ipv6_from_containers_is_dropped_and_router_advertisements_by_name") {
         return;
     }
     let mut l = lab(0);
     assert_eq!(l.verdict(&icmpv6(CONTAINER_MAC, 134, false)), SHOT);
     assert_eq!(l.verdict(&icmpv6(CONTAINER_MAC, 134, true)), SHOT);
-    // A router solicitation is a container's own business.
-    assert_eq!(l.verdict(&icmpv6(CONTAINER_MAC, 133, false)), CONTINUE);
     assert_eq!(l.drops("router_advertisement"), 2);
+    // A router solicitation and MLD to 33:33:..., a neighbour solicitation to the gateway's
+    // MAC, a forged neighbour advertisement, an echo request behind options.
+    let ipv6 = [
+        icmpv6(CONTAINER_MAC, 133, false),
+        icmpv6(CONTAINER_MAC, 143, false),
+        with_macs(
+            icmpv6(CONTAINER_MAC, 135, false),
+            GATEWAY_MAC,
+            CONTAINER_MAC,
+        ),
+        with_macs(icmpv6(CONTAINER_MAC, 136, false), BROADCAST, CONTAINER_MAC),
+        icmpv6(CONTAINER_MAC, 128, true),
+    ];
+    for frame in &ipv6 {
+        assert_eq!(l.verdict(frame), SHOT, "{frame:02x?}");
+    }
+    assert_eq!(l.drops("ipv6_disabled"), ipv6.len() as u64);
 }
 
 #[test]
