@@ -19,6 +19,10 @@ pub const PORT_STATS: &str = "NETD_PORT_STATS";
 /// Connection tracking (`LruHashMap<CtKey, CtEntry>`), two entries per connection.
 pub const CONNTRACK: &str = "NETD_CT";
 pub const CONNTRACK_MAX: u32 = 262_144;
+/// First fragments' ports by datagram (`LruHashMap<FragKey, FragPorts>`), for the fragments
+/// after them. LRU: a datagram's entry is needed for the few milliseconds its fragments take.
+pub const FRAGMENTS: &str = "NETD_FRAGS";
+pub const FRAGMENTS_MAX: u32 = 16_384;
 /// The host's own IPv4 addresses, loopback excluded (`HashMap<u32, u32>`, value unused).
 pub const LOCAL_ADDRS: &str = "NETD_LOCAL_ADDRS";
 pub const LOCAL_ADDRS_MAX: u32 = 1024;

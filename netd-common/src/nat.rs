@@ -60,6 +60,33 @@ impl CtKey {
     }
 }
 
+/// Key of the fragment map: what the fragments of one datagram share (RFC 791). Network
+/// byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FragKey {
+    pub saddr_be: u32,
+    pub daddr_be: u32,
+    pub id_be: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<FragKey>() == 12);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FragKey {} // repr(C), no padding, any bit pattern valid
+
+/// The ports (or echo identifier) of a fragmented datagram, from its first fragment: the
+/// later ones carry none, and are translated with the connection these name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FragPorts {
+    pub sport_be: u16,
+    pub dport_be: u16,
+}
+const _: () = assert!(core::mem::size_of::<FragPorts>() == 4);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FragPorts {} // repr(C), no padding, any bit pattern valid
+
 /// A connection-tracking entry: how packets matching its key are rewritten (every field, so
 /// that one kind of entry serves DNAT, reverse DNAT, SNAT and its reverse), and the state
 /// that ages it.

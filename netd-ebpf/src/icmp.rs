@@ -7,103 +7,26 @@ use netd_common::{
         embedded_tuple, is_error, outer_addresses, rewrite_embedded, TcpCsum, EMBEDDED_LEN,
         EMBEDDED_TCP_CSUM, ICMP_HLEN,
     },
-    isolation::{DropReason, DIR_FROM_CONTAINER, DIR_TO_CONTAINER, ETH_P_IP},
+    isolation::DropReason,
     nat::{PROTO_ICMP, PROTO_TCP},
 };
 
 use crate::{
-    counters,
-    isolation::{self, Drop, Sent},
+    isolation::{Seen, UNTOUCHED},
     maps::CONNTRACK,
     nat::{self, Hop},
     parse::{self, Ipv4, ETH_HLEN, IP_DADDR, IP_SADDR},
 };
 
-/// What [`translate`] returns for a packet that is no ICMP error about a translated
-/// connection, left as it was.
-pub const UNTOUCHED: i32 = i32::MIN;
-
-/// Whether the frame is IPv4 and ICMP: the entry points' test before they call the
-/// subprograms below. Errors are rare; a subprogram of their own keeps their values out of
-/// the entry points' registers (inlined, LLVM spilled undefined values there, which the
-/// verifier refuses).
-#[inline(always)]
-pub fn is_icmp(ctx: &TcContext) -> bool {
-    parse::at::<u16>(ctx, 12).map(u16::from_be) == Some(ETH_P_IP)
-        && parse::at::<u8>(ctx, ETH_HLEN + 9) == Some(PROTO_ICMP)
-}
-
-/// An error a container sends, about a packet it received translated. Only once the sender
-/// checks passed: a refused sender is left to the entry point, which counts the drop.
-#[inline(never)]
-pub fn from_container(ctx: &TcContext) -> i32 {
-    let Ok(port) = isolation::port(ctx) else {
-        return UNTOUCHED;
-    };
-    let Ok(Sent::Ipv4(ip)) = isolation::check_sender(ctx, &port) else {
-        return UNTOUCHED;
-    };
-    let seen = Seen {
-        network: port.ep.network,
-        direction: DIR_FROM_CONTAINER,
-        send_on: true,
-    };
-    translate(ctx, &ip, &seen)
-}
-
-/// An error from outside about a packet the host sent translated: to its container.
-#[inline(never)]
-pub fn from_outside(ctx: &TcContext) -> i32 {
-    let Some(ip) = parse::ipv4(ctx) else {
-        return UNTOUCHED;
-    };
-    let seen = Seen {
-        network: isolation::network_of(ip.daddr_be).unwrap_or(0),
-        direction: DIR_TO_CONTAINER,
-        send_on: true,
-    };
-    translate(ctx, &ip, &seen)
-}
-
-/// An error the host sends out about a packet it was handed translated (its TTL spent, too
-/// big for a container's network): already on its way, only rewritten.
-#[inline(never)]
-pub fn to_outside(ctx: &TcContext) -> i32 {
-    let Some(ip) = parse::ipv4(ctx) else {
-        return UNTOUCHED;
-    };
-    let seen = Seen {
-        network: isolation::network_of(ip.saddr_be).unwrap_or(0),
-        direction: DIR_FROM_CONTAINER,
-        send_on: false,
-    };
-    translate(ctx, &ip, &seen)
-}
-
-/// Where an error is met: what a drop is counted against, and whether the program sends the
-/// error on itself.
-struct Seen {
-    network: u32,
-    direction: u8,
-    send_on: bool,
-}
-
 /// Rewrites `ip`, if it is an ICMP error about a connection conntrack translated, and sends
 /// it to the sender of the embedded packet: the program's action, or [`UNTOUCHED`].
 #[inline(always)]
-fn translate(ctx: &TcContext, ip: &Ipv4, seen: &Seen) -> i32 {
+pub fn translate(ctx: &TcContext, ip: &Ipv4, seen: &Seen) -> i32 {
     match rewrite(ctx, ip) {
         Ok(Some(hop)) if seen.send_on => nat::send(ctx, &hop, ip.ttl),
         Ok(Some(_)) => TC_ACT_UNSPEC,
         Ok(None) => UNTOUCHED,
-        Err(reason) => counters::drop(
-            ctx,
-            &Drop {
-                reason,
-                network: seen.network,
-                direction: seen.direction,
-            },
-        ),
+        Err(reason) => seen.drop(ctx, reason),
     }
 }
 

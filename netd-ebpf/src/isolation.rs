@@ -58,6 +58,30 @@ pub fn port(ctx: &TcContext) -> Result<Port, Drop> {
     Ok(Port { ifindex, ep, net })
 }
 
+/// What the entry points' subprograms for rare packets (ICMP errors, later fragments)
+/// return for a packet they leave as it was, to the entry point's own path.
+pub const UNTOUCHED: i32 = i32::MIN;
+
+/// Where such a subprogram meets a packet: what a drop is counted against, and whether it
+/// sends the packet on itself (at an uplink's egress it is already on its way).
+pub struct Seen {
+    pub network: u32,
+    pub direction: u8,
+    pub send_on: bool,
+}
+
+impl Seen {
+    /// Counts the drop of the packet: the program's action.
+    pub fn drop(&self, ctx: &TcContext, reason: DropReason) -> i32 {
+        let drop = Drop {
+            reason,
+            network: self.network,
+            direction: self.direction,
+        };
+        crate::counters::drop(ctx, &drop)
+    }
+}
+
 /// What a container sent, once its sender is checked.
 pub enum Sent {
     /// IPv4, for translation and the destination rules.

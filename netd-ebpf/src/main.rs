@@ -11,6 +11,7 @@ mod arp;
 mod conntrack;
 mod counters;
 mod deliver;
+mod fragments;
 mod icmp;
 mod isolation;
 mod maps;
@@ -19,6 +20,7 @@ mod monitor;
 mod nat;
 mod parse;
 mod ports;
+mod rare;
 mod sockets;
 mod vip;
 
@@ -67,6 +69,8 @@ fn translate(
     let client_net = from.map(|port| &port.net);
     let (entry, opened) = match conntrack::lookup(p) {
         Some(e) => (e, false),
+        // A later fragment belongs to the connection its first fragment opened, or to none.
+        None if p.later_fragment => return Ok(None),
         None => match open(p, client_net, vip)? {
             // Conntrack full even after LRU eviction: let the stack answer (it will refuse).
             Some(o) if o.full => return Ok(Some(PASS)),
@@ -150,9 +154,9 @@ fn from_container(ctx: &TcContext) -> Result<i32, Drop> {
 pub fn netd_port_ingress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Ingress);
     parse::linearize(&ctx);
-    if icmp::is_icmp(&ctx) {
-        let action = icmp::from_container(&ctx);
-        if action != icmp::UNTOUCHED {
+    if rare::worth_a_look(&ctx) {
+        let action = rare::from_container(&ctx);
+        if action != isolation::UNTOUCHED {
             return action;
         }
     }
@@ -203,9 +207,9 @@ fn outside_drop(reason: DropReason, network: u32) -> Drop {
 #[classifier]
 pub fn netd_uplink_ingress(ctx: TcContext) -> i32 {
     parse::linearize(&ctx);
-    if icmp::is_icmp(&ctx) {
-        let action = icmp::from_outside(&ctx);
-        if action != icmp::UNTOUCHED {
+    if rare::worth_a_look(&ctx) {
+        let action = rare::from_outside(&ctx);
+        if action != isolation::UNTOUCHED {
             return action;
         }
     }
@@ -239,6 +243,10 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
     };
     let entry = match conntrack::lookup(&p) {
         Some(e) => e,
+        None if p.later_fragment && masquerade::is_masqueraded(p.saddr_be, ifindex) => {
+            return Err(from_container(DropReason::Untranslatable));
+        }
+        None if p.later_fragment => return Ok(PASS),
         None => match masquerade::masquerade(&p, ifindex) {
             Masquerade::Translated(e) => e,
             Masquerade::NotApplicable => return Ok(PASS),
@@ -254,9 +262,9 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
 #[classifier]
 pub fn netd_uplink_egress(ctx: TcContext) -> i32 {
     parse::linearize(&ctx);
-    if icmp::is_icmp(&ctx) {
-        let action = icmp::to_outside(&ctx);
-        if action != icmp::UNTOUCHED {
+    if rare::worth_a_look(&ctx) {
+        let action = rare::to_outside(&ctx);
+        if action != isolation::UNTOUCHED {
             return action;
         }
     }

@@ -22,6 +22,11 @@ const BPF_FIB_LKUP_RET_NO_NEIGH: i64 = 7;
 /// Rewrites every field of `p` that `e` changes.
 #[inline(always)]
 pub fn rewrite(ctx: &TcContext, p: &L4Packet, e: &CtEntry) -> Result<(), DropReason> {
+    if p.later_fragment {
+        // No L4 header here: the first fragment carried the ports and the checksum.
+        set_addr(ctx, ETH_HLEN + IP_SADDR, p.saddr_be, e.new_saddr_be, None)?;
+        return set_addr(ctx, ETH_HLEN + IP_DADDR, p.daddr_be, e.new_daddr_be, None);
+    }
     let csum = p.l4_csum_off();
     // A UDP checksum of 0 means "none" and must stay so.
     let mangled = if p.proto == PROTO_UDP {

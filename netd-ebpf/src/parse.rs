@@ -2,6 +2,8 @@
 //! part of the skb's linear data. A read past the data fails instead of reading past it.
 
 use aya_ebpf::programs::TcContext;
+
+use crate::fragments;
 use netd_common::{
     icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST},
     nat::{CtKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
@@ -59,6 +61,8 @@ pub struct L4Packet {
     /// TCP flags byte; 0 for UDP.
     pub tcp_flags: u8,
     pub ttl: u8,
+    /// A fragment after the first: no L4 header, ports from the first (see `fragments`).
+    pub later_fragment: bool,
 }
 
 impl L4Packet {
@@ -112,6 +116,10 @@ pub struct Ipv4 {
     pub ttl: u8,
     /// Neither a fragment nor the first of several: the L4 header, if any, is whole here.
     pub unfragmented: bool,
+    /// In 8-byte units: 0 for a whole packet and a first fragment.
+    pub frag_offset: u16,
+    /// The identification field, which the fragments of a datagram share.
+    pub id_be: u16,
     ihl: usize,
     tot_len: usize,
 }
@@ -138,27 +146,30 @@ pub fn ipv4(ctx: &TcContext) -> Option<Ipv4> {
         proto: h[9],
         ttl: h[8],
         unfragmented: frag & 0x3fff == 0,
+        frag_offset: frag & 0x1fff,
+        id_be: u16::from_ne_bytes([h[4], h[5]]),
         ihl,
         tot_len: usize::from(u16::from_be_bytes([h[2], h[3]])),
     })
 }
 
-/// `None` for anything netd does not translate: other protocols, fragments (only the first
-/// carries ports, and rewriting it alone would break reassembly), truncated headers.
+/// `None` for anything netd does not translate here: other protocols, TCP fragments (a TCP
+/// connection's state needs every segment's flags; with path-MTU discovery TCP is not
+/// fragmented), later fragments (see `fragments`), truncated headers. A first fragment
+/// records its ports for the later ones.
 #[inline(always)]
 pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
-    if !ip.unfragmented {
-        return None;
-    }
     let proto = ip.proto;
     let l4_len = match proto {
+        PROTO_TCP if !ip.unfragmented => return None,
         PROTO_TCP => 20,
         PROTO_UDP | PROTO_ICMP => 8,
         _ => return None,
     };
     let ihl = ip.ihl;
     let l4_off = ip.l4_off();
-    if ip.tot_len < ihl + l4_len {
+    // A later fragment has no L4 header: see `fragments`.
+    if ip.frag_offset != 0 || ip.tot_len < ihl + l4_len {
         return None;
     }
     let be16 = |a: u8, b: u8| u16::from_ne_bytes([a, b]);
@@ -181,6 +192,9 @@ pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
             }
         }
     };
+    if !ip.unfragmented {
+        fragments::record(ip, sport_be, dport_be);
+    }
     Some(L4Packet {
         l4_off,
         proto,
@@ -190,6 +204,7 @@ pub fn l4(ctx: &TcContext, ip: &Ipv4) -> Option<L4Packet> {
         dport_be,
         tcp_flags,
         ttl: ip.ttl,
+        later_fragment: false,
     })
 }
 

@@ -14,6 +14,9 @@ timeout and every server exits after serving or after its deadline.
   peer.py bulk-client HOST PORT        print how many bytes arrived before the server closed
   peer.py sink-server PORT             print how many bytes one connection sent before it closed
   peer.py bulk-push HOST PORT BYTES    send BYTES, then wait for the server to close
+  peer.py udp-echo PORT SECS          echo each datagram whole, after "IP:PORT " of its sender
+  peer.py udp-big HOST PORT BYTES      send one datagram of BYTES (fragmented on the way) until
+                                       its whole echo comes back; print "IP:PORT BYTES" of it
   peer.py frag-needed SECS             print "ready", then the tuple embedded in the first
                                        ICMP "fragmentation needed" this namespace receives
 """
@@ -166,6 +169,34 @@ def bulk_push(host, port, total):
     print(total)
 
 
+def udp_echo(port, secs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.2)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            data, addr = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        s.sendto(f"{addr[0]}:{addr[1]} ".encode() + data, addr)
+
+
+def udp_big(host, port, total):
+    payload = bytes(i % 251 for i in range(total))
+
+    def once():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.5)
+        s.sendto(payload, (host, port))
+        reply = s.recvfrom(65535)[0]
+        seen, _, echoed = reply.partition(b" ")
+        if echoed != payload:
+            raise OSError(f"echo of {len(echoed)} bytes differs")
+        return f"{seen.decode()} {len(echoed)}"
+    print(retry(once))
+
+
 def frag_needed(secs):
     """A raw ICMP socket sees every ICMP message the namespace receives, errors included."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -215,6 +246,10 @@ if __name__ == "__main__":
         sink_server(int(args[0]))
     elif mode == "bulk-push":
         bulk_push(args[0], int(args[1]), int(args[2]))
+    elif mode == "udp-echo":
+        udp_echo(int(args[0]), float(args[1]))
+    elif mode == "udp-big":
+        udp_big(args[0], int(args[1]), int(args[2]))
     elif mode == "frag-needed":
         frag_needed(float(args[0]))
     else:

@@ -95,6 +95,27 @@ impl Builder {
     }
 }
 
+/// An unfragmented IPv4 frame cut in two fragments: the first with `first_len` bytes of the
+/// IP payload (a multiple of 8), the second with the rest, both with the frame's
+/// identification and valid IP checksums.
+pub fn fragments(frame: &[u8], first_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let payload = &frame[34..];
+    let part = |data: &[u8], frag: u16| {
+        let mut f = frame[..34].to_vec();
+        f.extend_from_slice(data);
+        f[16..18].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+        f[20..22].copy_from_slice(&frag.to_be_bytes());
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = fold(sum16(&f[14..34]));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f
+    };
+    (
+        part(&payload[..first_len], 0x2000),
+        part(&payload[first_len..], (first_len / 8) as u16),
+    )
+}
+
 /// Sets a frame's TTL, with its IP checksum.
 pub fn set_ttl(frame: &mut [u8], ttl: u8) {
     frame[22] = ttl;

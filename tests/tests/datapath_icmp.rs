@@ -247,8 +247,9 @@ fn nothing_leaves_a_masqueraded_network_with_its_private_address() {
     };
     let mut gre = Builder::udp("172.17.0.2:1", "198.51.100.7:1").build();
     gre[23] = 47;
+    // A later fragment whose first fragment was not seen.
     let mut fragment = Builder::udp("172.17.0.2:5000", "198.51.100.7:53");
-    fragment.frag = 0x2000;
+    fragment.frag = 0x2000 | 185;
     let cases = [
         ("GRE", gre),
         ("a fragment", fragment.build()),
