@@ -132,6 +132,9 @@ pub const CT_FLAG_SNAT: u8 = 2;
 pub const CT_FLAG_DNAT: u8 = 4;
 /// The connection goes to a virtual IP's backend.
 pub const CT_FLAG_VIP: u8 = 8;
+/// A host socket's own UDP flow from a published port's number (bound to it explicitly):
+/// recorded untranslated, so that its replies reach the socket, not the port's container.
+pub const CT_FLAG_HOST: u8 = 16;
 
 /// Key of the published-port counters: the container side of a publication and its host port
 /// (with the protocol, they identify the publication; the host address may be any of the

@@ -38,7 +38,7 @@ use netd_common::{
         may_be_translated, DropReason, NetworkPolicy, DIR_FROM_CONTAINER, DIR_TO_CONTAINER,
         ETH_P_IP, NET_INTERNAL,
     },
-    nat::CT_FLAG_DNAT,
+    nat::{CT_FLAG_DNAT, CT_FLAG_HOST},
     vip::Vip,
 };
 use parse::L4Packet;
@@ -81,6 +81,10 @@ fn translate(
             }
         },
     };
+    // A host socket's own flow (see `ports::own_host_flow`): the stack's, as it is.
+    if entry.flags & CT_FLAG_HOST != 0 {
+        return Ok(Some(PASS));
+    }
     counters::published(ctx, p, &entry, opened);
     if opened && entry.flags & CT_FLAG_DNAT != 0 {
         monitor::opened(ctx, p, &entry);
@@ -249,7 +253,10 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
         None if p.later_fragment => return Ok(PASS),
         None => match masquerade::masquerade(&p, ifindex) {
             Masquerade::Translated(e) => e,
-            Masquerade::NotApplicable => return Ok(PASS),
+            Masquerade::NotApplicable => {
+                ports::own_host_flow(&p);
+                return Ok(PASS);
+            }
             Masquerade::Exhausted => return Err(from_container(DropReason::PortsExhausted)),
             Masquerade::Untranslatable => return Err(from_container(DropReason::Untranslatable)),
         },

@@ -3,7 +3,10 @@
 
 use netd_common::{
     isolation::{NetworkPolicy, NET_ICC_OFF},
-    nat::{CtKey, PortKey, CT_FLAG_DNAT, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN},
+    nat::{
+        CtKey, PortKey, CT_FLAG_DNAT, CT_FLAG_HOST, PROTO_TCP, PROTO_UDP, TCP_FLAG_ACK,
+        TCP_FLAG_SYN,
+    },
 };
 
 use crate::{
@@ -16,6 +19,37 @@ use crate::{
 #[inline(always)]
 fn is_loopback(addr_be: u32) -> bool {
     addr_be.to_ne_bytes()[0] == 127
+}
+
+/// Records a host socket's UDP flow that leaves from a published port's number as a
+/// connection of the host's own, untranslated: its replies arrive at the published port,
+/// and without the entry they would be translated into the container. The kernel gives no
+/// published port to a host socket as its ephemeral port (netd reserves them), so this is a
+/// socket bound to the number explicitly.
+#[inline(always)]
+pub fn own_host_flow(p: &L4Packet) {
+    if p.proto != PROTO_UDP {
+        // TCP: only a SYN opens a published connection, and a reply is no SYN.
+        return;
+    }
+    // SAFETY: read-only lookups of plain values.
+    if unsafe { LOCAL_ADDRS.get(p.saddr_be) }.is_none() {
+        return;
+    }
+    let mut key = PortKey {
+        addr_be: p.saddr_be,
+        port_be: p.sport_be,
+        proto: p.proto,
+        _pad: 0,
+    };
+    // SAFETY: read-only lookups of plain values.
+    if unsafe { PORTS.get(key) }.is_none() {
+        key.addr_be = 0;
+        if unsafe { PORTS.get(key) }.is_none() {
+            return;
+        }
+    }
+    let _ = conntrack::create(p, &p.key(), CT_FLAG_HOST);
 }
 
 /// The translation of a new connection to a published port, recorded in conntrack; `None`

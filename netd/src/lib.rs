@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod netns;
 pub mod process;
+pub mod reserved;
 pub mod shared;
 pub mod sockdiag;
 pub mod state;

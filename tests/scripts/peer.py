@@ -17,6 +17,10 @@ timeout and every server exits after serving or after its deadline.
   peer.py udp-echo PORT SECS          echo each datagram whole, after "IP:PORT " of its sender
   peer.py udp-big HOST PORT BYTES      send one datagram of BYTES (fragmented on the way) until
                                        its whole echo comes back; print "IP:PORT BYTES" of it
+  peer.py udp-from PORT HOST DPORT     from a socket bound to PORT, print the reply to one query
+  peer.py udp-many HOST PORT COUNT LO HI
+                                       COUNT queries, each from a new socket with an ephemeral
+                                       port; print "replies=N in_range=M" (ports in LO..=HI)
   peer.py frag-needed SECS             print "ready", then the tuple embedded in the first
                                        ICMP "fragmentation needed" this namespace receives
 """
@@ -197,6 +201,35 @@ def udp_big(host, port, total):
     print(retry(once))
 
 
+def udp_from(port, host, dport):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.5)
+
+    def once():
+        s.sendto(b"query", (host, dport))
+        return s.recvfrom(2048)[0].decode()
+    print(retry(once))
+
+
+def udp_many(host, port, count, lo, hi):
+    replies = in_range = 0
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1)
+        s.connect((host, port))
+        if lo <= s.getsockname()[1] <= hi:
+            in_range += 1
+        s.send(b"q")
+        try:
+            s.recv(2048)
+            replies += 1
+        except socket.timeout:
+            pass
+        s.close()
+    print(f"replies={replies} in_range={in_range}")
+
+
 def frag_needed(secs):
     """A raw ICMP socket sees every ICMP message the namespace receives, errors included."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -250,6 +283,10 @@ if __name__ == "__main__":
         udp_echo(int(args[0]), float(args[1]))
     elif mode == "udp-big":
         udp_big(args[0], int(args[1]), int(args[2]))
+    elif mode == "udp-from":
+        udp_from(int(args[0]), args[1], int(args[2]))
+    elif mode == "udp-many":
+        udp_many(args[0], int(args[1]), *(int(a) for a in args[2:5]))
     elif mode == "frag-needed":
         frag_needed(float(args[0]))
     else:

@@ -15,6 +15,7 @@ use crate::{
     engine::{linux::LinuxHost, Engine},
     link::Netlink,
     netns,
+    reserved::ReservedPorts,
     shared::Daemon,
     state::Store,
 };
@@ -68,7 +69,8 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         args.dns_upstreams.clone()
     };
     log::info!("embedded DNS forwards to {upstreams:?}");
-    let host = Arc::new(LinuxHost::new(nl, datapath, Dns::new(upstreams)));
+    let reserved = ReservedPorts::open(&args.state_dir.join("reserved-ports.json"));
+    let host = Arc::new(LinuxHost::new(nl, datapath, Dns::new(upstreams), reserved));
     enable_forwarding()?;
     let uplinks = host
         .attach_uplinks(&args.uplinks)

@@ -24,21 +24,49 @@ use crate::{
 use crate::{
     datapath::Datapath,
     link::{Netlink, VethPeer},
-    netns, sockdiag,
+    netns,
+    reserved::ReservedPorts,
+    sockdiag,
 };
 
 pub struct LinuxHost {
     nl: Netlink,
     datapath: Mutex<Datapath>,
     dns: Dns,
+    reserved: Mutex<ReservedPorts>,
 }
 
 impl LinuxHost {
-    pub fn new(nl: Netlink, datapath: Datapath, dns: Dns) -> Self {
+    /// `reserved` starts with the ports the pinned datapath still publishes.
+    pub fn new(nl: Netlink, datapath: Datapath, dns: Dns, mut reserved: ReservedPorts) -> Self {
+        let ports = datapath.published().into_iter().map(|(k, _)| {
+            let ip = Ipv4Addr::from(u32::from_be(k.addr_be));
+            (k.proto, ip, u16::from_be(k.port_be))
+        });
+        if let Err(e) = reserved.add(ports) {
+            log::warn!("reserving published host ports: {e}");
+        }
         Self {
             nl,
             datapath: Mutex::new(datapath),
             dns,
+            reserved: Mutex::new(reserved),
+        }
+    }
+
+    /// Keeps the kernel's reserved ports in step with what is published.
+    fn reserve(&self, publications: &[Publication], published: bool) {
+        let ports = publications
+            .iter()
+            .map(|p| (p.proto, p.host_ip, p.host_port));
+        let mut reserved = self.reserved.lock().expect("reserved ports lock");
+        let done = if published {
+            reserved.add(ports)
+        } else {
+            reserved.remove(ports)
+        };
+        if let Err(e) = done {
+            log::warn!("net.ipv4.ip_local_reserved_ports: {e}");
         }
     }
 
@@ -489,13 +517,17 @@ impl Host for LinuxHost {
     async fn publish(&self, publications: &[Publication]) -> Result<(), HostError> {
         self.datapath()
             .publish(publications)
-            .map_err(|e| HostError::new("publish", "ports", e))
+            .map_err(|e| HostError::new("publish", "ports", e))?;
+        self.reserve(publications, true);
+        Ok(())
     }
 
     async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError> {
         self.datapath()
             .unpublish(publications)
-            .map_err(|e| HostError::new("unpublish", "ports", e))
+            .map_err(|e| HostError::new("unpublish", "ports", e))?;
+        self.reserve(publications, false);
+        Ok(())
     }
 
     async fn flush_connections(&self, ip: Ipv4Addr) {

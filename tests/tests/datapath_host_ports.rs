@@ -1,0 +1,48 @@
+//! Tier 2: a host socket bound to a published UDP port's number keeps its replies, run by
+//! BPF_PROG_TEST_RUN on crafted frames in a private network namespace of the test's thread.
+
+use integration_tests::{
+    packet::{parse, Builder},
+    privileged,
+    testrun::{Programs, CONTINUE},
+};
+use netd::datapath::nat::Publication;
+use netd_common::{isolation::NET_ROUTED, maps};
+
+#[test]
+fn a_host_sockets_flow_from_a_published_port_number_keeps_its_replies() {
+    if !privileged("a_host_sockets_flow_from_a_published_port_number_keeps_its_replies") {
+        return;
+    }
+    let mut l = Programs::in_private_netns("netd-hostport").with_container_port(NET_ROUTED);
+    l.dp.set_local_addrs(&["10.99.0.1".parse().unwrap()])
+        .unwrap();
+    l.dp.set_uplink(1, "10.99.0.1".parse().unwrap()).unwrap();
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    let dns = Publication {
+        proto: 17,
+        host_ip: "0.0.0.0".parse().unwrap(),
+        host_port: 5353,
+        target_ip: "172.17.0.2".parse().unwrap(),
+        target_port: 53,
+    };
+    l.dp.publish(&[dns]).unwrap();
+    // The host's own query, from 5353, and its answer: neither is translated.
+    let query = Builder::udp("10.99.0.1:5353", "198.51.100.7:53").build();
+    let (verdict, out) = l.run(maps::PROG_UPLINK_EGRESS, &query);
+    assert_eq!((verdict, &out), (CONTINUE, &query));
+    let answer = Builder::udp("198.51.100.7:53", "10.99.0.1:5353").build();
+    let (verdict, out) = l.run(maps::PROG_UPLINK_INGRESS, &answer);
+    assert_eq!(
+        (verdict, &out),
+        (CONTINUE, &answer),
+        "the host socket's answer"
+    );
+    let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &query);
+    assert_eq!(out, query, "and its next query");
+    // Anyone else reaching the published port reaches the container.
+    let client = Builder::udp("192.0.2.9:40000", "10.99.0.1:5353").build();
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &client);
+    assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:53");
+}
