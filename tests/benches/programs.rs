@@ -7,7 +7,7 @@
 //! `cargo xtask bench --suites programs` runs it.
 
 use integration_tests::{
-    packet::{with_macs, Builder, ACK, SYN},
+    packet::{fragments, icmp_error, with_macs, Builder, ACK, SYN},
     testrun::{
         routes_for_the_fib, Programs, Skb, CONTAINER_MAC, CONTINUE, GATEWAY_MAC, LO, NETWORK_ID,
         SHOT,
@@ -31,6 +31,13 @@ const SINGLE: usize = 20_000;
 const HOST: &str = "10.9.0.1";
 const CLIENT: &str = "192.0.2.9:40000";
 const OUTSIDE: &str = "198.51.100.7:80";
+
+/// A 3,000-byte UDP datagram, to be cut in fragments.
+fn udp_datagram(src: &str, dst: &str) -> Vec<u8> {
+    let mut b = Builder::udp(src, dst);
+    b.payload = vec![0; 3000];
+    b.build()
+}
 
 /// A full-sized TCP segment of an established connection.
 fn segment(src: &str, dst: &str, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
@@ -80,6 +87,19 @@ fn main() {
         let (verdict, _) = l.run(program, &frame);
         assert_ne!(verdict, SHOT, "a handshake packet was dropped");
     }
+    // A masqueraded UDP datagram in two fragments: the first records its ports.
+    let (first_fragment, later_fragment) =
+        fragments(&udp_datagram("172.17.0.2:5353", "198.51.100.7:53"), 1480);
+    let (verdict, _) = l.run(PROG_UPLINK_EGRESS, &first_fragment);
+    assert_ne!(verdict, SHOT, "the first fragment was dropped");
+    // A router's "fragmentation needed" about the published connection's reply.
+    let frag_needed = icmp_error(
+        "203.0.113.1",
+        HOST,
+        (3, 4),
+        1280,
+        &tcp(&published, CLIENT, ACK),
+    );
     l.dp.track(LO).expect("counters of the test port");
     l.dp.track(PEER_PORT)
         .expect("counters of the member's port");
@@ -170,6 +190,20 @@ fn main() {
             uplink_segment(OUTSIDE, &masqueraded),
             None,
             REDIRECT,
+        ),
+        (
+            "uplink ingress: a router's fragmentation needed about a published reply (ICMP error NAT, FIB, redirect)",
+            PROG_UPLINK_INGRESS,
+            frag_needed,
+            None,
+            REDIRECT,
+        ),
+        (
+            "uplink egress: a later fragment of a masqueraded datagram (fragment map, conntrack, SNAT)",
+            PROG_UPLINK_EGRESS,
+            later_fragment,
+            None,
+            CONTINUE,
         ),
     ];
     println!(

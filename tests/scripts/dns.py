@@ -3,6 +3,10 @@
 
   dns.py upstream PORT SECS     a resolver on 127.0.0.1:PORT (UDP): outside.test -> 192.0.2.53,
                                 NXDOMAIN for anything else; prints each name it was asked
+  dns.py silent PORT SECS       a resolver on 127.0.0.1:PORT that never answers (an
+                                upstream gone away); prints "ready"
+  dns.py flood SERVER COUNT     COUNT queries for names nobody knows, as fast as one socket
+                                sends them, answers unread; prints "sent COUNT"
   dns.py garbage SERVER         send malformed queries over UDP; print what came back
   dns.py half-tcp SERVER        over TCP: announce a query, send half of it, reset the
                                 connection; print "reset"
@@ -44,6 +48,26 @@ def query(name, qid=0x1234):
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack("!HH", 1, 1)
 
 
+def silent(port, secs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(0.2)
+    print("ready", flush=True)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            s.recv(2048)
+        except socket.timeout:
+            pass
+
+
+def flood(server, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(count):
+        s.sendto(query(f"n{i}.flood.test", qid=i & 0xFFFF), (server, 53))
+    print(f"sent {count}")
+
+
 def garbage(server):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1)
@@ -72,6 +96,10 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "upstream":
         upstream(int(args[0]), float(args[1]))
+    elif mode == "silent":
+        silent(int(args[0]), float(args[1]))
+    elif mode == "flood":
+        flood(args[0], int(args[1]))
     elif mode == "garbage":
         garbage(args[0])
     elif mode == "half-tcp":

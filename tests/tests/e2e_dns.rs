@@ -282,3 +282,72 @@ fn a_gateways_dns_answers_its_containers_and_not_the_uplink() {
         }
     }
 }
+
+/// The daemon's resident memory, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// Bound of the daemon's memory under a flood of forwards (debug build).
+const FLOOD_RSS_MIB: u64 = 120;
+
+#[test]
+fn a_flood_of_unknown_names_keeps_memory_bounded_and_names_answering() {
+    if !privileged("a_flood_of_unknown_names_keeps_memory_bounded_and_names_answering") {
+        return;
+    }
+    let lab = Lab::new();
+    // An upstream that takes every query and never answers: each forward waits its timeout.
+    let mut silent = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.netns,
+            "python3",
+            &dns_script(),
+            "silent",
+        ])
+        .arg(DNS_UPSTREAM_PORT.to_string())
+        .arg("120")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("silent upstream");
+    integration_tests::child::wait_ready(&mut silent);
+    lab.ok(&["network", "create", "--subnet", "10.78.0.0/24", "fl"]);
+    lab.run_d("web", &["--network", "fl"]);
+    lab.run_d("flooder", &["--network", "fl"]);
+    let web = lab.ip("web", "fl");
+    let pid = lab.daemon_pid();
+    let mut flood = integration_tests::child::spawn_exec(
+        &lab,
+        "flooder",
+        &["python3", &dns_script(), "flood", "10.78.0.1", "20000"],
+    );
+    let mut peak = rss_mib(pid);
+    let mut answered = 0;
+    loop {
+        peak = peak.max(rss_mib(pid));
+        // The network's names answer while the forwards wait.
+        if dig(&lab, "web", &["@10.78.0.1", "web"]) == web {
+            answered += 1;
+        }
+        if flood.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    assert!(integration_tests::child::output_of(flood).contains("sent 20000"));
+    // The forwards in flight time out over the next seconds; the names keep answering.
+    for _ in 0..10 {
+        peak = peak.max(rss_mib(pid));
+        assert_eq!(dig(&lab, "web", &["@10.78.0.1", "web"]), web);
+    }
+    let _ = silent.kill();
+    let _ = silent.wait();
+    println!("daemon RSS peak under the flood: {peak} MiB; names answered during it: {answered}");
+    assert!(peak < FLOOD_RSS_MIB, "RSS peaked at {peak} MiB");
+}

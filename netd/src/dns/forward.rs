@@ -40,6 +40,7 @@ async fn over_udp(upstream: SocketAddr, raw: &[u8]) -> std::io::Result<Message> 
     let socket = UdpSocket::bind(bind).await?;
     socket.connect(upstream).await?;
     socket.send(raw).await?;
+    // The largest answer over UDP that EDNS lets a client ask for; larger ones come truncated.
     let mut buf = vec![0u8; 65_535];
     let id = raw.get(..2);
     loop {

@@ -149,6 +149,7 @@ impl Dns {
             internal: spec.internal,
             names: Arc::clone(&self.names),
             upstreams: Arc::clone(&self.upstreams),
+            forwards: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARDS)),
         });
         server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);

@@ -29,12 +29,18 @@ const TTL: u32 = 60;
 /// What every server of the daemon reads: the current names, swapped whole on each change.
 pub type SharedNames = Arc<RwLock<Arc<Names>>>;
 
+/// Forwards a network's server has in flight at most: an upstream that does not answer holds
+/// each for seconds, and a flood of unknown names would hold memory without bound.
+pub const MAX_FORWARDS: usize = 128;
+
 pub struct Handler {
     pub counters: Arc<super::DnsCounters>,
     pub network: String,
     pub internal: bool,
     pub names: SharedNames,
     pub upstreams: Arc<Vec<SocketAddr>>,
+    /// [`MAX_FORWARDS`] turns; a query that finds none gets SERVFAIL at once.
+    pub forwards: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the server answers: records of a container name, or a relayed upstream response.
@@ -94,6 +100,10 @@ impl Handler {
         if self.internal {
             return Some(Answer::Refused);
         }
+        // Names of the network keep answering whatever the upstreams do: only forwards wait.
+        let Ok(_turn) = self.forwards.try_acquire() else {
+            return Some(Answer::Upstream(None));
+        };
         Some(Answer::Upstream(
             forward::query(&self.upstreams, request.as_slice()).await,
         ))
