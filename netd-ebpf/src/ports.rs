@@ -11,7 +11,7 @@ use netd_common::{
 
 use crate::{
     conntrack,
-    maps::{LOCAL_ADDRS, PORTS},
+    maps::{CONNTRACK, LOCAL_ADDRS, PORTS},
     parse::L4Packet,
 };
 
@@ -48,6 +48,11 @@ pub fn own_host_flow(p: &L4Packet) {
         if unsafe { PORTS.get(key) }.is_none() {
             return;
         }
+    }
+    // A container's reply, translated at its port and sent out here: its connection is
+    // the container's (the client's packets are its key).
+    if CONNTRACK.get_ptr(p.key().reversed()).is_some() {
+        return;
     }
     let _ = conntrack::create(p, &p.key(), CT_FLAG_HOST);
 }

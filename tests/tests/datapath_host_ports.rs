@@ -41,8 +41,16 @@ fn a_host_sockets_flow_from_a_published_port_number_keeps_its_replies() {
     );
     let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &query);
     assert_eq!(out, query, "and its next query");
-    // Anyone else reaching the published port reaches the container.
+    // Anyone else reaching the published port reaches the container, and its replies,
+    // translated at its port, leave as the published port's without taking the flow.
     let client = Builder::udp("192.0.2.9:40000", "10.99.0.1:5353").build();
-    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &client);
-    assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:53");
+    for _ in 0..2 {
+        let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &client);
+        assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:53");
+        let reply = Builder::udp("172.17.0.2:53", "192.0.2.9:40000").build();
+        let (_, out) = l.run(maps::PROG_PORT_INGRESS, &reply);
+        assert_eq!(parse(&out).src.to_string(), "10.99.0.1:5353");
+        let (verdict, sent) = l.run(maps::PROG_UPLINK_EGRESS, &out);
+        assert_eq!((verdict, &sent), (CONTINUE, &out));
+    }
 }
