@@ -18,7 +18,12 @@ pub const PORTS_MAX: u32 = 131_072;
 pub const PORT_STATS: &str = "NETD_PORT_STATS";
 /// Connection tracking (`LruHashMap<CtKey, CtEntry>`), two entries per connection.
 pub const CONNTRACK: &str = "NETD_CT";
+/// The table's default size (`netd daemon --conntrack-max`), and the bounds a size must keep.
 pub const CONNTRACK_MAX: u32 = 262_144;
+pub const CONNTRACK_MIN_SIZE: u32 = 1024;
+pub const CONNTRACK_MAX_SIZE: u32 = 16 * 1024 * 1024;
+/// Connection-tracking activity (`PerCpuArray<CtStats>`, one slot).
+pub const CT_STATS: &str = "NETD_CT_STATS";
 /// First fragments' ports by datagram (`LruHashMap<FragKey, FragPorts>`), for the fragments
 /// after them. LRU: a datagram's entry is needed for the few milliseconds its fragments take.
 pub const FRAGMENTS: &str = "NETD_FRAGS";

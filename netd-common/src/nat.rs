@@ -60,6 +60,19 @@ impl CtKey {
     }
 }
 
+/// Connection-tracking activity (per CPU, one slot): connections opened, and inserts the
+/// table refused even after LRU eviction (the connection then goes to the stack
+/// untranslated, and the stack refuses it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CtStats {
+    pub opened: u64,
+    pub insert_failures: u64,
+}
+const _: () = assert!(core::mem::size_of::<CtStats>() == 16);
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CtStats {} // repr(C), no padding, any bit pattern valid
+
 /// Key of the fragment map: what the fragments of one datagram share (RFC 791). Network
 /// byte order.
 #[repr(C)]

@@ -10,7 +10,10 @@ use netd_common::nat::{
     TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
-use crate::{maps::CONNTRACK, parse::L4Packet};
+use crate::{
+    maps::{CONNTRACK, CT_STATS},
+    parse::L4Packet,
+};
 
 /// The translation of `p`'s connection, with its state brought up to date.
 #[inline(always)]
@@ -61,8 +64,24 @@ pub struct Opened {
     pub full: bool,
 }
 
+/// Counts a connection opened, or an insert the table refused.
+#[inline(always)]
+pub fn count(failed: bool) {
+    if let Some(stats) = CT_STATS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, written by this CPU only, preemption off.
+        unsafe {
+            if failed {
+                (*stats).insert_failures += 1;
+            } else {
+                (*stats).opened += 1;
+            }
+        }
+    }
+}
+
 impl Opened {
     fn full() -> Self {
+        count(true);
         Self {
             entry: CtEntry {
                 last_seen_ns: 0,
@@ -131,6 +150,7 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
         let _ = CONNTRACK.remove(original);
         return Opened::full();
     }
+    count(false);
     Opened {
         entry: forward,
         first: true,

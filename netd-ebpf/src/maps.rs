@@ -12,8 +12,8 @@ use netd_common::{
     maps as names,
     monitor::RateWindow,
     nat::{
-        CtEntry, CtKey, DatapathConfig, FragKey, FragPorts, PortKey, PortStats, PortStatsKey,
-        PortTarget, SockKey, SockOrig, Uplink,
+        CtEntry, CtKey, CtStats, DatapathConfig, FragKey, FragPorts, PortKey, PortStats,
+        PortStatsKey, PortTarget, SockKey, SockOrig, Uplink,
     },
     vip::{MaglevTable, Vip, VipSlot},
 };
@@ -34,6 +34,9 @@ pub static PORT_STATS: PerCpuHashMap<PortStatsKey, PortStats> =
 /// LRU: under pressure the least recently used connections go first, never new ones.
 #[map(name = "NETD_CT")]
 pub static CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(names::CONNTRACK_MAX, 0);
+
+#[map(name = "NETD_CT_STATS")]
+pub static CT_STATS: PerCpuArray<CtStats> = PerCpuArray::pinned(1, 0);
 
 #[map(name = "NETD_FRAGS")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragPorts> = LruHashMap::pinned(names::FRAGMENTS_MAX, 0);

@@ -12,6 +12,7 @@ use netd_common::nat::{
 };
 
 use crate::{
+    conntrack,
     maps::{CONNTRACK, MASQ_SUBNETS, UPLINKS},
     parse::L4Packet,
 };
@@ -111,6 +112,7 @@ pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
                     None => Masquerade::Exhausted,
                 };
             }
+            conntrack::count(false);
             return Masquerade::Translated(forward);
         }
     }

@@ -140,3 +140,38 @@ fn truncated_frames_are_counted_by_their_length_and_dropped() {
     );
     assert_eq!(l.drops("malformed"), 1);
 }
+
+#[test]
+fn the_conntrack_table_is_sized_at_start_and_a_new_size_starts_it_over() {
+    if !privileged("the_conntrack_table_is_sized_at_start_and_a_new_size_starts_it_over") {
+        return;
+    }
+    let mut l = load();
+    l.dp.set_uplink(LO, "10.99.0.1".parse().unwrap()).unwrap();
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    let syn = integration_tests::packet::Builder::tcp(
+        "172.17.0.2:5555",
+        "198.51.100.7:80",
+        integration_tests::packet::SYN,
+    )
+    .build();
+    l.run(maps::PROG_UPLINK_EGRESS, &syn);
+    assert_eq!(l.dp.conntrack_stats().opened, 1);
+    let capacity = |dp: &Datapath| {
+        dp.usage()
+            .maps
+            .iter()
+            .find(|m| m.name == maps::CONNTRACK)
+            .map(|m| m.capacity)
+    };
+    // The same size: the pinned table and its connection stay.
+    let same = Datapath::load(l.bpffs()).expect("reloading");
+    assert_eq!(capacity(&same), Some(maps::CONNTRACK_MAX));
+    assert_eq!(same.conntrack_entries().len(), 2);
+    drop(same);
+    // Another size: a new table, empty.
+    let resized = Datapath::load_sized(l.bpffs(), 4096).expect("reloading resized");
+    assert_eq!(capacity(&resized), Some(4096));
+    assert!(resized.conntrack_entries().is_empty());
+}

@@ -134,6 +134,10 @@ pub struct DaemonArgs {
     /// /run/docker/plugins/NAME.sock: `docker network create -d NAME [--ipam-driver NAME]`.
     #[arg(long, value_name = "NAME")]
     pub docker_plugin: Option<String>,
+    /// Entries of the connection-tracking table (two per connection), set at start; a daemon
+    /// restarted with another size starts its connections over.
+    #[arg(long, default_value_t = netd_common::maps::CONNTRACK_MAX, value_parser = parse_conntrack_max)]
+    pub conntrack_max: u32,
 }
 
 impl From<&DaemonArgs> for crate::daemon::Options {
@@ -146,7 +150,16 @@ impl From<&DaemonArgs> for crate::daemon::Options {
             dns_upstreams: a.dns_upstreams.clone(),
             metrics_addr: a.metrics_addr.0,
             docker_plugin: a.docker_plugin.clone(),
+            conntrack_max: a.conntrack_max,
         }
+    }
+}
+
+fn parse_conntrack_max(s: &str) -> Result<u32, String> {
+    use netd_common::maps::{CONNTRACK_MAX_SIZE as MAX, CONNTRACK_MIN_SIZE as MIN};
+    match s.parse::<u32>() {
+        Ok(n) if (MIN..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a table size from {MIN} to {MAX}")),
     }
 }
 
@@ -216,4 +229,33 @@ pub fn seg(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_conntrack_size_is_checked_and_named() {
+        let parse = |size: &str| {
+            Cli::try_parse_from(["netd", "daemon", "--conntrack-max", size]).map(|c| {
+                match c.command {
+                    Command::Daemon(a) => a.conntrack_max,
+                    _ => unreachable!("a daemon command"),
+                }
+            })
+        };
+        assert_eq!(parse("4096").unwrap(), 4096);
+        for bad in ["10", "x", "99999999999"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        let default = Cli::try_parse_from(["netd", "daemon"]).unwrap();
+        assert!(matches!(
+            default.command,
+            Command::Daemon(a) if a.conntrack_max == netd_common::maps::CONNTRACK_MAX
+        ));
+    }
 }

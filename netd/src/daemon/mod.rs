@@ -33,6 +33,8 @@ pub struct Options {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Serve Docker's network and IPAM plugin protocol under this plugin name.
     pub docker_plugin: Option<String>,
+    /// Entries of the connection-tracking table.
+    pub conntrack_max: u32,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
@@ -60,7 +62,8 @@ pub fn run(args: Options, socket: PathBuf) -> Result<()> {
 
 async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     let store = Store::open(&args.state_dir).context("opening the state dir")?;
-    let datapath = Datapath::load(&args.bpffs).context("loading the datapath")?;
+    let datapath =
+        Datapath::load_sized(&args.bpffs, args.conntrack_max).context("loading the datapath")?;
     let nl = Netlink::current().context("opening rtnetlink")?;
     let upstreams = if args.dns_upstreams.is_empty() {
         let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

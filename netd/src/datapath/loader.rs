@@ -7,7 +7,7 @@ use std::{
 };
 
 use aya::{
-    maps::{lpm_trie::LpmTrie, Array, HashMap, Map, MapData, PerCpuHashMap},
+    maps::{lpm_trie::LpmTrie, Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
     programs::{ProgramError, SchedClassifier},
     Ebpf, EbpfLoader,
 };
@@ -15,7 +15,10 @@ use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, Member, NetworkPolicy},
     maps,
-    nat::{CtEntry, CtKey, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget, Uplink},
+    nat::{
+        CtEntry, CtKey, CtStats, DatapathConfig, PortKey, PortStats, PortStatsKey, PortTarget,
+        Uplink,
+    },
     vip::{MaglevTable, Vip, VipSlot},
 };
 
@@ -84,6 +87,7 @@ pub struct Datapath {
     pub(super) vip_backends: HashMap<MapData, VipSlot, u32>,
     pub(super) vip_maglev: HashMap<MapData, u32, MaglevTable>,
     pub(super) vip_connections: PerCpuHashMap<MapData, VipSlot, u64>,
+    pub(super) ct_stats: PerCpuArray<MapData, CtStats>,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
 }
@@ -91,14 +95,22 @@ pub struct Datapath {
 impl Datapath {
     /// Loads the programs; maps already pinned under `bpffs` are reused, with their contents.
     pub fn load(bpffs: &Path) -> Result<Self, DatapathError> {
+        Self::load_sized(bpffs, maps::CONNTRACK_MAX)
+    }
+
+    /// [`Datapath::load`] with a connection-tracking table of `conntrack_max` entries. A
+    /// pinned table of another size is replaced, and its connections start over.
+    pub fn load_sized(bpffs: &Path, conntrack_max: u32) -> Result<Self, DatapathError> {
         let maps_dir = bpffs.join("maps");
         fs::create_dir_all(&maps_dir).map_err(|source| DatapathError::Bpffs {
             op: "create",
             path: maps_dir.clone(),
             source,
         })?;
+        resize_pinned(&maps_dir.join(maps::CONNTRACK), conntrack_max)?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
+            .map_max_entries(maps::CONNTRACK, conntrack_max)
             .load(OBJECT)?;
         for name in super::sockets::SOCKET_PROGRAMS {
             super::sockets::sock_addr(&mut ebpf, name)?
@@ -140,6 +152,7 @@ impl Datapath {
         let vip_backends = take_map(&mut ebpf, maps::VIP_BACKENDS)?;
         let vip_maglev = take_map(&mut ebpf, maps::VIP_MAGLEV)?;
         let vip_connections = take_map(&mut ebpf, maps::VIP_CONNECTIONS)?;
+        let ct_stats = take_map(&mut ebpf, maps::CT_STATS)?;
         Ok(Self {
             ebpf,
             iface_counters,
@@ -162,8 +175,22 @@ impl Datapath {
             vip_backends,
             vip_maglev,
             vip_connections,
+            ct_stats,
             pin_dir: bpffs.to_path_buf(),
         })
+    }
+
+    /// Connections opened and inserts refused, summed over CPUs.
+    pub fn conntrack_stats(&self) -> CtStats {
+        self.ct_stats
+            .get(&0, 0)
+            .map(|per_cpu| {
+                per_cpu.iter().fold(CtStats::default(), |sum, s| CtStats {
+                    opened: sum.opened + s.opened,
+                    insert_failures: sum.insert_failures + s.insert_failures,
+                })
+            })
+            .unwrap_or_default()
     }
 
     /// A loaded classifier, for program test-runs on crafted packets.
@@ -209,4 +236,24 @@ where
         source: aya::maps::MapError::InvalidName { name: name.into() },
     })?;
     T::try_from(map).map_err(|source| DatapathError::Map { name, source })
+}
+
+/// Removes the pinned map at `pin` when it holds another number of entries than `max`: a
+/// pin is reused as it is, and the table is sized at start.
+fn resize_pinned(pin: &Path, max: u32) -> Result<(), DatapathError> {
+    let Ok(pinned) = MapData::from_pin(pin) else {
+        return Ok(());
+    };
+    let was = pinned.info().map(|i| i.max_entries()).unwrap_or(max);
+    if was == max {
+        return Ok(());
+    }
+    log::warn!(
+        "connection-tracking table resized from {was} to {max} entries: its connections start over"
+    );
+    fs::remove_file(pin).map_err(|source| DatapathError::Bpffs {
+        op: "remove",
+        path: pin.to_path_buf(),
+        source,
+    })
 }

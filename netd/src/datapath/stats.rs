@@ -35,6 +35,8 @@ impl MapUsage {
 pub struct Usage {
     pub maps: Vec<MapUsage>,
     pub conntrack: Vec<(&'static str, usize)>,
+    /// Connections opened and inserts the table refused since the table was made.
+    pub conntrack_stats: netd_common::nat::CtStats,
 }
 
 fn capacity(map: &MapData) -> u32 {
@@ -142,6 +144,7 @@ impl Datapath {
         Usage {
             maps,
             conntrack: kinds.to_vec(),
+            conntrack_stats: self.conntrack_stats(),
         }
     }
 }

@@ -291,7 +291,21 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
     for (kind, n) in usage.conntrack {
         conntrack.add(&[kind], n as f64);
     }
-    for f in [entries, capacity, pressure, published, conntrack] {
+    let mut opened = Family::counter(
+        "netd_conntrack_opened_total",
+        "Connections the datapath opened a conntrack entry pair for (published ports, VIPs, masquerade).",
+        &[],
+    );
+    opened.add(&[], usage.conntrack_stats.opened as f64);
+    let mut refused = Family::counter(
+        "netd_conntrack_insert_failures_total",
+        "New connections the conntrack table refused even after LRU eviction (they go to the stack untranslated).",
+        &[],
+    );
+    refused.add(&[], usage.conntrack_stats.insert_failures as f64);
+    for f in [
+        entries, capacity, pressure, published, conntrack, opened, refused,
+    ] {
         push(families, f);
     }
 }
