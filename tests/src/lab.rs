@@ -145,6 +145,17 @@ impl Lab {
         lab
     }
 
+    /// Packets dropped on `network` for `reason`, from `netd network inspect`.
+    pub fn drops(&self, network: &str, reason: &str) -> u64 {
+        self.json(&["network", "inspect", network])[0]["Drops"]
+            .as_array()
+            .expect("Drops")
+            .iter()
+            .filter(|d| d["Reason"] == reason)
+            .map(|d| d["Packets"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     /// A namespace of the test's own beside the lab's (a router, a far client), named from
     /// `prefix`; its processes are killed and it is removed with the lab.
     pub fn add_namespace(&mut self, prefix: &str) -> String {

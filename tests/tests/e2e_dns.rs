@@ -20,23 +20,27 @@ struct Upstream(Child);
 
 impl Upstream {
     fn start(lab: &Lab) -> Self {
+        let upstream = Self::spawn(lab, "upstream");
+        lab.wait_host_listening("udp", DNS_UPSTREAM_PORT);
+        upstream
+    }
+
+    /// One that takes every query and never answers (it says when it listens).
+    fn silent(lab: &Lab) -> Self {
+        let mut upstream = Self::spawn(lab, "silent");
+        integration_tests::child::wait_ready(&mut upstream.0);
+        upstream
+    }
+
+    fn spawn(lab: &Lab, mode: &str) -> Self {
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.netns,
-                "python3",
-                &dns_script(),
-                "upstream",
-            ])
+            .args(["netns", "exec", &lab.netns, "python3", &dns_script(), mode])
             .arg(DNS_UPSTREAM_PORT.to_string())
             .arg("120")
             .stdout(Stdio::piped())
             .spawn()
             .expect("upstream resolver");
-        let upstream = Self(child);
-        lab.wait_host_listening("udp", DNS_UPSTREAM_PORT);
-        upstream
+        Self(child)
     }
 }
 
@@ -302,22 +306,8 @@ fn a_flood_of_unknown_names_keeps_memory_bounded_and_names_answering() {
         return;
     }
     let lab = Lab::new();
-    // An upstream that takes every query and never answers: each forward waits its timeout.
-    let mut silent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.netns,
-            "python3",
-            &dns_script(),
-            "silent",
-        ])
-        .arg(DNS_UPSTREAM_PORT.to_string())
-        .arg("120")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("silent upstream");
-    integration_tests::child::wait_ready(&mut silent);
+    // An upstream that never answers: each forward waits its timeout.
+    let silent = Upstream::silent(&lab);
     lab.ok(&["network", "create", "--subnet", "10.78.0.0/24", "fl"]);
     lab.run_d("web", &["--network", "fl"]);
     lab.run_d("flooder", &["--network", "fl"]);
@@ -346,8 +336,7 @@ fn a_flood_of_unknown_names_keeps_memory_bounded_and_names_answering() {
         peak = peak.max(rss_mib(pid));
         assert_eq!(dig(&lab, "web", &["@10.78.0.1", "web"]), web);
     }
-    let _ = silent.kill();
-    let _ = silent.wait();
+    drop(silent);
     println!("daemon RSS peak under the flood: {peak} MiB; names answered during it: {answered}");
     assert!(peak < FLOOD_RSS_MIB, "RSS peaked at {peak} MiB");
 }

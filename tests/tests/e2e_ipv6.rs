@@ -8,17 +8,6 @@ use integration_tests::{
 };
 use netd::config::mac::Mac;
 
-/// Packets dropped on `network` for `reason`, from `netd network inspect`.
-fn drops(lab: &Lab, network: &str, reason: &str) -> u64 {
-    lab.json(&["network", "inspect", network])[0]["Drops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["Reason"] == reason)
-        .map(|d| d["Packets"].as_u64().unwrap())
-        .sum()
-}
-
 #[test]
 fn ipv6_frames_from_containers_reach_nobody_and_are_counted() {
     if !privileged("ipv6_frames_from_containers_reach_nobody_and_are_counted") {
@@ -61,9 +50,9 @@ fn ipv6_frames_from_containers_reach_nobody_and_are_counted() {
         );
         // On an internal network the frame for the gateway's MAC is refused as such first.
         let (ipv6, internal) = if network == "int" { (2, 1) } else { (3, 0) };
-        assert_eq!(drops(&lab, network, "ipv6_disabled"), ipv6, "{network}");
+        assert_eq!(lab.drops(network, "ipv6_disabled"), ipv6, "{network}");
         assert_eq!(
-            drops(&lab, network, "internal_network"),
+            lab.drops(network, "internal_network"),
             internal,
             "{network}"
         );

@@ -64,18 +64,6 @@ fn assert_reach(lab: &Lab, from: &str, reach: &[&str], not: &[&str]) {
     assert_eq!(got.len(), all.len() * 3, "{got:?}");
 }
 
-/// Packets dropped on `network` for `reason`, from `netd network inspect`.
-fn drops(lab: &Lab, network: &str, reason: &str) -> u64 {
-    let net = &lab.json(&["network", "inspect", network])[0];
-    net["Drops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["Reason"] == reason)
-        .map(|d| d["Packets"].as_u64().unwrap())
-        .sum()
-}
-
 #[test]
 fn networks_internal_networks_and_a_two_network_container() {
     if !privileged("networks_internal_networks_and_a_two_network_container") {
@@ -134,8 +122,8 @@ fn networks_internal_networks_and_a_two_network_container() {
     assert!(lab.ping("m", EXTERNAL_IP));
     assert!(!lab.ping("i1", EXTERNAL_IP));
 
-    assert!(drops(&lab, "n1", "other_network") > 0);
-    assert!(drops(&lab, "int", "internal_network") > 0);
+    assert!(lab.drops("n1", "other_network") > 0);
+    assert!(lab.drops("int", "internal_network") > 0);
 
     // Container-facing interfaces take no router advertisement.
     let stats: Value = lab.json(&["stats", "--format", "json"]);
@@ -219,8 +207,8 @@ fn the_outside_reaches_containers_only_through_published_ports() {
         let want = target.contains(UPLINK_IP) || target.contains(&open);
         assert_eq!(*ok, want, "{target}: {got:?}");
     }
-    assert!(drops(&lab, "nat", "direct_access") >= 3);
-    assert_eq!(drops(&lab, "routed", "direct_access"), 0);
+    assert!(lab.drops("nat", "direct_access") >= 3);
+    assert_eq!(lab.drops("routed", "direct_access"), 0);
 
     // Opting in and out is live.
     let open_tcp = format!("tcp:{open}:{PORT}");
@@ -307,7 +295,7 @@ fn icc_off_keeps_members_apart_at_every_layer_but_not_from_published_ports() {
         "c2's published port from c1: {reply}\n{}",
         lab.ok(&["stats", "--drops"])
     );
-    assert!(drops(&lab, "quiet", "icc_disabled") > 0);
+    assert!(lab.drops("quiet", "icc_disabled") > 0);
 
     // The rules hold without the daemon (killed), and after its restart: they live in
     // pinned maps, run by programs attached to the ports.
@@ -402,8 +390,8 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
     let got = output_of(sink);
     assert!(got.contains(&format!("from={a} data=genuine")), "{got}");
     assert!(!got.contains("spoofed"), "{got}");
-    assert_eq!(drops(&lab, "n", "spoofed_ip"), 1);
-    assert_eq!(drops(&lab, "n", "spoofed_mac"), 1);
+    assert_eq!(lab.drops("n", "spoofed_ip"), 1);
+    assert_eq!(lab.drops("n", "spoofed_mac"), 1);
 
     // ARP poisoning: the victim knows the bystander; the attacker claims its address.
     assert!(lab.ping("victim", &b));
@@ -421,7 +409,7 @@ fn spoofed_addresses_and_arp_poisoning_from_a_container_are_dropped() {
     );
     assert!(!neigh.contains(&a_mac), "{neigh}");
     assert_eq!(
-        drops(&lab, "n", "spoofed_arp"),
+        lab.drops("n", "spoofed_arp"),
         3,
         "{}",
         lab.ok(&["stats", "--drops"])

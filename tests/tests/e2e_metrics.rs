@@ -298,6 +298,17 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         sample(&text, "netd_conntrack_entries", &[("kind", "published")]),
         10.0
     );
+    // Each of them opened once (others, such as a masqueraded query, may add to it), and the
+    // table refused none, at its default size.
+    assert!(sample(&text, "netd_conntrack_opened_total", &[]) >= 5.0);
+    assert_eq!(
+        sample(&text, "netd_conntrack_insert_failures_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, "netd_map_capacity", &[("map", "NETD_CT")]),
+        f64::from(netd_common::maps::CONNTRACK_MAX)
+    );
 
     // `netd stats` shows the same figures.
     let ports = lab.json(&["stats", "--view", "ports", "--format", "json"]);
