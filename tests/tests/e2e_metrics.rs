@@ -361,16 +361,51 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
     lab.kill_daemon();
     lab.start_daemon();
     // The API answers (start_daemon waited for it); the exporter may take a moment longer.
+    assert_eq!(
+        sample(&scrape_when_up(&lab), "netd_reconcile_runs_total", &[]),
+        2.0
+    );
+}
+
+/// Scrapes once the exporter of a (re)started daemon answers.
+fn scrape_when_up(lab: &Lab) -> String {
     let up = || {
-        let out = Command::new("ip")
+        Command::new("ip")
             .args(["netns", "exec", &lab.netns, "curl", "-sf"])
             .arg("http://127.0.0.1:9640/metrics")
             .output()
-            .unwrap();
-        out.status.success()
+            .is_ok_and(|o| o.status.success())
     };
     assert!(wait_until(std::time::Duration::from_secs(20), up));
-    assert_eq!(sample(&scrape(&lab), "netd_reconcile_runs_total", &[]), 2.0);
+    scrape(lab)
+}
+
+#[test]
+fn the_conntrack_table_takes_its_size_at_start() {
+    if !privileged("the_conntrack_table_takes_its_size_at_start") {
+        return;
+    }
+    let mut lab = Lab::with_external_args(&["--conntrack-max", "8192"]);
+    let ct = [("map", "NETD_CT")];
+    assert_eq!(
+        sample(&scrape_when_up(&lab), "netd_map_capacity", &ct),
+        8192.0
+    );
+    // Restarted with the default size: a new table, said in the log.
+    lab.kill_daemon();
+    lab.daemon_args.clear();
+    lab.start_daemon();
+    let text = scrape_when_up(&lab);
+    assert_eq!(
+        sample(&text, "netd_map_capacity", &ct),
+        f64::from(netd_common::maps::CONNTRACK_MAX)
+    );
+    assert!(
+        lab.daemon_log()
+            .contains("connection-tracking table resized from 8192 to 262144 entries"),
+        "{}",
+        lab.daemon_log()
+    );
 }
 
 #[test]
