@@ -251,7 +251,7 @@ fn to_outside(ctx: &TcContext) -> Result<i32, Drop> {
             return Err(from_container(DropReason::Untranslatable));
         }
         None if p.later_fragment => return Ok(PASS),
-        None => match masquerade::masquerade(&p, ifindex) {
+        None => match masquerade::masquerade(ctx, &p, ifindex) {
             Masquerade::Translated(e) => e,
             Masquerade::NotApplicable => {
                 ports::own_host_flow(&p);

@@ -2,13 +2,17 @@
 //! address and a source port that no other connection to the same destination uses.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    bindings::{bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1, BPF_NOEXIST},
+    helpers::{
+        bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_sk_lookup_udp, bpf_sk_release,
+        bpf_skc_lookup_tcp,
+    },
     maps::lpm_trie::Key,
+    programs::TcContext,
 };
 use netd_common::nat::{
-    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, PROTO_TCP, SNAT_PORT_MAX,
-    SNAT_PORT_MIN, SNAT_TRIES, TCP_FLAG_ACK, TCP_FLAG_SYN,
+    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, PROTO_TCP, PROTO_UDP,
+    SNAT_PORT_MAX, SNAT_PORT_MIN, SNAT_TRIES, TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{
@@ -41,8 +45,41 @@ pub fn is_masqueraded(saddr_be: u32, ifindex: u32) -> bool {
     }
 }
 
+/// Whether a socket of the host would take packets from `remote` to `local`: an established
+/// (or closing) TCP connection with that tuple or a TCP listener on the port, a connected or
+/// bound UDP socket. A masqueraded connection on that tuple would take its replies.
 #[inline(always)]
-pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
+fn host_socket_at(ctx: &TcContext, proto: u8, remote: (u32, u16), local: (u32, u16)) -> bool {
+    // SAFETY: an all-zero tuple is valid; the IPv4 half is filled in below.
+    let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+    tuple.__bindgen_anon_1.ipv4 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
+        saddr: remote.0,
+        daddr: local.0,
+        sport: remote.1,
+        dport: local.1,
+    };
+    let size = core::mem::size_of::<bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1>() as u32;
+    let skb = ctx.skb.skb.cast();
+    // SAFETY: helper calls with a valid tuple of the size given; a socket found is released.
+    unsafe {
+        let sk = match proto {
+            PROTO_TCP => bpf_skc_lookup_tcp(skb, &mut tuple, size, CURRENT_NETNS, 0),
+            PROTO_UDP => bpf_sk_lookup_udp(skb, &mut tuple, size, CURRENT_NETNS, 0),
+            _ => return false,
+        };
+        if sk.is_null() {
+            return false;
+        }
+        bpf_sk_release(sk.cast());
+    }
+    true
+}
+
+/// BPF_F_CURRENT_NETNS: the namespace of the packet's device.
+const CURRENT_NETNS: u64 = u64::MAX;
+
+#[inline(always)]
+pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
     // SAFETY: read-only lookups of plain values.
     let Some(uplink) = (unsafe { UPLINKS.get(ifindex) }) else {
         return Masquerade::NotApplicable;
@@ -85,6 +122,10 @@ pub fn masquerade(p: &L4Packet, ifindex: u32) -> Masquerade {
             let r = unsafe { bpf_get_prandom_u32() } % span;
             (SNAT_PORT_MIN + r as u16).to_be()
         };
+        // A host socket's tuple is not ours to take: its replies would go to the container.
+        if host_socket_at(ctx, p.proto, (p.daddr_be, p.dport_be), (uplink_be, port)) {
+            continue;
+        }
         let reply_key = CtKey {
             saddr_be: p.daddr_be,
             daddr_be: uplink_be,

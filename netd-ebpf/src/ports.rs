@@ -32,10 +32,6 @@ pub fn own_host_flow(p: &L4Packet) {
         // TCP: only a SYN opens a published connection, and a reply is no SYN.
         return;
     }
-    // SAFETY: read-only lookups of plain values.
-    if unsafe { LOCAL_ADDRS.get(p.saddr_be) }.is_none() {
-        return;
-    }
     let mut key = PortKey {
         addr_be: p.saddr_be,
         port_be: p.sport_be,
@@ -52,6 +48,10 @@ pub fn own_host_flow(p: &L4Packet) {
     // A container's reply, translated at its port and sent out here: its connection is
     // the container's (the client's packets are its key).
     if CONNTRACK.get_ptr(p.key().reversed()).is_some() {
+        return;
+    }
+    // SAFETY: read-only lookup of a plain value.
+    if unsafe { LOCAL_ADDRS.get(p.saddr_be) }.is_none() {
         return;
     }
     let _ = conntrack::create(p, &p.key(), CT_FLAG_HOST);

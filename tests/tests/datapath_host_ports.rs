@@ -1,10 +1,11 @@
-//! Tier 2: a host socket bound to a published UDP port's number keeps its replies, run by
+//! Tier 2: host sockets keep their tuples: one bound to a published UDP port's number keeps
+//! its replies, and masquerade never gives a container a host socket's tuple. Run by
 //! BPF_PROG_TEST_RUN on crafted frames in a private network namespace of the test's thread.
 
 use integration_tests::{
-    packet::{parse, Builder},
+    packet::{parse, Builder, SYN},
     privileged,
-    testrun::{Programs, CONTINUE},
+    testrun::{routes_for_the_fib, Programs, CONTINUE},
 };
 use netd::datapath::nat::Publication;
 use netd_common::{isolation::NET_ROUTED, maps};
@@ -53,4 +54,37 @@ fn a_host_sockets_flow_from_a_published_port_number_keeps_its_replies() {
         let (verdict, sent) = l.run(maps::PROG_UPLINK_EGRESS, &out);
         assert_eq!((verdict, &sent), (CONTINUE, &out));
     }
+}
+
+#[test]
+fn masquerade_never_takes_a_host_sockets_tuple() {
+    if !privileged("masquerade_never_takes_a_host_sockets_tuple") {
+        return;
+    }
+    let mut l = Programs::in_private_netns("netd-hostsk").with_container_port(NET_ROUTED);
+    // 10.9.0.1 is this namespace's own address (the uplink's), with a default route.
+    routes_for_the_fib();
+    l.dp.set_uplink(1, "10.9.0.1".parse().unwrap()).unwrap();
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    // Host sockets of this thread's namespace: a UDP client of 198.51.100.7:53 on port 5555,
+    // and a TCP listener on 6666.
+    let udp = std::net::UdpSocket::bind("10.9.0.1:5555").unwrap();
+    udp.connect("198.51.100.7:53").unwrap();
+    let _tcp = std::net::TcpListener::bind("10.9.0.1:6666").unwrap();
+    let mut source = |frame: Vec<u8>| {
+        let (verdict, out) = l.run(maps::PROG_UPLINK_EGRESS, &frame);
+        assert_eq!(verdict, CONTINUE);
+        parse(&out).src
+    };
+    // A container's flow from the same ports would keep them, as masquerade does when free.
+    let taken = source(Builder::udp("172.17.0.2:5555", "198.51.100.7:53").build());
+    assert_eq!(taken.ip().to_string(), "10.9.0.1");
+    assert_ne!(taken.port(), 5555, "the host socket's tuple");
+    let listener = source(Builder::tcp("172.17.0.2:6666", "198.51.100.7:80", SYN).build());
+    assert_ne!(listener.port(), 6666, "the host listener's port");
+    // Free: kept.
+    let free = source(Builder::udp("172.17.0.2:5556", "198.51.100.7:53").build());
+    assert_eq!(free.port(), 5556);
+    drop(udp);
 }
