@@ -22,6 +22,19 @@ pub const CONNTRACK: &str = "NETD_CT";
 pub const CONNTRACK_MAX: u32 = 262_144;
 pub const CONNTRACK_MIN_SIZE: u32 = 1024;
 pub const CONNTRACK_MAX_SIZE: u32 = 16 * 1024 * 1024;
+/// Connections that have not seen a reply yet (`LruHashMap<CtKey, CtEntry>`, both entries of
+/// each): a flood of new flows churns this table, never the main one, which a connection
+/// joins with its first reply.
+pub const CONNTRACK_NEW: &str = "NETD_CT_NEW";
+/// The pending table's size for a main table of `conntrack_max` entries.
+pub const fn conntrack_new_max(conntrack_max: u32) -> u32 {
+    let quarter = conntrack_max / 4;
+    if quarter < CONNTRACK_MIN_SIZE {
+        CONNTRACK_MIN_SIZE
+    } else {
+        quarter
+    }
+}
 /// Connection-tracking activity (`PerCpuArray<CtStats>`, one slot).
 pub const CT_STATS: &str = "NETD_CT_STATS";
 /// First fragments' ports by datagram (`LruHashMap<FragKey, FragPorts>`), for the fragments

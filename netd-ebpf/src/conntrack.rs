@@ -1,9 +1,11 @@
 //! Connection tracking: find the translation of a packet's connection, keep its TCP state and
-//! last-seen time, and create the two entries of a new translated connection.
+//! last-seen time, and create the two entries of a new translated connection (in the pending
+//! table, until the connection's first reply).
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::bpf_ktime_get_ns,
+    maps::LruHashMap,
 };
 use netd_common::nat::{
     tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP,
@@ -11,14 +13,62 @@ use netd_common::nat::{
 };
 
 use crate::{
-    maps::{CONNTRACK, CT_STATS},
+    maps::{CONNTRACK, CT_NEW, CT_STATS},
     parse::L4Packet,
 };
 
-/// The translation of `p`'s connection, with its state brought up to date.
+type Table = LruHashMap<CtKey, CtEntry>;
+
+/// The translation of `p`'s connection, with its state brought up to date. A connection
+/// without a reply yet lives in the pending table until its first reply moves it to the main
+/// one: a flood of new flows (spoofed SYNs, UDP to every port) churns only the pending table,
+/// and the connections that were answered stay.
 #[inline(always)]
 pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
-    let entry = CONNTRACK.get_ptr_mut(p.key())?;
+    if let Some(entry) = CONNTRACK.get_ptr_mut(p.key()) {
+        return refresh(p, entry, &CONNTRACK);
+    }
+    let entry = CT_NEW.get_ptr_mut(p.key())?;
+    let e = refresh(p, entry, &CT_NEW)?;
+    if e.flags & CT_FLAG_REPLY != 0 {
+        promote(p, &e);
+    }
+    Some(e)
+}
+
+/// Whether conntrack has an entry for `key`, in either table.
+#[inline(always)]
+pub fn has(key: CtKey) -> bool {
+    CONNTRACK.get_ptr(key).is_some() || CT_NEW.get_ptr(key).is_some()
+}
+
+/// The entry of `key` as it is, in either table, without touching its state (an ICMP error
+/// is no sign of life of its connection).
+#[inline(always)]
+pub fn peek(key: CtKey) -> Option<CtEntry> {
+    // SAFETY: pointers from successful lookups of plain values.
+    if let Some(e) = CONNTRACK.get_ptr(key) {
+        return Some(unsafe { *e });
+    }
+    CT_NEW.get_ptr(key).map(|e| unsafe { *e })
+}
+
+/// The first reply of a pending connection: both its entries move to the main table.
+#[inline(always)]
+fn promote(p: &L4Packet, e: &CtEntry) {
+    let partner = e.partner(p.proto);
+    if let Some(other) = CT_NEW.get_ptr(partner) {
+        // SAFETY: pointer from a successful lookup of a plain value.
+        let other = unsafe { *other };
+        let _ = CONNTRACK.insert(partner, other, BPF_ANY.into());
+    }
+    let _ = CONNTRACK.insert(p.key(), *e, BPF_ANY.into());
+    let _ = CT_NEW.remove(partner);
+    let _ = CT_NEW.remove(p.key());
+}
+
+#[inline(always)]
+fn refresh(p: &L4Packet, entry: *mut CtEntry, table: &'static Table) -> Option<CtEntry> {
     // SAFETY: the pointer comes from a successful lookup; concurrent writers can at worst make
     // last_seen or the state one packet stale, which the timeouts tolerate.
     let e = unsafe { &mut *entry };
@@ -28,8 +78,8 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
         // A SYN on a finished connection opens a new one with the same ports: the old
         // translation (and its other direction) must not capture it.
         if state == TcpState::Closing && p.tcp_flags & TCP_FLAG_SYN != 0 {
-            let _ = CONNTRACK.remove(e.partner(p.proto));
-            let _ = CONNTRACK.remove(p.key());
+            let _ = table.remove(e.partner(p.proto));
+            let _ = table.remove(p.key());
             return None;
         }
         let next = tcp_next(state, p.tcp_flags, e.flags & CT_FLAG_REPLY != 0);
@@ -38,7 +88,7 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
             // A FIN or RST ends both directions: the other entry must not outlive it as
             // "established" and capture a later connection with the same ports.
             if next == TcpState::Closing {
-                if let Some(other) = CONNTRACK.get_ptr_mut(e.partner(p.proto)) {
+                if let Some(other) = table.get_ptr_mut(e.partner(p.proto)) {
                     // SAFETY: pointer from a successful lookup; a racing writer can only
                     // store the same state.
                     unsafe { (*other).tcp_state = TcpState::Closing as u8 };
@@ -129,12 +179,12 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
     // The error code is not read (an unused one lets the compiler read a register the
     // verifier counts as unset): an entry that is there now is the winner's, and no entry
     // means the table refused.
-    if CONNTRACK
+    if CT_NEW
         .insert(original, forward, BPF_NOEXIST.into())
         .is_err()
     {
         // SAFETY: read-only lookup of a plain value.
-        return match unsafe { CONNTRACK.get(original) } {
+        return match unsafe { CT_NEW.get(original) } {
             Some(winner) => Opened {
                 entry: *winner,
                 first: false,
@@ -143,11 +193,8 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
             None => Opened::full(),
         };
     }
-    if CONNTRACK
-        .insert(to.reversed(), reply, BPF_ANY.into())
-        .is_err()
-    {
-        let _ = CONNTRACK.remove(original);
+    if CT_NEW.insert(to.reversed(), reply, BPF_ANY.into()).is_err() {
+        let _ = CT_NEW.remove(original);
         return Opened::full();
     }
     count(false);
@@ -169,6 +216,9 @@ pub fn forget_stale_reply(p: &L4Packet) {
         // Look first: a delete takes the bucket lock, and nearly every SYN finds nothing.
         if CONNTRACK.get_ptr(stale).is_some() {
             let _ = CONNTRACK.remove(stale);
+        }
+        if CT_NEW.get_ptr(stale).is_some() {
+            let _ = CT_NEW.remove(stale);
         }
     }
 }

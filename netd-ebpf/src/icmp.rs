@@ -12,8 +12,8 @@ use netd_common::{
 };
 
 use crate::{
+    conntrack,
     isolation::{Seen, UNTOUCHED},
-    maps::CONNTRACK,
     nat::{self, Hop},
     parse::{self, Ipv4, ETH_HLEN, IP_DADDR, IP_SADDR},
 };
@@ -51,8 +51,7 @@ fn rewrite(ctx: &TcContext, ip: &Ipv4) -> Result<Option<Hop>, DropReason> {
     };
     // The embedded packet went the other way: its reverse is what conntrack keys. Read
     // only: an error is no sign of life of its connection.
-    // SAFETY: read-only lookup of a plain value.
-    let Some(entry) = (unsafe { CONNTRACK.get(sent.reversed()) }) else {
+    let Some(entry) = conntrack::peek(sent.reversed()) else {
         return Ok(None);
     };
     let to = entry.partner(sent.proto);

@@ -71,7 +71,9 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Counts the drop of the packet: the program's action.
+    /// Counts the drop of the packet: the program's action. Inlined: as a subprogram its
+    /// stack adds to its caller's, and theirs are near the limit.
+    #[inline(always)]
     pub fn drop(&self, ctx: &TcContext, reason: DropReason) -> i32 {
         let drop = Drop {
             reason,

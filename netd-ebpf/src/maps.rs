@@ -35,6 +35,11 @@ pub static PORT_STATS: PerCpuHashMap<PortStatsKey, PortStats> =
 #[map(name = "NETD_CT")]
 pub static CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(names::CONNTRACK_MAX, 0);
 
+/// Connections without a reply yet: LRU, so that a flood of new flows evicts its own kind.
+#[map(name = "NETD_CT_NEW")]
+pub static CT_NEW: LruHashMap<CtKey, CtEntry> =
+    LruHashMap::pinned(names::conntrack_new_max(names::CONNTRACK_MAX), 0);
+
 #[map(name = "NETD_CT_STATS")]
 pub static CT_STATS: PerCpuArray<CtStats> = PerCpuArray::pinned(1, 0);
 

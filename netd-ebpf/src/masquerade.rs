@@ -17,7 +17,7 @@ use netd_common::nat::{
 
 use crate::{
     conntrack,
-    maps::{CONNTRACK, MASQ_SUBNETS, UPLINKS},
+    maps::{CONNTRACK, CT_NEW, MASQ_SUBNETS, UPLINKS},
     parse::L4Packet,
 };
 
@@ -134,21 +134,23 @@ pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
             proto: p.proto,
             _pad: [0; 3],
         };
-        // NOEXIST claims the port atomically against other CPUs.
-        if CONNTRACK
-            .insert(reply_key, reply, BPF_NOEXIST.into())
-            .is_ok()
-        {
+        // An answered connection holds this tuple in the main table.
+        if CONNTRACK.get_ptr(reply_key).is_some() {
+            continue;
+        }
+        // NOEXIST claims the port atomically against other CPUs, in the pending table (the
+        // connection moves to the main one with its first reply).
+        if CT_NEW.insert(reply_key, reply, BPF_NOEXIST.into()).is_ok() {
             forward.new_sport_be = port;
             // NOEXIST again: another CPU's first packet of this flow may have claimed another
             // port meanwhile. Its translation is the connection's; ours is given back.
-            if CONNTRACK
+            if CT_NEW
                 .insert(original, forward, BPF_NOEXIST.into())
                 .is_err()
             {
-                let _ = CONNTRACK.remove(reply_key);
+                let _ = CT_NEW.remove(reply_key);
                 // SAFETY: read-only lookup of a plain value.
-                return match unsafe { CONNTRACK.get(original) } {
+                return match unsafe { CT_NEW.get(original) } {
                     Some(winner) => Masquerade::Translated(*winner),
                     None => Masquerade::Exhausted,
                 };

@@ -11,7 +11,7 @@ use netd_common::{
 
 use crate::{
     conntrack,
-    maps::{CONNTRACK, LOCAL_ADDRS, PORTS},
+    maps::{LOCAL_ADDRS, PORTS},
     parse::L4Packet,
 };
 
@@ -47,7 +47,7 @@ pub fn own_host_flow(p: &L4Packet) {
     }
     // A container's reply, translated at its port and sent out here: its connection is
     // the container's (the client's packets are its key).
-    if CONNTRACK.get_ptr(p.key().reversed()).is_some() {
+    if conntrack::has(p.key().reversed()) {
         return;
     }
     // SAFETY: read-only lookup of a plain value.

@@ -70,6 +70,8 @@ pub struct Datapath {
     pub(super) iface_counters: PerCpuHashMap<MapData, IfaceKey, IfaceCounters>,
     pub(super) ports: HashMap<MapData, PortKey, PortTarget>,
     pub(super) conntrack: HashMap<MapData, CtKey, CtEntry>,
+    /// Connections without a reply yet (see the programs' `conntrack`).
+    pub(super) conntrack_new: HashMap<MapData, CtKey, CtEntry>,
     pub(super) local_addrs: HashMap<MapData, u32, u32>,
     pub(super) masq_subnets: LpmTrie<MapData, u32, u32>,
     pub(super) uplinks: HashMap<MapData, u32, Uplink>,
@@ -107,10 +109,13 @@ impl Datapath {
             path: maps_dir.clone(),
             source,
         })?;
+        let pending_max = maps::conntrack_new_max(conntrack_max);
         resize_pinned(&maps_dir.join(maps::CONNTRACK), conntrack_max)?;
+        resize_pinned(&maps_dir.join(maps::CONNTRACK_NEW), pending_max)?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .map_max_entries(maps::CONNTRACK, conntrack_max)
+            .map_max_entries(maps::CONNTRACK_NEW, pending_max)
             .load(OBJECT)?;
         for name in super::sockets::SOCKET_PROGRAMS {
             super::sockets::sock_addr(&mut ebpf, name)?
@@ -130,6 +135,7 @@ impl Datapath {
         let iface_counters = take_map(&mut ebpf, maps::IFACE_COUNTERS)?;
         let ports = take_map(&mut ebpf, maps::PORTS)?;
         let conntrack = take_map(&mut ebpf, maps::CONNTRACK)?;
+        let conntrack_new = take_map(&mut ebpf, maps::CONNTRACK_NEW)?;
         let local_addrs = take_map(&mut ebpf, maps::LOCAL_ADDRS)?;
         let masq_subnets = take_map(&mut ebpf, maps::MASQ_SUBNETS)?;
         let uplinks = take_map(&mut ebpf, maps::UPLINKS)?;
@@ -158,6 +164,7 @@ impl Datapath {
             iface_counters,
             ports,
             conntrack,
+            conntrack_new,
             local_addrs,
             masq_subnets,
             uplinks,

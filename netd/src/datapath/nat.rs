@@ -4,7 +4,7 @@
 use std::{net::Ipv4Addr, os::fd::AsFd};
 
 use aya::{
-    maps::{lpm_trie::Key, IterableMap, MapError},
+    maps::{lpm_trie::Key, HashMap, IterableMap, MapData, MapError},
     programs::tc::TcAttachType,
 };
 use bytemuck::bytes_of;
@@ -117,85 +117,43 @@ impl Datapath {
     /// Removes connections idle for longer than their timeout, both entries of a connection
     /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
     pub fn gc_conntrack(&mut self, now_ns: u64) -> usize {
-        let snapshot = self.conntrack_entries();
-        self.sweep_conntrack(&snapshot, now_ns)
+        let main = table_entries(&self.conntrack);
+        let pending = table_entries(&self.conntrack_new);
+        sweep(self.conntrack.map().fd().as_fd(), &main, now_ns)
+            + sweep(self.conntrack_new.map().fd().as_fd(), &pending, now_ns)
     }
 
     /// The collection itself, judged on `snapshot` (the table as read some time before). An
     /// entry is deleted only if it is still idle when it is taken: in between, the datapath
     /// may have given its key to a new connection (a client port reused), which must live.
     pub fn sweep_conntrack(&mut self, snapshot: &[(CtKey, CtEntry)], now_ns: u64) -> usize {
-        let expired = |k: &CtKey, e: &CtEntry| {
-            now_ns.saturating_sub(e.last_seen_ns)
-                > timeout_ns(k.proto, TcpState::from_u8(e.tcp_state))
-        };
-        let entries: std::collections::HashMap<CtKey, CtEntry> = snapshot.iter().copied().collect();
-        // Each connection once: (key, its other direction's key if it has one).
-        let mut doomed = Vec::new();
-        for (k, e) in &entries {
-            if !expired(k, e) {
-                continue;
-            }
-            let other = e.partner(k.proto);
-            match entries.get(&other) {
-                None => doomed.push((*k, None)),
-                Some(oe) if expired(&other, oe) && bytes_of(k) < bytes_of(&other) => {
-                    doomed.push((*k, Some(other)))
-                }
-                _ => {}
-            }
-        }
-        let fd = self.conntrack.map().fd().as_fd();
-        let mut deleted = 0;
-        for (key, other) in doomed {
-            let mut taken = Vec::with_capacity(2);
-            for k in std::iter::once(key).chain(other) {
-                match batch::take::<CtKey, CtEntry>(fd, &k) {
-                    Ok(Some(e)) => taken.push((k, e)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        log::warn!("removing conntrack entries: {e}");
-                        return deleted;
-                    }
-                }
-            }
-            if taken.iter().all(|(k, e)| expired(k, e)) {
-                deleted += taken.len();
-                continue;
-            }
-            // A new connection holds one of the keys now: it stays, with its other half.
-            for (k, e) in &taken {
-                if let Err(e) = batch::insert_new(fd, k, e) {
-                    log::warn!("putting back a live conntrack entry: {e}");
-                }
-            }
-        }
-        deleted
-    }
-
-    fn delete_conntrack(&mut self, keys: &[CtKey]) -> usize {
-        batch::delete(self.conntrack.map().fd().as_fd(), keys).unwrap_or_else(|e| {
-            log::warn!("removing conntrack entries: {e}");
-            0
-        })
+        // The snapshot may hold entries of either table: a key missing from one is skipped.
+        sweep(self.conntrack.map().fd().as_fd(), snapshot, now_ns)
+            + sweep(self.conntrack_new.map().fd().as_fd(), snapshot, now_ns)
     }
 
     fn remove_conntrack(&mut self, doomed: impl Fn(&CtKey, &CtEntry) -> bool) -> usize {
-        let keys: Vec<CtKey> = self
-            .conntrack_entries()
+        [&self.conntrack, &self.conntrack_new]
             .into_iter()
-            .filter(|(k, e)| doomed(k, e))
-            .map(|(k, _)| k)
-            .collect();
-        self.delete_conntrack(&keys)
+            .map(|table| {
+                let keys: Vec<CtKey> = table_entries(table)
+                    .into_iter()
+                    .filter(|(k, e)| doomed(k, e))
+                    .map(|(k, _)| k)
+                    .collect();
+                batch::delete(table.map().fd().as_fd(), &keys).unwrap_or_else(|e| {
+                    log::warn!("removing conntrack entries: {e}");
+                    0
+                })
+            })
+            .sum()
     }
 
-    /// Every tracked connection entry, read in batches.
+    /// Every tracked connection entry, answered and pending, read in batches.
     pub fn conntrack_entries(&self) -> Vec<(CtKey, CtEntry)> {
-        batch::entries(self.conntrack.map().fd().as_fd()).unwrap_or_else(|e| {
-            log::warn!("reading conntrack: {e}");
-            Vec::new()
-        })
+        let mut all = table_entries(&self.conntrack);
+        all.extend(table_entries(&self.conntrack_new));
+        all
     }
 
     /// Makes the host-address set exactly `addrs` (loopback is never in it).
@@ -273,4 +231,59 @@ impl Datapath {
             )
             .map_err(map_err(maps::UPLINKS))
     }
+}
+
+fn table_entries(table: &HashMap<MapData, CtKey, CtEntry>) -> Vec<(CtKey, CtEntry)> {
+    batch::entries(table.map().fd().as_fd()).unwrap_or_else(|e| {
+        log::warn!("reading conntrack: {e}");
+        Vec::new()
+    })
+}
+
+/// [`Datapath::sweep_conntrack`] on the table behind `fd`.
+fn sweep(fd: std::os::fd::BorrowedFd<'_>, snapshot: &[(CtKey, CtEntry)], now_ns: u64) -> usize {
+    let expired = |k: &CtKey, e: &CtEntry| {
+        now_ns.saturating_sub(e.last_seen_ns) > timeout_ns(k.proto, TcpState::from_u8(e.tcp_state))
+    };
+    let entries: std::collections::HashMap<CtKey, CtEntry> = snapshot.iter().copied().collect();
+    // Each connection once: (key, its other direction's key if it has one).
+    let mut doomed = Vec::new();
+    for (k, e) in &entries {
+        if !expired(k, e) {
+            continue;
+        }
+        let other = e.partner(k.proto);
+        match entries.get(&other) {
+            None => doomed.push((*k, None)),
+            Some(oe) if expired(&other, oe) && bytes_of(k) < bytes_of(&other) => {
+                doomed.push((*k, Some(other)))
+            }
+            _ => {}
+        }
+    }
+    let mut deleted = 0;
+    for (key, other) in doomed {
+        let mut taken = Vec::with_capacity(2);
+        for k in std::iter::once(key).chain(other) {
+            match batch::take::<CtKey, CtEntry>(fd, &k) {
+                Ok(Some(e)) => taken.push((k, e)),
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("removing conntrack entries: {e}");
+                    return deleted;
+                }
+            }
+        }
+        if taken.iter().all(|(k, e)| expired(k, e)) {
+            deleted += taken.len();
+            continue;
+        }
+        // A new connection holds one of the keys now: it stays, with its other half.
+        for (k, e) in &taken {
+            if let Err(e) = batch::insert_new(fd, k, e) {
+                log::warn!("putting back a live conntrack entry: {e}");
+            }
+        }
+    }
+    deleted
 }

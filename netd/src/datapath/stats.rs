@@ -92,7 +92,13 @@ impl Datapath {
                 capacity: capacity(map),
             })
         };
-        add(maps::CONNTRACK, conntrack.len(), self.conntrack.map());
+        let pending = self.conntrack_new.keys().count();
+        add(
+            maps::CONNTRACK,
+            conntrack.len().saturating_sub(pending),
+            self.conntrack.map(),
+        );
+        add(maps::CONNTRACK_NEW, pending, self.conntrack_new.map());
         add(maps::PORTS, ports, self.ports.map());
         add(
             maps::PORT_STATS,
