@@ -20,9 +20,9 @@ use crate::{
 type Table = LruHashMap<CtKey, CtEntry>;
 
 /// The translation of `p`'s connection, with its state brought up to date. A connection
-/// without a reply yet lives in the pending table until its first reply moves it to the main
-/// one: a flood of new flows (spoofed SYNs, UDP to every port) churns only the pending table,
-/// and the connections that were answered stay.
+/// lives in the pending table until it is answered (see [`answered`]), then in the main one:
+/// a flood of new flows (spoofed SYNs, UDP to every port) churns only the pending table, and
+/// the answered connections stay.
 #[inline(always)]
 pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     if let Some(entry) = CONNTRACK.get_ptr_mut(p.key()) {
@@ -30,10 +30,27 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     }
     let entry = CT_NEW.get_ptr_mut(p.key())?;
     let e = refresh(p, entry, &CT_NEW)?;
-    if e.flags & CT_FLAG_REPLY != 0 {
+    if answered(p, &e) {
         promote(p, &e);
     }
     Some(e)
+}
+
+/// Whether `p` makes its pending connection an answered one: for UDP and ICMP its first
+/// reply; for TCP the client's ACK of the server's SYN-ACK, as Linux conntrack's "assured"
+/// (a spoofed SYN is answered, never acknowledged).
+#[inline(always)]
+fn answered(p: &L4Packet, e: &CtEntry) -> bool {
+    if p.proto != PROTO_TCP {
+        return e.flags & CT_FLAG_REPLY != 0;
+    }
+    if e.flags & CT_FLAG_REPLY != 0 || p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_ACK {
+        return false;
+    }
+    // SAFETY: pointer from a successful lookup of a plain value.
+    CT_NEW
+        .get_ptr(e.partner(p.proto))
+        .is_some_and(|r| unsafe { (*r).tcp_state } == TcpState::Established as u8)
 }
 
 /// Whether conntrack has an entry for `key`, in either table.

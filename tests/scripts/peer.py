@@ -21,11 +21,17 @@ timeout and every server exits after serving or after its deadline.
   peer.py udp-many HOST PORT COUNT LO HI
                                        COUNT queries, each from a new socket with an ephemeral
                                        port; print "replies=N in_range=M" (ports in LO..=HI)
+  peer.py tcp-echo PORT SECS           echo every connection's bytes back, a thread each
+  peer.py tcp-hold HOST PORT SECS      one connection: an exchange, "ready", SECS idle, an
+                                       exchange, "ok"
+  peer.py udp-flood HOST PORT COUNT    COUNT datagrams, each from its own source port: new flows
+  peer.py syn-flood HOST PORT COUNT    COUNT SYNs from random 198.18.0.0/15 sources (raw socket)
   peer.py frag-needed SECS             print "ready", then the tuple embedded in the first
                                        ICMP "fragmentation needed" this namespace receives
 """
 import socket
 import sys
+import threading
 import time
 
 DEADLINE = time.time() + 120
@@ -230,6 +236,73 @@ def udp_many(host, port, count, lo, hi):
     print(f"replies={replies} in_range={in_range}")
 
 
+def tcp_echo(port, secs):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(64)
+    s.settimeout(1)
+    end = time.time() + secs
+
+    def echo(c):
+        c.settimeout(secs)
+        try:
+            while data := c.recv(4096):
+                c.sendall(data)
+        except OSError:
+            pass
+        c.close()
+    while time.time() < end:
+        try:
+            c, _ = s.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+
+
+def tcp_hold(host, port, secs):
+    c = retry(lambda: socket.create_connection((host, port), timeout=3))
+    c.settimeout(10)
+    c.sendall(b"1")
+    assert c.recv(1) == b"1"
+    print("ready", flush=True)
+    time.sleep(secs)
+    c.sendall(b"2")
+    print("ok" if c.recv(1) == b"2" else "lost", flush=True)
+
+
+def udp_flood(host, port, count):
+    for i in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", 20000 + i % 40000))
+        s.sendto(b"f", (host, port))
+        s.close()
+    print(f"sent {count}")
+
+
+def syn_flood(host, port, count):
+    import random
+    import struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    dst = socket.inet_aton(host)
+    for _ in range(count):
+        src = bytes([198, 18 + random.randint(0, 1), random.randint(0, 255), random.randint(1, 254)])
+        sport = random.randint(1024, 65535)
+        tcp = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 0x50, 0x02, 64240, 0, 0)
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, src, dst)
+        s.sendto(ip + tcp, (host, 0))
+    print(f"sent {count}")
+
+
+def checksum(data):
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 def frag_needed(secs):
     """A raw ICMP socket sees every ICMP message the namespace receives, errors included."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -287,6 +360,14 @@ if __name__ == "__main__":
         udp_from(int(args[0]), args[1], int(args[2]))
     elif mode == "udp-many":
         udp_many(args[0], int(args[1]), *(int(a) for a in args[2:5]))
+    elif mode == "tcp-echo":
+        tcp_echo(int(args[0]), float(args[1]))
+    elif mode == "tcp-hold":
+        tcp_hold(args[0], int(args[1]), float(args[2]))
+    elif mode == "udp-flood":
+        udp_flood(args[0], int(args[1]), int(args[2]))
+    elif mode == "syn-flood":
+        syn_flood(args[0], int(args[1]), int(args[2]))
     elif mode == "frag-needed":
         frag_needed(float(args[0]))
     else:

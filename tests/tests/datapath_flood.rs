@@ -52,6 +52,15 @@ fn a_flood_of_new_flows_leaves_answered_connections_alone() {
         maps::PROG_PORT_INGRESS,
         &Builder::tcp("172.17.0.2:80", client, SYN | ACK).build(),
     );
+    assert_eq!(
+        entries(&l, maps::CONNTRACK),
+        0,
+        "a SYN-ACK is no answer yet"
+    );
+    l.run(
+        maps::PROG_UPLINK_INGRESS,
+        &Builder::tcp(client, "10.9.0.1:8080", ACK).build(),
+    );
     let (_, out) = l.run(
         maps::PROG_UPLINK_EGRESS,
         &Builder::udp("172.17.0.2:5000", "198.51.100.7:53").build(),
@@ -67,16 +76,30 @@ fn a_flood_of_new_flows_leaves_answered_connections_alone() {
         "both answered, in the main table"
     );
 
-    // More unreplied flows than both tables hold together, to the published UDP port.
+    // More new flows than both tables hold together: UDP to the published UDP port, and
+    // spoofed SYNs to the published TCP port, which the container answers and nobody
+    // acknowledges.
     let flows = maps::CONNTRACK_MAX / 2 + 10_000;
     let mut datagram = Builder::udp("192.0.2.10:1", "10.9.0.1:5353").build();
+    let mut syn = Builder::tcp("192.0.2.10:1", "10.9.0.1:8080", SYN).build();
+    let mut synack = Builder::tcp("172.17.0.2:80", "192.0.2.10:1", SYN | ACK).build();
     for i in 0..flows {
-        // Sources across 203.0.0.0/16 and every port: each datagram a new flow.
+        // Sources across 203.0.0.0/16 and every port: each one a new flow. The checksums
+        // are not checked on the way in: the programs only translate.
         let [_, _, b, c] = (i / 60_000).to_be_bytes();
-        datagram[26..30].copy_from_slice(&[203, 0, b, c]);
-        datagram[34..36].copy_from_slice(&((i % 60_000) as u16 + 1024).to_be_bytes());
-        // The checksums are not checked on the way in: the program only translates.
-        l.run(maps::PROG_UPLINK_INGRESS, &datagram);
+        let (addr, port) = ([203, 0, b, c], ((i % 60_000) as u16 + 1024).to_be_bytes());
+        if i % 4 == 0 {
+            syn[26..30].copy_from_slice(&addr);
+            syn[34..36].copy_from_slice(&port);
+            l.run(maps::PROG_UPLINK_INGRESS, &syn);
+            synack[30..34].copy_from_slice(&addr);
+            synack[36..38].copy_from_slice(&port);
+            l.run(maps::PROG_PORT_INGRESS, &synack);
+        } else {
+            datagram[26..30].copy_from_slice(&addr);
+            datagram[34..36].copy_from_slice(&port);
+            l.run(maps::PROG_UPLINK_INGRESS, &datagram);
+        }
     }
     assert_eq!(
         entries(&l, maps::CONNTRACK),
