@@ -45,7 +45,7 @@ enum Task {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "latency,datapath,publish,isolation,programs,vip,metrics,counters,runtimes"
+            default_value = "latency,datapath,publish,isolation,programs,vip,metrics,counters,runtimes,flood"
         )]
         suites: Vec<bench::Suite>,
         /// Containers to create for the run/rm latency benchmark.
@@ -114,6 +114,24 @@ enum Peer {
         server: std::net::SocketAddr,
         name: String,
         threads: usize,
+        secs: u64,
+    },
+    /// COUNT connections held idle for SECS: prints "ready", then how many still answer.
+    Hold {
+        to: std::net::SocketAddr,
+        count: usize,
+        secs: u64,
+    },
+    /// New TCP connections per second and failed attempts, failures allowed.
+    CrrCounted {
+        to: std::net::SocketAddr,
+        secs: u64,
+    },
+    /// COUNT UDP datagrams and COUNT SYNs from spoofed sources over SECS (raw socket).
+    Flood {
+        udp: std::net::SocketAddrV4,
+        tcp: std::net::SocketAddrV4,
+        count: u32,
         secs: u64,
     },
 }
@@ -187,6 +205,17 @@ fn bench_peer(role: Peer) -> Result<()> {
             threads,
             secs,
         } => println!("{:.1}", bench::peer::dns_qps(server, &name, threads, secs)?),
+        Peer::Hold { to, count, secs } => bench::flood_peer::hold(to, count, secs)?,
+        Peer::CrrCounted { to, secs } => {
+            let (rate, failed) = bench::flood_peer::crr_counted(to, secs)?;
+            println!("{rate:.1} {failed}");
+        }
+        Peer::Flood {
+            udp,
+            tcp,
+            count,
+            secs,
+        } => println!("sent {}", bench::flood_peer::flood(udp, tcp, count, secs)?),
     }
     Ok(())
 }

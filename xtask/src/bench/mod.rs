@@ -3,6 +3,8 @@
 
 mod counters;
 mod datapath;
+mod flood;
+pub mod flood_peer;
 mod host;
 mod isolation;
 mod latency;
@@ -49,6 +51,9 @@ pub enum Suite {
     /// Real dockerd: `docker run -p` and published-port connections on a netd network vs
     /// Docker's bridge driver (iptables), at 0 and 1,000 other published ports.
     Runtimes,
+    /// Conntrack under a flood of new flows from spoofed sources: idle established
+    /// connections kept and new connections per second, netd vs iptables' conntrack.
+    Flood,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -113,6 +118,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = runtimes::run(netd, xtask, &[0, 1000], opts.runs, opts.secs)?;
         println!("\n{table}");
         std::fs::write(dir.join("runtimes.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Flood) {
+        println!(
+            "\nconntrack under a flood: netd vs iptables' conntrack ({} rounds, arms alternating)",
+            opts.runs
+        );
+        let table = flood::run(netd, xtask, opts.runs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("flood.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");

@@ -32,6 +32,8 @@ pub struct NetfilterLab {
     container: String,
     server: String,
     servers: Vec<Child>,
+    /// Namespaces of [`NetfilterLab::add_client`].
+    clients: Vec<String>,
 }
 
 impl NetfilterLab {
@@ -50,6 +52,7 @@ impl NetfilterLab {
             container: format!("{base}-ctr"),
             server: server.to_string(),
             servers: Vec::new(),
+            clients: Vec::new(),
         };
         lab.topology()?;
         let xtask = xtask.display().to_string();
@@ -238,6 +241,52 @@ impl NetfilterLab {
         Ok(())
     }
 
+    /// One more container namespace on the bridge at `ip` (in the server's /16): returns its
+    /// name.
+    pub fn add_client(&mut self, ip: &str) -> Result<String> {
+        let ns = format!("{}-cli{}", self.host, self.clients.len());
+        sh("ip", &["netns", "add", &ns])?;
+        self.clients.push(ns.clone());
+        let port = format!("veth{}", self.clients.len());
+        sh(
+            "ip",
+            &[
+                "-n", &self.host, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ],
+        )?;
+        sh(
+            "ip",
+            &["-n", &self.host, "link", "set", &port, "master", "br0"],
+        )?;
+        sh("ip", &["-n", &self.host, "link", "set", &port, "up"])?;
+        sh(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/16"), "dev", "eth0"],
+        )?;
+        for dev in ["lo", "eth0"] {
+            sh("ip", &["-n", &ns, "link", "set", dev, "up"])?;
+        }
+        let gateway = gateway_of(&self.server);
+        sh(
+            "ip",
+            &["-n", &ns, "route", "add", "default", "via", &gateway],
+        )?;
+        Ok(ns)
+    }
+
+    /// A virtual IP for the server's TCP `port`, as kube-proxy makes one: DNAT at prerouting,
+    /// and masquerade for clients on the server's own bridge so that replies come back.
+    pub fn add_vip(&self, vip: &str, port: u16) -> Result<()> {
+        let (server, net) = (&self.server, subnet_of(&self.server));
+        self.iptables_restore_noflush(&format!(
+            "*nat\n\
+             -A PREROUTING -d {vip}/32 -p tcp -m tcp --dport {port} -j DNAT --to-destination {server}:{port}\n\
+             -A POSTROUTING -s {net} -d {server}/32 -m conntrack --ctstate DNAT -j MASQUERADE\n\
+             COMMIT\n"
+        ))
+    }
+
     /// Takes every published port back to the base rules.
     pub fn clear(&self) -> Result<()> {
         match self.rules {
@@ -302,7 +351,10 @@ impl Drop for NetfilterLab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in [&self.host, &self.external, &self.container] {
+        for ns in [&self.host, &self.external, &self.container]
+            .into_iter()
+            .chain(&self.clients)
+        {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }

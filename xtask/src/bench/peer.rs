@@ -129,7 +129,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Closes with a reset instead of a FIN, so that the client keeps no TIME_WAIT socket: tens
 /// of thousands of those would make the client measure its own port search, not the path.
-fn close_with_reset(s: TcpStream) {
+pub(super) fn close_with_reset(s: TcpStream) {
     use std::os::fd::AsRawFd;
     let linger = libc::linger {
         l_onoff: 1,
