@@ -115,7 +115,8 @@ pub struct CtEntry {
     pub flags: u8,
     /// A [`TcpState`] as u8; 0 for UDP.
     pub tcp_state: u8,
-    pub _pad: [u8; 2],
+    /// When the connection opened, in [`ct_ticks`].
+    pub opened_ticks: u16,
 }
 const _: () = assert!(core::mem::size_of::<CtEntry>() == 24);
 #[cfg(feature = "user")]
@@ -148,6 +149,30 @@ pub const CT_FLAG_VIP: u8 = 8;
 /// A host socket's own UDP flow from a published port's number (bound to it explicitly):
 /// recorded untranslated, so that its replies reach the socket, not the port's container.
 pub const CT_FLAG_HOST: u8 = 16;
+
+/// On the forward entry of a pending UDP or ICMP connection: it has seen a reply.
+pub const CT_FLAG_REPLIED: u8 = 32;
+
+/// Conntrack's coarse clock: ticks of 2^28 ns (about 0.27 s) in 16 bits, which wrap after
+/// about 4.9 hours. Enough to tell the age of a pending connection in an entry's spare bytes.
+#[inline(always)]
+pub fn ct_ticks(now_ns: u64) -> u16 {
+    (now_ns >> 28) as u16
+}
+
+/// How long a UDP or ICMP connection must have lived, answered, to count as established:
+/// about 2.1 s, as Linux's conntrack waits 2 s before it calls a UDP flow assured.
+pub const ESTABLISHED_AFTER_TICKS: u16 = 8;
+
+/// Whether a pending UDP or ICMP connection that opened at `opened` (in [`ct_ticks`]) is
+/// established by a packet at `now`: it has seen a reply and still has traffic about two
+/// seconds after it opened. A flood that its target answers once (a DNS query from a spoofed
+/// source) then stays pending, like one nobody answers. Wrapping: a connection pending for
+/// longer than the clock's range may wait one more round of it.
+#[inline(always)]
+pub fn datagram_established(opened: u16, now: u16, replied: bool) -> bool {
+    replied && now.wrapping_sub(opened) >= ESTABLISHED_AFTER_TICKS
+}
 
 /// Key of the published-port counters: the container side of a publication and its host port
 /// (with the protocol, they identify the publication; the host address may be any of the
@@ -297,6 +322,35 @@ mod tests {
             tcp_next(TcpState::SynSent, TCP_FLAG_ACK, false),
             TcpState::SynSent
         );
+    }
+
+    #[test]
+    fn a_datagram_flow_is_established_answered_and_two_seconds_on() {
+        let second = 1_000_000_000u64;
+        let opened = ct_ticks(10 * second);
+        // Answered at once, then nothing: a query from a spoofed source stays pending.
+        assert!(!datagram_established(
+            opened,
+            ct_ticks(10 * second + 1),
+            true
+        ));
+        assert!(!datagram_established(opened, ct_ticks(11 * second), true));
+        // Traffic two seconds on, once answered.
+        assert!(datagram_established(opened, ct_ticks(13 * second), true));
+        // Never answered, however old.
+        assert!(!datagram_established(opened, ct_ticks(100 * second), false));
+        // Across the clock's wrap.
+        let late = u64::from(u16::MAX) << 28;
+        assert!(datagram_established(
+            ct_ticks(late),
+            ct_ticks(late + 3 * second),
+            true
+        ));
+        assert!(!datagram_established(
+            ct_ticks(late),
+            ct_ticks(late + second),
+            true
+        ));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::LruHashMap,
 };
 use netd_common::nat::{
-    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP,
-    TCP_FLAG_ACK, TCP_FLAG_SYN,
+    ct_ticks, datagram_established, tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLIED,
+    CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{
@@ -36,13 +36,19 @@ pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     Some(e)
 }
 
-/// Whether `p` makes its pending connection an answered one: for UDP and ICMP its first
-/// reply; for TCP the client's ACK of the server's SYN-ACK, as Linux conntrack's "assured"
-/// (a spoofed SYN is answered, never acknowledged).
+/// Whether `p` makes its pending connection an answered one, as Linux conntrack's
+/// "assured": for TCP the client's ACK of the server's SYN-ACK (a spoofed SYN is answered,
+/// never acknowledged); for UDP and ICMP traffic about two seconds after the connection
+/// opened, once it has seen a reply (a spoofed query is answered once, then nothing).
 #[inline(always)]
 fn answered(p: &L4Packet, e: &CtEntry) -> bool {
     if p.proto != PROTO_TCP {
-        return e.flags & CT_FLAG_REPLY != 0;
+        let now = ct_ticks(unsafe { bpf_ktime_get_ns() });
+        let reply = e.flags & CT_FLAG_REPLY != 0;
+        if reply && !datagram_established(e.opened_ticks, now, true) {
+            mark_replied(e.partner(p.proto));
+        }
+        return datagram_established(e.opened_ticks, now, reply || e.flags & CT_FLAG_REPLIED != 0);
     }
     if e.flags & CT_FLAG_REPLY != 0 || p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_ACK {
         return false;
@@ -51,6 +57,21 @@ fn answered(p: &L4Packet, e: &CtEntry) -> bool {
     CT_NEW
         .get_ptr(e.partner(p.proto))
         .is_some_and(|r| unsafe { (*r).tcp_state } == TcpState::Established as u8)
+}
+
+/// Records on a pending connection's forward entry (`forward`) that it has seen a reply.
+#[inline(always)]
+fn mark_replied(forward: CtKey) {
+    if let Some(f) = CT_NEW.get_ptr_mut(forward) {
+        // SAFETY: pointer from a successful lookup. Read before the write: replies would
+        // otherwise bounce the entry's cache line between CPUs; a racing writer can only set
+        // the same bit, or refresh last_seen, which one stale packet does not harm.
+        unsafe {
+            if (*f).flags & CT_FLAG_REPLIED == 0 {
+                (*f).flags |= CT_FLAG_REPLIED;
+            }
+        }
+    }
 }
 
 /// Whether conntrack has an entry for `key`, in either table.
@@ -158,7 +179,7 @@ impl Opened {
                 new_dport_be: 0,
                 flags: 0,
                 tcp_state: 0,
-                _pad: [0; 2],
+                opened_ticks: 0,
             },
             first: false,
             full: true,
@@ -180,7 +201,7 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
         new_dport_be: to.dport_be,
         flags,
         tcp_state: state,
-        _pad: [0; 2],
+        opened_ticks: ct_ticks(now),
     };
     let original = p.key();
     let reply = CtEntry {

@@ -11,8 +11,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netd_common::nat::{
-    tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, PROTO_TCP, PROTO_UDP,
-    SNAT_PORT_MAX, SNAT_PORT_MIN, SNAT_TRIES, TCP_FLAG_ACK, TCP_FLAG_SYN,
+    ct_ticks, tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLY, CT_FLAG_SNAT, PROTO_TCP,
+    PROTO_UDP, SNAT_PORT_MAX, SNAT_PORT_MIN, SNAT_TRIES, TCP_FLAG_ACK, TCP_FLAG_SYN,
 };
 
 use crate::{
@@ -103,7 +103,7 @@ pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
         new_dport_be: p.dport_be,
         flags: CT_FLAG_SNAT,
         tcp_state: tcp_next(TcpState::None, p.tcp_flags, false) as u8,
-        _pad: [0; 2],
+        opened_ticks: ct_ticks(now),
     };
     let reply = CtEntry {
         new_saddr_be: p.daddr_be,

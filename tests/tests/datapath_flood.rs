@@ -1,14 +1,20 @@
 //! Tier 2: conntrack under a flood of new flows, run by BPF_PROG_TEST_RUN on crafted frames in
-//! a private network namespace of the test's thread. Connections without a reply live in a
-//! pending table until their first reply: a flood churns only that one.
+//! a private network namespace of the test's thread. Connections live in a pending table
+//! until they are answered (TCP: the client's ACK of the SYN-ACK; UDP: traffic about two
+//! seconds after it opened, once replied): a flood churns only that one.
 
+use aya::maps::{HashMap, Map, MapData};
 use integration_tests::{
     packet::{parse, Builder, ACK, SYN},
     privileged,
     testrun::Programs,
 };
 use netd::datapath::nat::Publication;
-use netd_common::{isolation::NET_ROUTED, maps};
+use netd_common::{
+    isolation::NET_ROUTED,
+    maps,
+    nat::{CtEntry, CtKey, ESTABLISHED_AFTER_TICKS},
+};
 
 fn publication(proto: u8, port: u16, target_port: u16) -> Publication {
     Publication {
@@ -27,6 +33,19 @@ fn entries(l: &Programs, map: &str) -> usize {
         .iter()
         .find(|m| m.name == map)
         .map_or(0, |m| m.entries)
+}
+
+/// Makes every pending connection look as old as an answered datagram flow must be: the
+/// test does not wait two seconds.
+fn age_pending(l: &Programs) {
+    let pin = MapData::from_pin(l.bpffs().join("maps").join(maps::CONNTRACK_NEW)).unwrap();
+    let mut table: HashMap<_, CtKey, CtEntry> = HashMap::try_from(Map::LruHashMap(pin)).unwrap();
+    let keys: Vec<CtKey> = table.keys().map(Result::unwrap).collect();
+    for k in keys {
+        let mut e = table.get(&k, 0).unwrap();
+        e.opened_ticks = e.opened_ticks.wrapping_sub(ESTABLISHED_AFTER_TICKS);
+        table.insert(k, e, 0).unwrap();
+    }
 }
 
 #[test]
@@ -66,10 +85,15 @@ fn a_flood_of_new_flows_leaves_answered_connections_alone() {
         &Builder::udp("172.17.0.2:5000", "198.51.100.7:53").build(),
     );
     let masqueraded = parse(&out).src.to_string();
-    l.run(
-        maps::PROG_UPLINK_INGRESS,
-        &Builder::udp("198.51.100.7:53", &masqueraded).build(),
+    let answer = Builder::udp("198.51.100.7:53", &masqueraded).build();
+    l.run(maps::PROG_UPLINK_INGRESS, &answer);
+    assert_eq!(
+        entries(&l, maps::CONNTRACK),
+        2,
+        "one answer is no established datagram flow yet"
     );
+    age_pending(&l);
+    l.run(maps::PROG_UPLINK_INGRESS, &answer);
     assert_eq!(
         entries(&l, maps::CONNTRACK),
         4,
@@ -124,4 +148,42 @@ fn a_flood_of_new_flows_leaves_answered_connections_alone() {
         &Builder::tcp("192.0.2.77:40001", "10.9.0.1:8080", SYN).build(),
     );
     assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:80");
+}
+
+#[test]
+fn a_flood_answered_once_stays_pending() {
+    if !privileged("a_flood_answered_once_stays_pending") {
+        return;
+    }
+    let mut l = Programs::in_private_netns("netd-flood-answered").with_container_port(NET_ROUTED);
+    l.dp.set_local_addrs(&["10.9.0.1".parse().unwrap()])
+        .unwrap();
+    l.dp.publish(&[publication(17, 5353, 53)]).unwrap();
+    // Queries from spoofed sources to a published DNS server, each answered once.
+    let flows = 2_000u32;
+    let mut query = Builder::udp("192.0.2.10:1", "10.9.0.1:5353").build();
+    let mut answer = Builder::udp("172.17.0.2:53", "192.0.2.10:1").build();
+    for i in 0..flows {
+        let port = (i as u16 + 1024).to_be_bytes();
+        query[34..36].copy_from_slice(&port);
+        l.run(maps::PROG_UPLINK_INGRESS, &query);
+        answer[36..38].copy_from_slice(&port);
+        l.run(maps::PROG_PORT_INGRESS, &answer);
+    }
+    assert_eq!(entries(&l, maps::CONNTRACK), 0, "answered once: pending");
+    assert_eq!(entries(&l, maps::CONNTRACK_NEW), 2 * flows as usize);
+    // A flow that talks again two seconds on is established; one that does not talk again
+    // stays pending however old.
+    age_pending(&l);
+    let port = 1024u16.to_be_bytes();
+    query[34..36].copy_from_slice(&port);
+    let (_, out) = l.run(maps::PROG_UPLINK_INGRESS, &query);
+    assert_eq!(parse(&out).dst.to_string(), "172.17.0.2:53");
+    assert_eq!(entries(&l, maps::CONNTRACK), 2);
+    // Unanswered and old: still pending.
+    let lone = Builder::udp("192.0.2.11:7", "10.9.0.1:5353").build();
+    l.run(maps::PROG_UPLINK_INGRESS, &lone);
+    age_pending(&l);
+    l.run(maps::PROG_UPLINK_INGRESS, &lone);
+    assert_eq!(entries(&l, maps::CONNTRACK), 2, "never answered: pending");
 }
