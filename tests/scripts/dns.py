@@ -10,6 +10,10 @@
   dns.py garbage SERVER         send malformed queries over UDP; print what came back
   dns.py half-tcp SERVER        over TCP: announce a query, send half of it, reset the
                                 connection; print "reset"
+  dns.py tcp-hold SERVER N M    open N TCP connections with a query answered on each, then M
+                                more; query each again: print "held H refused R answered A"
+                                (H of N answered at first, R of M closed without an answer,
+                                A of the N answered again)
 """
 import socket
 import struct
@@ -92,6 +96,43 @@ def half_tcp(server):
     print("reset")
 
 
+def tcp_exchange(c, name):
+    """An answer to a query for `name` on connection `c`, or None if it was closed."""
+    q = query(name)
+    try:
+        c.sendall(struct.pack("!H", len(q)) + q)
+        head = c.recv(2)
+        if len(head) < 2:
+            return None
+        n = struct.unpack("!H", head)[0]
+        data = b""
+        while len(data) < n:
+            chunk = c.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    except OSError:
+        return None
+
+
+def tcp_hold(server, n, m):
+    held = [socket.create_connection((server, 53), timeout=3) for _ in range(n)]
+    answered_first = sum(tcp_exchange(c, "web") is not None for c in held)
+    # Again, just before the extra ones: no held connection is near the idle timeout.
+    sum(tcp_exchange(c, "web") is not None for c in held)
+    refused = 0
+    for _ in range(m):
+        c = socket.create_connection((server, 53), timeout=3)
+        if tcp_exchange(c, "web") is None:
+            refused += 1
+        c.close()
+    answered = sum(tcp_exchange(c, "web") is not None for c in held)
+    print(f"held {answered_first} refused {refused} answered {answered}", flush=True)
+    for c in held:
+        c.close()
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "upstream":
@@ -104,5 +145,7 @@ if __name__ == "__main__":
         garbage(args[0])
     elif mode == "half-tcp":
         half_tcp(args[0])
+    elif mode == "tcp-hold":
+        tcp_hold(args[0], int(args[1]), int(args[2]))
     else:
         sys.exit(f"unknown mode {mode}")

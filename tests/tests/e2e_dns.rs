@@ -340,3 +340,50 @@ fn a_flood_of_unknown_names_keeps_memory_bounded_and_names_answering() {
     println!("daemon RSS peak under the flood: {peak} MiB; names answered during it: {answered}");
     assert!(peak < FLOOD_RSS_MIB, "RSS peaked at {peak} MiB");
 }
+
+/// TCP connections a network's DNS server holds at once (`dns::tcp::MAX_TCP_CONNECTIONS`).
+const DNS_TCP_CONNECTIONS: &str = "64";
+
+#[test]
+fn a_networks_dns_holds_a_bounded_number_of_tcp_connections() {
+    if !privileged("a_networks_dns_holds_a_bounded_number_of_tcp_connections") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.79.0.0/24", "tc"]);
+    lab.run_d("web", &["--network", "tc"]);
+    lab.run_d("holder", &["--network", "tc"]);
+    let web = lab.ip("web", "tc");
+    // 64 connections answered, 8 more closed unanswered, and the 64 still answer.
+    let out = lab.exec(
+        "holder",
+        &[
+            "python3",
+            &dns_script(),
+            "tcp-hold",
+            "10.79.0.1",
+            DNS_TCP_CONNECTIONS,
+            "8",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim(),
+        format!("held {DNS_TCP_CONNECTIONS} refused 8 answered {DNS_TCP_CONNECTIONS}"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(dig(&lab, "web", &["@10.79.0.1", "+notcp", "web"]), web);
+    // The held connections are closed now: TCP answers again once the server has seen it.
+    let tcp_again = integration_tests::wait_until(std::time::Duration::from_secs(10), || {
+        dig(&lab, "web", &["@10.79.0.1", "+tcp", "web"]) == web
+    });
+    assert!(tcp_again, "a TCP query after the held connections closed");
+    let scrape = lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"]);
+    let refused: f64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("netd_dns_tcp_refused_total{network=\"tc\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert_eq!(refused, 8.0, "refused connections counted");
+}

@@ -6,6 +6,7 @@
 mod forward;
 pub mod names;
 mod server;
+pub mod tcp;
 
 use std::{
     collections::HashMap,
@@ -20,7 +21,7 @@ use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 
 pub use names::{has_dns, Names};
-use server::{Handler, SharedNames, TCP_TIMEOUT};
+use server::{Handler, SharedNames};
 
 /// A network whose containers have names, as its server needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +45,14 @@ struct Running {
     spec: DnsNetwork,
     /// Dropping the server stops its tasks.
     _server: Server<Handler>,
+    /// The TCP side ([`tcp::serve`]): aborted with the server.
+    tcp: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.tcp.abort();
+    }
 }
 
 /// Queries a network's server answered, and those it answered with an error (FORMERR,
@@ -52,6 +61,17 @@ struct Running {
 pub struct DnsCounters {
     pub queries: AtomicU64,
     pub failures: AtomicU64,
+    /// TCP connections closed at once: the server held [`tcp::MAX_TCP_CONNECTIONS`].
+    pub tcp_refused: AtomicU64,
+}
+
+/// What a network's server counted, by network id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsCounts {
+    pub network_id: String,
+    pub queries: u64,
+    pub failures: u64,
+    pub tcp_refused: u64,
 }
 
 pub struct Dns {
@@ -61,9 +81,6 @@ pub struct Dns {
     /// By network id; kept when a server restarts, so that counters only grow.
     counters: Mutex<HashMap<String, Arc<DnsCounters>>>,
 }
-
-/// Responses a TCP connection may have queued.
-const TCP_RESPONSE_BUFFER: usize = 32;
 
 impl Dns {
     pub fn new(upstreams: Vec<SocketAddr>) -> Self {
@@ -75,14 +92,19 @@ impl Dns {
         }
     }
 
-    /// (network id, queries, failures) of every network that had a server.
-    pub fn counters(&self) -> Vec<(String, u64, u64)> {
+    /// The counters of every network that had a server.
+    pub fn counters(&self) -> Vec<DnsCounts> {
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         counters
             .iter()
             .map(|(id, c)| {
                 let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-                (id.clone(), get(&c.queries), get(&c.failures))
+                DnsCounts {
+                    network_id: id.clone(),
+                    queries: get(&c.queries),
+                    failures: get(&c.failures),
+                    tcp_refused: get(&c.tcp_refused),
+                }
             })
             .collect()
     }
@@ -107,13 +129,14 @@ impl Dns {
         };
         for spec in missing {
             match self.start(&spec).await {
-                Ok(server) => {
+                Ok((server, tcp)) => {
                     let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
                     servers.insert(
                         spec.id.clone(),
                         Running {
                             spec,
                             _server: server,
+                            tcp,
                         },
                     );
                 }
@@ -127,7 +150,11 @@ impl Dns {
         }
     }
 
-    async fn start(&self, spec: &DnsNetwork) -> Result<Server<Handler>, DnsError> {
+    /// The network's server: hickory on UDP, [`tcp::serve`] on TCP.
+    async fn start(
+        &self,
+        spec: &DnsNetwork,
+    ) -> Result<(Server<Handler>, tokio::task::JoinHandle<()>), DnsError> {
         let addr = SocketAddr::from((spec.gateway, 53));
         let err = |source| DnsError {
             network: spec.name.clone(),
@@ -143,17 +170,18 @@ impl Dns {
                 .entry(spec.id.clone())
                 .or_default(),
         );
-        let mut server = Server::new(Handler {
+        let handler = Handler {
             counters,
             network: spec.id.clone(),
             internal: spec.internal,
             names: Arc::clone(&self.names),
             upstreams: Arc::clone(&self.upstreams),
             forwards: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARDS)),
-        });
+        };
+        let tcp = tokio::spawn(tcp::serve(tcp, handler.clone()));
+        let mut server = Server::new(handler);
         server.register_socket(udp);
-        server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
-        Ok(server)
+        Ok((server, tcp))
     }
 }
 

@@ -33,6 +33,8 @@ pub type SharedNames = Arc<RwLock<Arc<Names>>>;
 /// each for seconds, and a flood of unknown names would hold memory without bound.
 pub const MAX_FORWARDS: usize = 128;
 
+/// Shared by a network's UDP and TCP sides (every field is shared or small).
+#[derive(Clone)]
 pub struct Handler {
     pub counters: Arc<super::DnsCounters>,
     pub network: String,

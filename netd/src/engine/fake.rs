@@ -179,7 +179,7 @@ impl Host for FakeHost {
     fn usage(&self) -> Usage {
         Usage::default()
     }
-    fn dns_counters(&self) -> Vec<(String, u64, u64)> {
+    fn dns_counters(&self) -> Vec<crate::dns::DnsCounts> {
         Vec::new()
     }
     fn set_vips(&self, vips: &[VipSpec]) -> Result<(), HostError> {

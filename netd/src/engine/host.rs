@@ -158,8 +158,8 @@ pub trait Host: Send + Sync {
     fn port_stats(&self) -> Vec<(PortStatsKey, PortStats)>;
     /// Entries and capacity of the datapath's maps, and conntrack entries by kind.
     fn usage(&self) -> Usage;
-    /// (network id, queries, failures) of the embedded DNS servers.
-    fn dns_counters(&self) -> Vec<(String, u64, u64)>;
+    /// What the embedded DNS servers counted.
+    fn dns_counters(&self) -> Vec<crate::dns::DnsCounts>;
     /// What the datapath dropped, summed over CPUs.
     fn drops(&self) -> Vec<(DropKey, DropCounters)>;
     /// Subnets whose connections to the outside are masqueraded.

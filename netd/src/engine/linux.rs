@@ -587,7 +587,7 @@ impl Host for LinuxHost {
         self.datapath().usage()
     }
 
-    fn dns_counters(&self) -> Vec<(String, u64, u64)> {
+    fn dns_counters(&self) -> Vec<crate::dns::DnsCounts> {
         self.dns.counters()
     }
 

@@ -345,15 +345,22 @@ fn dns(families: &mut Vec<MetricFamily>, s: &State) {
         "Queries answered with FORMERR, REFUSED or SERVFAIL, or not answered.",
         &["network"],
     );
-    for (id, q, f) in s.host.dns_counters() {
-        let Some(network) = s.network_names_by_id.get(&id) else {
+    let mut refused = Family::counter(
+        "netd_dns_tcp_refused_total",
+        "TCP connections a network's DNS server closed at once: it held its maximum (64).",
+        &["network"],
+    );
+    for c in s.host.dns_counters() {
+        let Some(network) = s.network_names_by_id.get(&c.network_id) else {
             continue;
         };
-        queries.add(&[network], q as f64);
-        failures.add(&[network], f as f64);
+        queries.add(&[network], c.queries as f64);
+        failures.add(&[network], c.failures as f64);
+        refused.add(&[network], c.tcp_refused as f64);
     }
     push(families, queries);
     push(families, failures);
+    push(families, refused);
 }
 
 fn control_plane(families: &mut Vec<MetricFamily>, s: &State, d: &Shared) {

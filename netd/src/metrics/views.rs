@@ -84,9 +84,12 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
             .host
             .dns_counters()
             .into_iter()
-            .filter_map(|(id, q, f)| {
-                let network = s.network_names_by_id.get(&id)?;
-                Some(json!({"Network": network, "Queries": q, "Failures": f}))
+            .filter_map(|c| {
+                let network = s.network_names_by_id.get(&c.network_id)?;
+                Some(
+                    json!({"Network": network, "Queries": c.queries, "Failures": c.failures,
+                            "TcpRefused": c.tcp_refused}),
+                )
             })
             .collect(),
         "api" => d
