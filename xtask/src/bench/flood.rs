@@ -84,6 +84,17 @@ pub fn run(netd: &Path, xtask: &Path, runs: usize) -> Result<String> {
             } else {
                 iptables_arm(xtask, flood)?
             };
+            println!(
+                "  round {}, {}: kept {:?} of {HELD}; new conn/s {:.0} before, {:.0} during ({} failed), {:.0} after; {} entries",
+                round + 1,
+                ["netd", "iptables"][arm],
+                sample.kept,
+                sample.before,
+                sample.during,
+                sample.failed,
+                sample.after,
+                sample.entries
+            );
             samples[arm].push(sample);
         }
     }
@@ -297,60 +308,46 @@ fn measure(arm: &Arm, xtask: &Path, flood: u32) -> Result<Sample> {
     result
 }
 
+/// One row of the table: how a sample gives it.
+type Figure = Box<dyn Fn(&Sample) -> f64>;
+
 fn table(samples: &[Vec<Sample>; 2]) -> String {
-    let column = |arm: usize, f: &dyn Fn(&Sample) -> f64| -> Vec<f64> {
-        samples[arm].iter().map(f).collect()
-    };
-    let mut rows: Vec<(String, Box<dyn Fn(&Sample) -> f64>, usize)> = Vec::new();
+    let mut rows: Vec<(String, Figure)> = Vec::new();
     for (i, kind) in KINDS.iter().enumerate() {
         rows.push((
             format!("{kind} connections kept (of {HELD})"),
             Box::new(move |s: &Sample| s.kept[i]),
-            0,
         ));
     }
-    rows.push((
-        "new conn/s before the flood".into(),
-        Box::new(|s| s.before),
-        0,
-    ));
-    rows.push((
-        "new conn/s during the flood".into(),
-        Box::new(|s| s.during),
-        0,
-    ));
+    rows.push(("new conn/s before the flood".into(), Box::new(|s| s.before)));
+    rows.push(("new conn/s during the flood".into(), Box::new(|s| s.during)));
     rows.push((
         "failed connection attempts during the flood (1 s timeout)".into(),
         Box::new(|s| s.failed),
-        0,
     ));
-    rows.push((
-        "new conn/s after the flood".into(),
-        Box::new(|s| s.after),
-        0,
-    ));
+    rows.push(("new conn/s after the flood".into(), Box::new(|s| s.after)));
     rows.push((
         "conntrack entries after the flood (2 per connection)".into(),
         Box::new(|s| s.entries),
-        0,
     ));
     let mut out = String::from(
         "| figure, median (min-max) | netd | iptables (Docker's rules) |\n| --- | --- | --- |\n",
     );
     let mut raws = String::from("\nraw samples:\n");
-    for (name, f, digits) in &rows {
-        let (netd, ipt) = (column(0, f.as_ref()), column(1, f.as_ref()));
+    for (name, figure) in &rows {
+        let [netd, ipt]: [Vec<f64>; 2] =
+            [0, 1].map(|arm| samples[arm].iter().map(figure.as_ref()).collect());
         let _ = writeln!(
             out,
             "| {name} | {} | {} |",
-            spread(&netd, *digits),
-            spread(&ipt, *digits)
+            spread(&netd, 0),
+            spread(&ipt, 0)
         );
         let _ = writeln!(
             raws,
             "- {name}: netd {}; iptables {}",
-            raw(&netd, *digits),
-            raw(&ipt, *digits)
+            raw(&netd, 0),
+            raw(&ipt, 0)
         );
     }
     out + &raws
