@@ -16,6 +16,10 @@ fn main() {
         }
         return;
     }
+    // A client ends quietly when its reader goes away (`netd ps | head -1`), as Unix tools do,
+    // instead of panicking on EPIPE. Not the daemon: a client that hangs up must not kill it.
+    // SAFETY: signal(2) before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,6 +8,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+mod lock;
+
 use crate::{
     api::server,
     datapath::Datapath,
@@ -40,18 +42,36 @@ pub struct Options {
 /// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
 /// exists, so that every thread lives in it (a namespace is per thread).
 pub fn run(args: Options, socket: PathBuf) -> Result<()> {
+    // Everything the daemon writes (state, container logs, which may hold secrets) is its
+    // own: 0600 files in 0700 dirs.
+    // SAFETY: umask(2) has no preconditions.
+    unsafe { libc::umask(0o077) };
     if let Some(name) = &args.docker_plugin {
         check_plugin_name(name)?;
     }
-    if let Some(name) = &args.netns {
-        let path = if name.contains('/') {
-            PathBuf::from(name)
-        } else {
-            Path::new("/run/netns").join(name)
-        };
-        netns::enter(&path)
-            .with_context(|| format!("entering network namespace {}", path.display()))?;
-    }
+    let netns_name = match &args.netns {
+        Some(name) => {
+            let path = if name.contains('/') {
+                PathBuf::from(name)
+            } else {
+                Path::new("/run/netns").join(name)
+            };
+            netns::enter(&path)
+                .with_context(|| format!("entering network namespace {}", path.display()))?;
+            path
+        }
+        // The host's (or the caller's): as the kernel names it, net:[INODE].
+        None => std::fs::read_link("/proc/self/ns/net")
+            .unwrap_or_else(|_| PathBuf::from("/proc/self/ns/net")),
+    };
+    // Before anything is read or changed: a second daemon on a shared path stops here.
+    let _locks = lock::take(&lock::Paths {
+        netns: Path::new("/proc/self/ns/net"),
+        netns_name: &netns_name,
+        state_dir: &args.state_dir,
+        bpffs: &args.bpffs,
+        socket: &socket,
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

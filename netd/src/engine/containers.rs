@@ -9,7 +9,7 @@ use crate::{
     process::{self, files, SandboxEnv},
     state::{
         model::{new_id, Container, Driver, Link, Process, Sandbox},
-        store::write_atomic,
+        store::write_for_containers,
     },
 };
 
@@ -272,12 +272,12 @@ impl Engine {
             Some(gateway) => files::embedded_resolv_conf(gateway, &host_resolv),
             None => files::resolv_conf(&host_resolv),
         };
-        write_atomic(
+        write_for_containers(
             &dir.join("hosts"),
             files::hosts(&c.hostname, &ips, &self.link_entries(c)).as_bytes(),
         )?;
-        write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
-        write_atomic(
+        write_for_containers(&dir.join("resolv.conf"), resolv.as_bytes())?;
+        write_for_containers(
             &dir.join("hostname"),
             format!("{}\n", c.hostname).as_bytes(),
         )?;

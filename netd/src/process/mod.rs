@@ -92,6 +92,9 @@ pub fn enter_on_exec(
     // SAFETY: the closure only makes async-signal-safe system calls on data prepared above.
     unsafe {
         cmd.pre_exec(move || {
+            // The daemon's umask keeps its own files private (0600); a container's process
+            // gets the usual one.
+            libc::umask(0o022);
             if new_session {
                 check(libc::setsid())?;
             }

@@ -44,10 +44,15 @@ pub struct Store {
 
 impl Store {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::PermissionsExt;
         for dir in ["networks", "containers", "netns"] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_err("create", &path))?;
         }
+        // Nobody else reads the state or the containers' logs, whatever an older version
+        // left in them (it wrote 0644 files in 0755 dirs).
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", root))?;
         Ok(Self {
             root: root.to_path_buf(),
         })
@@ -163,9 +168,24 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError
     write_atomic(path, &bytes)
 }
 
+/// Writes a file of the daemon's own (0600) at `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// Writes a file that containers' processes read through a bind mount (hosts, resolv.conf:
+/// 0644, as any user in the container must read them; the dir above stays the daemon's).
+pub fn write_for_containers(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    // fchmod: the mode exactly, whatever the umask.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err("chmod", &tmp))?;
     file.write_all(bytes).map_err(io_err("write", &tmp))?;
     file.sync_data().map_err(io_err("fsync", &tmp))?;
     fs::rename(&tmp, path).map_err(io_err("rename", path))?;
