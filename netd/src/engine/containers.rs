@@ -9,7 +9,7 @@ use crate::{
     process::{self, files, SandboxEnv},
     state::{
         model::{new_id, Container, Driver, Link, Process, Sandbox},
-        store::write_for_containers,
+        store::rewrite_for_containers,
     },
 };
 
@@ -258,7 +258,8 @@ impl Engine {
         }
     }
 
-    /// Writes hosts, resolv.conf and hostname for the container's processes.
+    /// Writes hosts, resolv.conf and hostname for the container's processes (running ones
+    /// see the change: see [`rewrite_for_containers`]).
     pub(super) fn write_files(&self, c: &Container) -> Result<(), EngineError> {
         let dir = self.store.container_dir(&c.id);
         std::fs::create_dir_all(&dir).map_err(|source| crate::state::StoreError::Io {
@@ -272,12 +273,12 @@ impl Engine {
             Some(gateway) => files::embedded_resolv_conf(gateway, &host_resolv),
             None => files::resolv_conf(&host_resolv),
         };
-        write_for_containers(
+        rewrite_for_containers(
             &dir.join("hosts"),
             files::hosts(&c.hostname, &ips, &self.link_entries(c)).as_bytes(),
         )?;
-        write_for_containers(&dir.join("resolv.conf"), resolv.as_bytes())?;
-        write_for_containers(
+        rewrite_for_containers(&dir.join("resolv.conf"), resolv.as_bytes())?;
+        rewrite_for_containers(
             &dir.join("hostname"),
             format!("{}\n", c.hostname).as_bytes(),
         )?;

@@ -179,6 +179,21 @@ pub fn write_for_containers(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
     write_with_mode(path, bytes, 0o644)
 }
 
+/// Rewrites a file that running containers see through a bind mount: in place, since the
+/// mount holds the inode and a rename would leave them the old file. A reader may see it
+/// empty for a moment (as with Docker's updates of /etc/hosts), never half of two versions.
+/// A file that is not there yet is written atomically.
+pub fn rewrite_for_containers(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = match fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_for_containers(path, bytes),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    file.set_len(0).map_err(io_err("truncate", path))?;
+    file.write_all(bytes).map_err(io_err("write", path))?;
+    file.sync_data().map_err(io_err("fsync", path))
+}
+
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
