@@ -23,7 +23,7 @@ use crate::{
 };
 use crate::{
     datapath::Datapath,
-    link::{Netlink, VethPeer},
+    link::{LinkError, Netlink, VethPeer},
     netns,
     reserved::ReservedPorts,
     sockdiag,
@@ -458,11 +458,28 @@ impl Host for LinuxHost {
 
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError> {
         let host = plug.host_ifname.as_str();
-        let index = self
+        let find = |e| HostError::new("find", host, e);
+        let port = self
             .nl
-            .index(host)
+            .link(host)
             .await
-            .map_err(|e| HostError::new("find", host, e))?;
+            .map_err(find)?
+            .ok_or_else(|| find(LinkError::NotFound(host.to_string())))?;
+        let index = port.index;
+        // A bridge deleted behind the daemon's back released its ports; the one reconcile
+        // made again has none until they are attached again.
+        let bridge = self
+            .nl
+            .index(plug.bridge.as_str())
+            .await
+            .map_err(|e| HostError::new("find", plug.bridge.as_str(), e))?;
+        if port.controller != Some(bridge) {
+            log::info!("re-attaching {host} to bridge {}", plug.bridge);
+            self.nl
+                .enslave(index, host, bridge)
+                .await
+                .map_err(|e| HostError::new("re-attach", host, e))?;
+        }
         // Ports plugged by a build without static bridge entries get theirs.
         self.nl
             .pin_mac(index, host, plug.mac.0)

@@ -1,0 +1,39 @@
+//! Tier 3: what an operator or a crash does behind the daemon's back, repaired: a bridge
+//! deleted by hand comes back at the next start with its members attached again.
+
+use std::time::Duration;
+
+use integration_tests::{privileged, wait_until, Lab};
+
+#[test]
+fn a_deleted_bridge_comes_back_with_its_members() {
+    if !privileged("a_deleted_bridge_comes_back_with_its_members") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let before = lab.host_links();
+    lab.ok(&["network", "create", "--subnet", "10.89.0.0/24", "fixme"]);
+    let bridge = lab
+        .host_links()
+        .into_iter()
+        .find(|l| !before.contains(l))
+        .expect("the network's bridge");
+    lab.run_d("a", &["--network", "fixme"]);
+    lab.run_d("b", &["--network", "fixme"]);
+    let b = lab.ip("b", "fixme");
+    assert!(lab.ping("a", &b));
+
+    lab.host(&["ip", "link", "del", &bridge]);
+    // Members still reach each other (the datapath's direct path skips the bridge), but
+    // not their gateway.
+    assert!(!lab.ping("a", "10.89.0.1"), "no bridge, no gateway");
+    lab.kill_daemon();
+    lab.start_daemon();
+    assert!(lab.host_links().contains(&bridge), "{bridge} is back");
+    assert!(lab.ping("a", &b), "the members are attached again");
+    // The container's failed probes of the gateway back off: a bounded wait, not one ping.
+    let gateway = wait_until(Duration::from_secs(15), || lab.ping("a", "10.89.0.1"));
+    assert!(gateway, "and reach their gateway");
+    let running = lab.json(&["ps", "--format", "json"]);
+    assert_eq!(running.as_array().map(Vec::len), Some(2), "{running}");
+}
