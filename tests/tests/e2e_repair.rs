@@ -1,9 +1,10 @@
 //! Tier 3: what an operator or a crash does behind the daemon's back, repaired: a bridge
-//! deleted by hand comes back at the next start with its members attached again.
+//! deleted by hand comes back at the next start with its members attached again, and
+//! masquerade follows an uplink that was renumbered.
 
 use std::time::Duration;
 
-use integration_tests::{privileged, wait_until, Lab};
+use integration_tests::{privileged, wait_until, Lab, EXTERNAL_IP, UPLINK_IP};
 
 #[test]
 fn a_deleted_bridge_comes_back_with_its_members() {
@@ -36,4 +37,41 @@ fn a_deleted_bridge_comes_back_with_its_members() {
     assert!(gateway, "and reach their gateway");
     let running = lab.json(&["ps", "--format", "json"]);
     assert_eq!(running.as_array().map(Vec::len), Some(2), "{running}");
+}
+
+#[test]
+fn masquerade_follows_a_renumbered_uplink() {
+    if !privileged("masquerade_follows_a_renumbered_uplink") {
+        return;
+    }
+    let lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.90.0.0/24", "out"]);
+    lab.run_d("c", &["--network", "out"]);
+    assert!(lab.ping("c", EXTERNAL_IP), "masqueraded to {UPLINK_IP}");
+    // DHCP gives the uplink another address (deleting a primary address deletes its
+    // secondaries: the old one goes first).
+    lab.host(&[
+        "ip",
+        "addr",
+        "del",
+        &format!("{UPLINK_IP}/24"),
+        "dev",
+        "up0",
+    ]);
+    lab.host(&["ip", "addr", "add", "10.99.0.77/24", "dev", "up0"]);
+    lab.host(&["ip", "route", "replace", "default", "via", EXTERNAL_IP]);
+    // Nobody answers for the old address now (the external client forgets what it knew):
+    // a reply reaches the container only if its request left from the new one.
+    lab.external(&["ip", "neigh", "flush", "all"]);
+    let followed = wait_until(Duration::from_secs(15), || {
+        lab.daemon_log()
+            .contains("masquerade moves from 10.99.0.1 to 10.99.0.77")
+    });
+    assert!(
+        followed,
+        "the daemon saw the new address:\n{}",
+        lab.daemon_log()
+    );
+    let reached = wait_until(Duration::from_secs(10), || lab.ping("c", EXTERNAL_IP));
+    assert!(reached, "masqueraded to 10.99.0.77");
 }

@@ -29,11 +29,15 @@ use crate::{
     sockdiag,
 };
 
+mod uplinks;
+
 pub struct LinuxHost {
     nl: Netlink,
     datapath: Mutex<Datapath>,
     dns: Dns,
     reserved: Mutex<ReservedPorts>,
+    /// The uplinks attached, with the address masquerade uses on each.
+    uplinks: Mutex<Vec<uplinks::Uplink>>,
 }
 
 impl LinuxHost {
@@ -51,6 +55,7 @@ impl LinuxHost {
             datapath: Mutex::new(datapath),
             dns,
             reserved: Mutex::new(reserved),
+            uplinks: Mutex::new(Vec::new()),
         }
     }
 
@@ -68,63 +73,6 @@ impl LinuxHost {
         if let Err(e) = done {
             log::warn!("net.ipv4.ip_local_reserved_ports: {e}");
         }
-    }
-
-    /// Attaches the uplink programs to `names`, or to the interfaces of the default route
-    /// when none is named. Returns the uplinks attached.
-    pub async fn attach_uplinks(&self, names: &[String]) -> Result<Vec<String>, HostError> {
-        let links = self
-            .nl
-            .links()
-            .await
-            .map_err(|e| HostError::new("list", "links", e))?;
-        let chosen: Vec<(String, u32)> = if names.is_empty() {
-            let oifs = self
-                .nl
-                .default_route_interfaces()
-                .await
-                .map_err(|e| HostError::new("list", "default routes", e))?;
-            links
-                .iter()
-                .filter(|l| oifs.contains(&l.index))
-                .map(|l| (l.name.clone(), l.index))
-                .collect()
-        } else {
-            let mut chosen = Vec::new();
-            for name in names {
-                let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
-                    HostError::new(
-                        "find uplink",
-                        name,
-                        std::io::Error::other("no such interface"),
-                    )
-                })?;
-                chosen.push((link.name.clone(), link.index));
-            }
-            chosen
-        };
-        let addrs = self
-            .nl
-            .ipv4_addresses()
-            .await
-            .map_err(|e| HostError::new("list", "addresses", e))?;
-        for (name, index) in &chosen {
-            let addr = addrs
-                .iter()
-                .find(|(i, _, _)| i == index)
-                .map(|(_, ip, _)| *ip)
-                .ok_or_else(|| {
-                    HostError::new(
-                        "uplink",
-                        name,
-                        std::io::Error::other("has no IPv4 address to masquerade to"),
-                    )
-                })?;
-            self.datapath()
-                .attach_uplink(name, *index, addr)
-                .map_err(|e| HostError::new("attach datapath to uplink", name, e))?;
-        }
-        Ok(chosen.into_iter().map(|(name, _)| name).collect())
     }
 
     /// Lets processes of the host reach published ports through the socket hooks.
@@ -148,6 +96,7 @@ impl LinuxHost {
             .ipv4_addresses()
             .await
             .map_err(|e| HostError::new("list", "addresses", e))?;
+        self.follow_uplink_addresses(&addrs);
         let ips: Vec<Ipv4Addr> = addrs.into_iter().map(|(_, ip, _)| ip).collect();
         self.datapath()
             .set_local_addrs(&ips)
