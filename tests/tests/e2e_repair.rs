@@ -75,3 +75,49 @@ fn masquerade_follows_a_renumbered_uplink() {
     let reached = wait_until(Duration::from_secs(10), || lab.ping("c", EXTERNAL_IP));
     assert!(reached, "masqueraded to 10.99.0.77");
 }
+
+#[test]
+fn a_restart_removes_what_a_crash_left_half_made() {
+    if !privileged("a_restart_removes_what_a_crash_left_half_made") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.91.0.0/24", "whole"]);
+    lab.run_d("c", &["--network", "whole"]);
+    let id = lab.inspect("c")["Id"].as_str().unwrap().to_string();
+    lab.kill_daemon();
+    // What a crash between two steps leaves: a bridge created but not yet marked, a
+    // container's files without its config, writes that never reached their rename.
+    lab.host(&["ip", "link", "add", "nd-0123456789ab", "type", "bridge"]);
+    // Not netd's: another name scheme, or marked by nobody.
+    lab.host(&["ip", "link", "add", "nd-operator", "type", "bridge"]);
+    lab.host(&["ip", "link", "add", "br-0123456789ab", "type", "bridge"]);
+    let state = lab.state_dir();
+    let half = state.join("containers").join("f".repeat(64));
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(half.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(half.join("resolv.tmp"), "nameserver 10.91.0.1\n").unwrap();
+    std::fs::write(state.join("networks").join("abc.tmp"), "{").unwrap();
+    let whole = state.join("containers").join(&id);
+    std::fs::write(whole.join("config.tmp"), "{").unwrap();
+
+    lab.start_daemon();
+    let links = lab.host_links();
+    assert!(!links.contains(&"nd-0123456789ab".to_string()), "{links:?}");
+    for kept in ["nd-operator", "br-0123456789ab"] {
+        assert!(
+            links.contains(&kept.to_string()),
+            "{kept} is not netd's: {links:?}"
+        );
+    }
+    assert!(!half.exists(), "a container dir without its config");
+    assert!(!state.join("networks").join("abc.tmp").exists());
+    assert!(!whole.join("config.tmp").exists());
+    assert!(
+        whole.join("config.json").exists(),
+        "the whole container stays"
+    );
+    let running = lab.json(&["ps", "--format", "json"]);
+    assert_eq!(running.as_array().map(Vec::len), Some(1), "{running}");
+    assert!(lab.ping("c", "10.91.0.1"));
+}

@@ -84,6 +84,7 @@ impl Host for FakeHost {
             .map(|(name, owner)| OwnedLink {
                 name: name.clone(),
                 owner: owner.clone(),
+                half_made: false,
             })
             .collect())
     }

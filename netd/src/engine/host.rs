@@ -69,8 +69,25 @@ pub struct NetworkRules {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedLink {
     pub name: String,
-    /// The network or endpoint id in the mark.
+    /// The network or endpoint id in the mark; for a half-made bridge, the network id's
+    /// first 12 characters, from its name.
     pub owner: String,
+    /// A bridge named as netd names them (`nd-` and 12 hex digits) that has no mark: netd
+    /// creates a link and marks it in two netlink requests (the kernel takes no alias at
+    /// creation), and a crash between them leaves this.
+    pub half_made: bool,
+}
+
+impl OwnedLink {
+    /// The owner of a bridge named `name` as netd names bridges, if it is one.
+    pub fn bridge_owner(name: &str) -> Option<&str> {
+        let hex = name.strip_prefix("nd-")?;
+        (hex.len() == 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then_some(hex)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,4 +188,25 @@ pub trait Host: Send + Sync {
     /// Whether `ip` is an address of the host (any of 127.0.0.0/8 is), where a port can be
     /// published.
     fn has_address(&self, ip: Ipv4Addr) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnedLink;
+
+    #[test]
+    fn only_netds_bridge_names_have_an_owner() {
+        assert_eq!(
+            OwnedLink::bridge_owner("nd-0123456789ab"),
+            Some("0123456789ab")
+        );
+        for other in [
+            "nd-operator",
+            "br-0123456789ab",
+            "nd-0123456789abc",
+            "nd-0123456789AB",
+        ] {
+            assert_eq!(OwnedLink::bridge_owner(other), None, "{other}");
+        }
+    }
 }

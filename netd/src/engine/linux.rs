@@ -281,12 +281,17 @@ impl Host for LinuxHost {
             .map_err(|e| HostError::new("list", "links", e))?;
         Ok(links
             .into_iter()
-            .filter_map(|l| {
-                let owner = l.alias?.strip_prefix(OWNER_MARK)?.to_string();
-                Some(OwnedLink {
+            .filter_map(|l| match &l.alias {
+                Some(alias) => Some(OwnedLink {
+                    owner: alias.strip_prefix(OWNER_MARK)?.to_string(),
                     name: l.name,
-                    owner,
-                })
+                    half_made: false,
+                }),
+                None => Some(OwnedLink {
+                    owner: OwnedLink::bridge_owner(&l.name)?.to_string(),
+                    name: l.name,
+                    half_made: true,
+                }),
             })
             .collect())
     }

@@ -154,6 +154,15 @@ impl Engine {
 
     /// Links and namespaces that carry netd's mark but are in no state, and counters of
     /// ports that are gone.
+    /// What a crash left half-written in the state dir.
+    fn remove_incomplete_files(&self, errors: &mut Errors) {
+        if let Some(removed) = errors.note(self.store.remove_debris().map_err(EngineError::from)) {
+            for path in removed {
+                log::info!("removing incomplete state {}", path.display());
+            }
+        }
+    }
+
     async fn remove_orphans(&self, errors: &mut Errors) {
         let mut owners: HashSet<&str> = self.networks.keys().map(String::as_str).collect();
         let mut ports = HashSet::new();
@@ -168,11 +177,23 @@ impl Engine {
             }
         }
         if let Some(links) = errors.note(self.host.owned_links().await) {
-            for link in links.iter().filter(|l| !owners.contains(l.owner.as_str())) {
-                log::info!("removing orphan link {}", link.name);
+            for link in &links {
+                if !link.half_made && !owners.contains(link.owner.as_str()) {
+                    log::info!("removing orphan link {}", link.name);
+                } else if link.half_made
+                    && !self.networks.keys().any(|id| id.starts_with(&link.owner))
+                {
+                    log::info!(
+                        "removing half-made bridge {} (a crash before it was marked)",
+                        link.name
+                    );
+                } else {
+                    continue;
+                }
                 errors.note(self.host.remove_link(&link.name).await);
             }
         }
+        self.remove_incomplete_files(errors);
         let ports: Vec<String> = ports.into_iter().collect();
         errors.note(self.host.forget_ports_except(&ports).await);
         let entries = std::fs::read_dir(self.store.netns_dir())

@@ -145,6 +145,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes what a crash left half-written: container dirs that never got their
+    /// config.json (the files are written first, the config last) and temporary files of
+    /// writes that never reached their rename. Returns what went.
+    pub fn remove_debris(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut removed = Vec::new();
+        let is_tmp = |p: &Path| p.extension().is_some_and(|e| e == "tmp");
+        for path in list(&self.root.join("networks"))?
+            .into_iter()
+            .filter(|p| is_tmp(p))
+        {
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            removed.push(path);
+        }
+        for dir in list(&self.root.join("containers"))? {
+            if !dir.join("config.json").exists() {
+                fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+                removed.push(dir);
+                continue;
+            }
+            for path in list(&dir)?.into_iter().filter(|p| is_tmp(p)) {
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
 fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut paths = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
