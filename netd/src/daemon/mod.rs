@@ -202,6 +202,13 @@ fn enable_forwarding() -> Result<()> {
 /// Background upkeep: the host's address set (published ports answer on them) and
 /// connection-tracking garbage collection.
 async fn maintain(host: Arc<LinuxHost>) {
+    let sweeper = match host.conntrack_sweeper() {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            log::error!("conntrack garbage collection is off: {e}");
+            None
+        }
+    };
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     let mut n: u64 = 0;
     loop {
@@ -210,13 +217,24 @@ async fn maintain(host: Arc<LinuxHost>) {
             log::warn!("refreshing host addresses: {e}");
         }
         n += 1;
-        if n.is_multiple_of(5) {
-            let removed = host.gc_conntrack();
+        if let Some(sweeper) = sweeper.as_ref().filter(|_| n.is_multiple_of(5)) {
+            // A blocking thread: reading a full table must not hold a runtime worker.
+            let sweeper = Arc::clone(sweeper);
+            let removed = tokio::task::spawn_blocking(move || sweeper.gc(monotonic_ns()))
+                .await
+                .unwrap_or(0);
             if removed > 0 {
                 log::debug!("conntrack gc removed {removed} entries");
             }
         }
     }
+}
+
+/// CLOCK_MONOTONIC in ns, the clock of the datapath's last-seen times.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 /// Binds a socket with mode 0600, replacing a stale socket but never a live daemon's; `flag`

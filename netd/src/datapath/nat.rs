@@ -1,7 +1,10 @@
 //! Typed handles for address translation: published ports, connection tracking, the host's
 //! addresses, masqueraded subnets and uplinks.
 
-use std::{net::Ipv4Addr, os::fd::AsFd};
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+};
 
 use aya::{
     maps::{lpm_trie::Key, HashMap, IterableMap, MapData, MapError},
@@ -117,10 +120,35 @@ impl Datapath {
     /// Removes connections idle for longer than their timeout, both entries of a connection
     /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
     pub fn gc_conntrack(&mut self, now_ns: u64) -> usize {
-        let main = table_entries(&self.conntrack);
-        let pending = table_entries(&self.conntrack_new);
-        sweep(self.conntrack.map().fd().as_fd(), &main, now_ns)
-            + sweep(self.conntrack_new.map().fd().as_fd(), &pending, now_ns)
+        gc_tables(
+            self.conntrack.map().fd().as_fd(),
+            self.conntrack_new.map().fd().as_fd(),
+            now_ns,
+        )
+    }
+
+    /// The conntrack tables on descriptors of their own, for a collection that runs on a
+    /// blocking thread without this datapath's lock: reading a full table takes long enough
+    /// to stall every API call and DNS answer that waits for the lock.
+    pub fn conntrack_sweeper(&self) -> Result<ConntrackSweeper, DatapathError> {
+        let dup = |table: &HashMap<MapData, CtKey, CtEntry>, name| {
+            table
+                .map()
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|source| DatapathError::Map {
+                    name,
+                    source: MapError::SyscallError(aya::sys::SyscallError {
+                        call: "dup",
+                        io_error: source,
+                    }),
+                })
+        };
+        Ok(ConntrackSweeper {
+            main: dup(&self.conntrack, maps::CONNTRACK)?,
+            pending: dup(&self.conntrack_new, maps::CONNTRACK_NEW)?,
+        })
     }
 
     /// The collection itself, judged on `snapshot` (the table as read some time before). An
@@ -233,8 +261,30 @@ impl Datapath {
     }
 }
 
+/// See [`Datapath::conntrack_sweeper`].
+pub struct ConntrackSweeper {
+    main: OwnedFd,
+    pending: OwnedFd,
+}
+
+impl ConntrackSweeper {
+    /// [`Datapath::gc_conntrack`], on the sweeper's own descriptors.
+    pub fn gc(&self, now_ns: u64) -> usize {
+        gc_tables(self.main.as_fd(), self.pending.as_fd(), now_ns)
+    }
+}
+
+fn gc_tables(main: BorrowedFd<'_>, pending: BorrowedFd<'_>, now_ns: u64) -> usize {
+    let (main_now, pending_now) = (entries_of(main), entries_of(pending));
+    sweep(main, &main_now, now_ns) + sweep(pending, &pending_now, now_ns)
+}
+
 fn table_entries(table: &HashMap<MapData, CtKey, CtEntry>) -> Vec<(CtKey, CtEntry)> {
-    batch::entries(table.map().fd().as_fd()).unwrap_or_else(|e| {
+    entries_of(table.map().fd().as_fd())
+}
+
+fn entries_of(fd: BorrowedFd<'_>) -> Vec<(CtKey, CtEntry)> {
+    batch::entries(fd).unwrap_or_else(|e| {
         log::warn!("reading conntrack: {e}");
         Vec::new()
     })

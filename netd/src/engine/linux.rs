@@ -103,12 +103,12 @@ impl LinuxHost {
             .map_err(|e| HostError::new("set", "local addresses", e))
     }
 
-    /// Removes idle tracked connections; returns how many entries went.
-    pub fn gc_conntrack(&self) -> usize {
-        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-            .unwrap_or(0);
-        self.datapath().gc_conntrack(now)
+    /// The conntrack collection, to run off the async runtime and without the datapath's
+    /// lock (see [`Datapath::conntrack_sweeper`]).
+    pub fn conntrack_sweeper(&self) -> Result<crate::datapath::nat::ConntrackSweeper, HostError> {
+        self.datapath()
+            .conntrack_sweeper()
+            .map_err(|e| HostError::new("open", "conntrack tables", e))
     }
 
     /// The port's endpoint (its only address and MAC, its network) and programs.
