@@ -36,6 +36,8 @@ pub enum DatapathError {
     },
     #[error("loading the eBPF object: {0}")]
     Load(#[from] aya::EbpfError),
+    #[error("reading the eBPF object's maps: {0}")]
+    Object(String),
     #[error("program {name}: {source}")]
     Program {
         name: &'static str,
@@ -92,6 +94,8 @@ pub struct Datapath {
     pub(super) ct_stats: PerCpuArray<MapData, CtStats>,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
+    /// Pinned maps this load found with another layout, and made anew.
+    maps_reset: Vec<String>,
 }
 
 impl Datapath {
@@ -110,8 +114,17 @@ impl Datapath {
             source,
         })?;
         let pending_max = maps::conntrack_new_max(conntrack_max);
-        resize_pinned(&maps_dir.join(maps::CONNTRACK), conntrack_max)?;
-        resize_pinned(&maps_dir.join(maps::CONNTRACK_NEW), pending_max)?;
+        let sizes = [
+            (maps::CONNTRACK, conntrack_max),
+            (maps::CONNTRACK_NEW, pending_max),
+        ];
+        let reset = super::pins::drop_mismatched(&maps_dir, OBJECT, &sizes)?;
+        if reset
+            .iter()
+            .any(|m| m == maps::CONNTRACK || m == maps::CONNTRACK_NEW)
+        {
+            log::warn!("connection-tracking table made anew: its connections start over");
+        }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .map_max_entries(maps::CONNTRACK, conntrack_max)
@@ -184,10 +197,17 @@ impl Datapath {
             vip_connections,
             ct_stats,
             pin_dir: bpffs.to_path_buf(),
+            maps_reset: reset,
         })
     }
 
     /// Connections opened and inserts refused, summed over CPUs.
+    /// The pinned maps this load found with another layout than this build's, and made
+    /// anew (their entries were reset).
+    pub fn maps_reset(&self) -> &[String] {
+        &self.maps_reset
+    }
+
     pub fn conntrack_stats(&self) -> CtStats {
         self.ct_stats
             .get(&0, 0)
@@ -243,24 +263,4 @@ where
         source: aya::maps::MapError::InvalidName { name: name.into() },
     })?;
     T::try_from(map).map_err(|source| DatapathError::Map { name, source })
-}
-
-/// Removes the pinned map at `pin` when it holds another number of entries than `max`: a
-/// pin is reused as it is, and the table is sized at start.
-fn resize_pinned(pin: &Path, max: u32) -> Result<(), DatapathError> {
-    let Ok(pinned) = MapData::from_pin(pin) else {
-        return Ok(());
-    };
-    let was = pinned.info().map(|i| i.max_entries()).unwrap_or(max);
-    if was == max {
-        return Ok(());
-    }
-    log::warn!(
-        "connection-tracking table resized from {was} to {max} entries: its connections start over"
-    );
-    fs::remove_file(pin).map_err(|source| DatapathError::Bpffs {
-        op: "remove",
-        path: pin.to_path_buf(),
-        source,
-    })
 }

@@ -7,6 +7,7 @@ pub mod isolation;
 mod loader;
 pub mod monitor;
 pub mod nat;
+mod pins;
 mod ports;
 pub mod sockets;
 pub mod stats;
