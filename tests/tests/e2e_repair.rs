@@ -1,6 +1,7 @@
 //! Tier 3: what an operator or a crash does behind the daemon's back, repaired: a bridge
 //! deleted by hand comes back at the next start with its members attached again, and
-//! masquerade follows an uplink that was renumbered.
+//! masquerade follows an uplink that was renumbered; a running daemon puts back a deleted
+//! veth or bridge within seconds.
 
 use std::time::Duration;
 
@@ -24,11 +25,12 @@ fn a_deleted_bridge_comes_back_with_its_members() {
     let b = lab.ip("b", "fixme");
     assert!(lab.ping("a", &b));
 
+    // Deleted while the daemon is down (a running one puts it back by itself).
+    lab.kill_daemon();
     lab.host(&["ip", "link", "del", &bridge]);
     // Members still reach each other (the datapath's direct path skips the bridge), but
     // not their gateway.
     assert!(!lab.ping("a", "10.89.0.1"), "no bridge, no gateway");
-    lab.kill_daemon();
     lab.start_daemon();
     assert!(lab.host_links().contains(&bridge), "{bridge} is back");
     assert!(lab.ping("a", &b), "the members are attached again");
@@ -120,4 +122,49 @@ fn a_restart_removes_what_a_crash_left_half_made() {
     let running = lab.json(&["ps", "--format", "json"]);
     assert_eq!(running.as_array().map(Vec::len), Some(1), "{running}");
     assert!(lab.ping("c", "10.91.0.1"));
+}
+
+#[test]
+fn a_running_daemon_puts_back_a_deleted_veth_and_bridge() {
+    if !privileged("a_running_daemon_puts_back_a_deleted_veth_and_bridge") {
+        return;
+    }
+    let lab = Lab::new();
+    let before = lab.host_links();
+    lab.ok(&["network", "create", "--subnet", "10.92.0.0/24", "live"]);
+    let bridge = lab
+        .host_links()
+        .into_iter()
+        .find(|l| !before.contains(l))
+        .expect("the network's bridge");
+    lab.run_d("a", &["--network", "live"]);
+    lab.run_d("b", &["--network", "live"]);
+    let b = lab.ip("b", "live");
+    let veth = lab.inspect("a")["NetworkSettings"]["Networks"]["live"]["HostInterface"]
+        .as_str()
+        .expect("a's host interface")
+        .to_string();
+    // The veth: deleting its host side deletes the container's eth0 with it.
+    lab.host(&["ip", "link", "del", &veth]);
+    let back = wait_until(Duration::from_secs(15), || lab.ping("a", &b));
+    assert!(back, "a has its interface again:\n{}", lab.daemon_log());
+    // The bridge: members lose their gateway until it is made again.
+    lab.host(&["ip", "link", "del", &bridge]);
+    let gateway = wait_until(Duration::from_secs(15), || {
+        lab.host_links().contains(&bridge)
+            && lab.ping("a", "10.92.0.1")
+            && lab.ping("b", "10.92.0.1")
+    });
+    assert!(
+        gateway,
+        "the bridge is back with its members:\n{}",
+        lab.daemon_log()
+    );
+    let scrape = lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"]);
+    let repairs: f64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("netd_repairs_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(repairs >= 3.0, "repairs counted: {repairs}");
 }

@@ -124,6 +124,7 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     };
     tokio::spawn(maintain(host));
     let daemon = Daemon::new(engine, monitor);
+    tokio::spawn(repair(Arc::clone(&daemon)));
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }
@@ -227,6 +228,16 @@ async fn maintain(host: Arc<LinuxHost>) {
                 log::debug!("conntrack gc removed {removed} entries");
             }
         }
+    }
+}
+
+/// Links deleted behind the daemon's back are made again within about a second.
+async fn repair(daemon: crate::shared::Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        daemon.engine.lock().await.repair_links().await;
     }
 }
 

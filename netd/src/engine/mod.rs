@@ -13,6 +13,7 @@ pub mod linux;
 mod networks;
 mod ports;
 mod reconcile;
+mod repair;
 mod runtime;
 #[cfg(test)]
 mod tests;
@@ -59,6 +60,8 @@ pub struct Engine {
     daemon_netns: PathBuf,
     /// Reconciliations of the state with the machine since the state was made (persisted).
     reconciles: u64,
+    /// Links made again while running ([`Engine::repair_links`]).
+    repairs: u64,
 }
 
 impl Engine {

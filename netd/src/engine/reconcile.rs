@@ -31,6 +31,7 @@ impl Engine {
             ipam_pools: ipam_pools.into_iter().map(|p| (p.id.clone(), p)).collect(),
             daemon_netns,
             reconciles: 0,
+            repairs: 0,
         };
         engine.rebuild_pools();
         engine.create_predefined().await?;
@@ -91,7 +92,7 @@ impl Engine {
         }
     }
 
-    async fn restore_container(&self, c: &Container) -> Result<(), EngineError> {
+    pub(super) async fn restore_container(&self, c: &Container) -> Result<(), EngineError> {
         let netns = match &c.sandbox {
             Sandbox::Owned { path } => {
                 if !self.host.netns_alive(path) {

@@ -40,6 +40,7 @@ pub(super) struct State {
     /// (running, stopped)
     pub(super) containers: (i64, i64),
     pub(super) reconciles: u64,
+    pub(super) repairs: u64,
     pub(super) network_names_by_id: HashMap<String, String>,
 }
 
@@ -104,6 +105,7 @@ pub(super) async fn state(d: &Shared) -> State {
         network_count: engine.networks().count() as i64,
         containers: (running, stopped),
         reconciles: engine.reconciles(),
+        repairs: engine.repairs(),
         network_names_by_id,
     }
 }
@@ -404,7 +406,15 @@ fn control_plane(families: &mut Vec<MetricFamily>, s: &State, d: &Shared) {
         &[],
     );
     reconciles.add(&[], s.reconciles as f64);
-    for f in [networks, containers, used, free, calls, errors, reconciles] {
+    let mut repairs = Family::counter(
+        "netd_repairs_total",
+        "Bridges and container interfaces deleted behind the daemon's back and made again while it ran.",
+        &[],
+    );
+    repairs.add(&[], s.repairs as f64);
+    for f in [
+        networks, containers, used, free, calls, errors, reconciles, repairs,
+    ] {
         push(families, f);
     }
 }

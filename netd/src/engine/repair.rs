@@ -1,0 +1,91 @@
+//! Repair while running: links deleted behind the daemon's back (by an operator, a script,
+//! another tool) are made again without waiting for a restart. The daemon looks once a
+//! second with one dump of its marked links; a bridge that is gone is made again and its
+//! members attached to it, and a container whose host-side veth is gone gets its interface
+//! again, with its address, routes and programs (netd's own containers; a runtime's get
+//! their ports attached again to a bridge made anew, and make their interfaces themselves).
+
+use std::collections::HashSet;
+
+use super::{networks::bridge_spec, Engine};
+use crate::state::model::{Container, Sandbox};
+
+impl Engine {
+    /// Puts back what was deleted since the last look; returns the repairs made (each one
+    /// logged).
+    pub async fn repair_links(&mut self) -> usize {
+        let present: HashSet<String> = match self.host.owned_links().await {
+            Ok(links) => links.into_iter().map(|l| l.name).collect(),
+            Err(e) => {
+                log::warn!("looking for deleted links: {e}");
+                return 0;
+            }
+        };
+        let mut repairs = 0;
+        let mut remade = HashSet::new();
+        for net in self.networks.values() {
+            let Some(bridge) = bridge_spec(net) else {
+                continue;
+            };
+            if present.contains(bridge.name.as_str()) {
+                continue;
+            }
+            log::warn!(
+                "bridge {} of network {} was deleted: making it again",
+                bridge.name,
+                net.name
+            );
+            match self.host.ensure_bridge(&bridge).await {
+                Ok(()) => {
+                    repairs += 1;
+                    remade.insert(net.id.clone());
+                }
+                Err(e) => log::warn!("making bridge {} again: {e}", bridge.name),
+            }
+        }
+        // A runtime's interfaces are the runtime's to check and make again (CNI's CHECK
+        // reports a deleted one, and the runtime re-adds it): its containers only get their
+        // ports attached again to a bridge made anew. A caller's namespace that is gone
+        // takes its interfaces with it.
+        let damaged: Vec<Container> = self
+            .containers
+            .values()
+            .filter(|c| match &c.sandbox {
+                Sandbox::External { path } => self.host.netns_alive(path),
+                _ => true,
+            })
+            .filter(|c| {
+                let missing = c
+                    .endpoints
+                    .iter()
+                    .any(|e| !present.contains(e.host_ifname.as_str()));
+                let on_remade = c.endpoints.iter().any(|e| remade.contains(&e.network_id));
+                match c.origin.runtime_id() {
+                    None => missing || on_remade,
+                    Some(_) => on_remade && !missing,
+                }
+            })
+            .cloned()
+            .collect();
+        for c in damaged {
+            log::warn!("container {}: putting its interfaces back", c.name);
+            match self.restore_container(&c).await {
+                Ok(()) => repairs += 1,
+                Err(e) => log::warn!("container {}: repairing its interfaces: {e}", c.name),
+            }
+        }
+        if repairs > 0 {
+            // A bridge made again has another ifindex.
+            if let Err(e) = self.sync_network_rules().await {
+                log::warn!("after repairs, network rules: {e}");
+            }
+            self.repairs += repairs as u64;
+        }
+        repairs
+    }
+
+    /// Repairs made since the daemon started.
+    pub fn repairs(&self) -> u64 {
+        self.repairs
+    }
+}
