@@ -11,6 +11,15 @@ use std::{
 
 use integration_tests::{netd_bin, privileged, unique, wait_until, Lab};
 
+/// A dir removed when the test ends, however it ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The second daemon's paths: its own, but for the one it shares.
 struct Second {
     netns: String,
@@ -75,6 +84,8 @@ fn a_second_daemon_on_any_shared_path_refuses_and_the_first_loses_nothing() {
     let other_ns = lab.add_namespace("netd-second");
     let own = lab.dir.path().join("second");
     let own_bpffs = PathBuf::from("/sys/fs/bpf").join(unique("netd-second"));
+    // A second daemon that wrongly ran may have pinned maps there: removed even on failure.
+    let _cleanup = RemoveOnDrop(own_bpffs.clone());
     let fresh = || Second {
         netns: other_ns.clone(),
         state_dir: own.join("state"),
@@ -131,7 +142,6 @@ fn a_second_daemon_on_any_shared_path_refuses_and_the_first_loses_nothing() {
             "the first daemon kept everything ({what})"
         );
     }
-    let _ = std::fs::remove_dir_all(&own_bpffs);
 
     // A crashed daemon's locks go with it: the next one takes over its socket and state.
     lab.kill_daemon();
