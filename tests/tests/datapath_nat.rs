@@ -287,7 +287,6 @@ fn flushing_an_address_forgets_its_connections() {
     // its own, no datapath lock) sees the same tables.
     let sweeper = l.dp.conntrack_sweeper().unwrap();
     assert_eq!(sweeper.gc(0), 0);
-    assert_eq!(l.dp.gc_conntrack(0), 0);
     assert_eq!(sweeper.gc(u64::MAX), 2);
     assert_eq!(l.dp.conntrack_entries().len(), 0);
 }

@@ -13,13 +13,7 @@ fn a_deleted_bridge_comes_back_with_its_members() {
         return;
     }
     let mut lab = Lab::new();
-    let before = lab.host_links();
-    lab.ok(&["network", "create", "--subnet", "10.89.0.0/24", "fixme"]);
-    let bridge = lab
-        .host_links()
-        .into_iter()
-        .find(|l| !before.contains(l))
-        .expect("the network's bridge");
+    let bridge = network_with_bridge(&lab, "10.89.0.0/24", "fixme");
     lab.run_d("a", &["--network", "fixme"]);
     lab.run_d("b", &["--network", "fixme"]);
     let b = lab.ip("b", "fixme");
@@ -130,13 +124,7 @@ fn a_running_daemon_puts_back_a_deleted_veth_and_bridge() {
         return;
     }
     let lab = Lab::new();
-    let before = lab.host_links();
-    lab.ok(&["network", "create", "--subnet", "10.92.0.0/24", "live"]);
-    let bridge = lab
-        .host_links()
-        .into_iter()
-        .find(|l| !before.contains(l))
-        .expect("the network's bridge");
+    let bridge = network_with_bridge(&lab, "10.92.0.0/24", "live");
     lab.run_d("a", &["--network", "live"]);
     lab.run_d("b", &["--network", "live"]);
     let b = lab.ip("b", "live");
@@ -160,11 +148,26 @@ fn a_running_daemon_puts_back_a_deleted_veth_and_bridge() {
         "the bridge is back with its members:\n{}",
         lab.daemon_log()
     );
+    let repairs = repairs(&lab);
+    assert!(repairs >= 3.0, "repairs counted: {repairs}");
+}
+
+/// A new network and the name of the bridge it got.
+fn network_with_bridge(lab: &Lab, subnet: &str, name: &str) -> String {
+    let before = lab.host_links();
+    lab.ok(&["network", "create", "--subnet", subnet, name]);
+    lab.host_links()
+        .into_iter()
+        .find(|l| !before.contains(l))
+        .expect("the network's bridge")
+}
+
+/// `netd_repairs_total` of the lab's daemon.
+fn repairs(lab: &Lab) -> f64 {
     let scrape = lab.host(&["curl", "-sf", "http://127.0.0.1:9640/metrics"]);
-    let repairs: f64 = scrape
+    scrape
         .lines()
         .find_map(|l| l.strip_prefix("netd_repairs_total "))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    assert!(repairs >= 3.0, "repairs counted: {repairs}");
+        .unwrap_or(-1.0)
 }

@@ -62,7 +62,7 @@ pub fn take(paths: &Paths) -> Result<Locks, LockError> {
     )?;
     make_dir(paths.state_dir, "state dir")?;
     let state_lock = paths.state_dir.join("netd.lock");
-    let state = lock(
+    let mut state = lock(
         open_lock_file(&state_lock, "state dir")?,
         "state dir",
         paths.state_dir,
@@ -86,7 +86,6 @@ pub fn take(paths: &Paths) -> Result<Locks, LockError> {
         "stop it or pick another --socket",
     )?;
     // For whoever looks: the holder of the state dir.
-    let mut state = state;
     let _ = state.set_len(0);
     let _ = writeln!(state, "{}", std::process::id());
     Ok(Locks {
@@ -106,19 +105,22 @@ fn make_dir(dir: &Path, what: &'static str) -> Result<(), LockError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| LockError::Io {
-            what,
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(io_error(what, dir))
 }
 
-fn open_existing(path: &Path, what: &'static str) -> Result<File, LockError> {
-    File::open(path).map_err(|source| LockError::Io {
+fn io_error<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> LockError + 'a {
+    move |source| LockError::Io {
         what,
         path: path.to_path_buf(),
         source,
-    })
+    }
+}
+
+fn open_existing(path: &Path, what: &'static str) -> Result<File, LockError> {
+    File::open(path).map_err(io_error(what, path))
 }
 
 fn open_lock_file(path: &Path, what: &'static str) -> Result<File, LockError> {
@@ -129,11 +131,7 @@ fn open_lock_file(path: &Path, what: &'static str) -> Result<File, LockError> {
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|source| LockError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(io_error(what, path))
 }
 
 fn lock(
@@ -148,11 +146,7 @@ fn lock(
     }
     let err = std::io::Error::last_os_error();
     if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(LockError::Io {
-            what,
-            path: path.to_path_buf(),
-            source: err,
-        });
+        return Err(io_error(what, path)(err));
     }
     let holder = file
         .metadata()

@@ -117,16 +117,6 @@ impl Datapath {
         })
     }
 
-    /// Removes connections idle for longer than their timeout, both entries of a connection
-    /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
-    pub fn gc_conntrack(&mut self, now_ns: u64) -> usize {
-        gc_tables(
-            self.conntrack.map().fd().as_fd(),
-            self.conntrack_new.map().fd().as_fd(),
-            now_ns,
-        )
-    }
-
     /// The conntrack tables on descriptors of their own, for a collection that runs on a
     /// blocking thread without this datapath's lock: reading a full table takes long enough
     /// to stall every API call and DNS answer that waits for the lock.
@@ -268,7 +258,8 @@ pub struct ConntrackSweeper {
 }
 
 impl ConntrackSweeper {
-    /// [`Datapath::gc_conntrack`], on the sweeper's own descriptors.
+    /// Removes connections idle for longer than their timeout, both entries of a connection
+    /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
     pub fn gc(&self, now_ns: u64) -> usize {
         gc_tables(self.main.as_fd(), self.pending.as_fd(), now_ns)
     }
