@@ -4,6 +4,7 @@
 //! both sides agree on the layout byte for byte.
 #![no_std]
 
+pub mod churn;
 pub mod counters;
 pub mod icmp;
 pub mod isolation;

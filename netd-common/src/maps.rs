@@ -37,6 +37,9 @@ pub const fn conntrack_new_max(conntrack_max: u32) -> u32 {
 }
 /// Connection-tracking activity (`PerCpuArray<CtStats>`, one slot).
 pub const CT_STATS: &str = "NETD_CT_STATS";
+/// Entries in and out of the conntrack tables by writer (`PerCpuArray<CtChurn>`, one slot
+/// per writer: see `churn`).
+pub const CT_CHURN: &str = "NETD_CT_CHURN";
 /// First fragments' ports by datagram (`LruHashMap<FragKey, FragPorts>`), for the fragments
 /// after them. LRU: a datagram's entry is needed for the few milliseconds its fragments take.
 pub const FRAGMENTS: &str = "NETD_FRAGS";

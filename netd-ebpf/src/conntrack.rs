@@ -5,19 +5,90 @@
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::bpf_ktime_get_ns,
-    maps::LruHashMap,
 };
-use netd_common::nat::{
-    ct_ticks, datagram_established, tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLIED,
-    CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN,
+use netd_common::{
+    churn::CHURN_DATAPATH,
+    nat::{
+        ct_ticks, datagram_established, tcp_next, CtEntry, CtKey, TcpState, CT_FLAG_REPLIED,
+        CT_FLAG_REPLY, LAST_SEEN_GRANULARITY_NS, PROTO_TCP, TCP_FLAG_ACK, TCP_FLAG_SYN,
+    },
 };
 
 use crate::{
-    maps::{CONNTRACK, CT_NEW, CT_STATS},
+    maps::{CONNTRACK, CT_CHURN, CT_NEW, CT_STATS},
     parse::L4Packet,
 };
 
-type Table = LruHashMap<CtKey, CtEntry>;
+/// One of the two conntrack tables. Entries go in and out only through these methods, which
+/// count them: the daemon tells from the counts how many entries LRU evicted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Main,
+    Pending,
+}
+
+impl Table {
+    #[inline(always)]
+    fn get_ptr_mut(self, key: CtKey) -> Option<*mut CtEntry> {
+        match self {
+            Table::Main => CONNTRACK.get_ptr_mut(key),
+            Table::Pending => CT_NEW.get_ptr_mut(key),
+        }
+    }
+
+    /// Inserts `key` only if no entry has it (another CPU's packet may have made it).
+    #[inline(always)]
+    pub fn add(self, key: &CtKey, e: &CtEntry) -> bool {
+        let added = match self {
+            Table::Main => CONNTRACK.insert(key, e, BPF_NOEXIST.into()),
+            Table::Pending => CT_NEW.insert(key, e, BPF_NOEXIST.into()),
+        }
+        .is_ok();
+        if added {
+            churn(self, true);
+        }
+        added
+    }
+
+    /// Sets `key`'s entry, replacing one that is there (a replacement is no new entry).
+    #[inline(always)]
+    pub fn put(self, key: &CtKey, e: &CtEntry) -> bool {
+        self.add(key, e)
+            || match self {
+                Table::Main => CONNTRACK.insert(key, e, BPF_ANY.into()),
+                Table::Pending => CT_NEW.insert(key, e, BPF_ANY.into()),
+            }
+            .is_ok()
+    }
+
+    #[inline(always)]
+    pub fn remove(self, key: &CtKey) {
+        let removed = match self {
+            Table::Main => CONNTRACK.remove(key),
+            Table::Pending => CT_NEW.remove(key),
+        }
+        .is_ok();
+        if removed {
+            churn(self, false);
+        }
+    }
+}
+
+/// Counts an entry that came into or left `table`.
+#[inline(always)]
+fn churn(table: Table, added: bool) {
+    if let Some(c) = CT_CHURN.get_ptr_mut(CHURN_DATAPATH) {
+        // SAFETY: per-CPU value, written by this CPU only, preemption off.
+        unsafe {
+            match (table, added) {
+                (Table::Main, true) => (*c).main_added += 1,
+                (Table::Main, false) => (*c).main_removed += 1,
+                (Table::Pending, true) => (*c).pending_added += 1,
+                (Table::Pending, false) => (*c).pending_removed += 1,
+            }
+        }
+    }
+}
 
 /// The translation of `p`'s connection, with its state brought up to date. A connection
 /// lives in the pending table until it is answered (see [`answered`]), then in the main one:
@@ -26,10 +97,10 @@ type Table = LruHashMap<CtKey, CtEntry>;
 #[inline(always)]
 pub fn lookup(p: &L4Packet) -> Option<CtEntry> {
     if let Some(entry) = CONNTRACK.get_ptr_mut(p.key()) {
-        return refresh(p, entry, &CONNTRACK);
+        return refresh(p, entry, Table::Main);
     }
     let entry = CT_NEW.get_ptr_mut(p.key())?;
-    let e = refresh(p, entry, &CT_NEW)?;
+    let e = refresh(p, entry, Table::Pending)?;
     if answered(p, &e) {
         promote(p, &e);
     }
@@ -98,15 +169,15 @@ fn promote(p: &L4Packet, e: &CtEntry) {
     if let Some(other) = CT_NEW.get_ptr(partner) {
         // SAFETY: pointer from a successful lookup of a plain value.
         let other = unsafe { *other };
-        let _ = CONNTRACK.insert(partner, other, BPF_ANY.into());
+        Table::Main.put(&partner, &other);
     }
-    let _ = CONNTRACK.insert(p.key(), *e, BPF_ANY.into());
-    let _ = CT_NEW.remove(partner);
-    let _ = CT_NEW.remove(p.key());
+    Table::Main.put(&p.key(), e);
+    Table::Pending.remove(&partner);
+    Table::Pending.remove(&p.key());
 }
 
 #[inline(always)]
-fn refresh(p: &L4Packet, entry: *mut CtEntry, table: &'static Table) -> Option<CtEntry> {
+fn refresh(p: &L4Packet, entry: *mut CtEntry, table: Table) -> Option<CtEntry> {
     // SAFETY: the pointer comes from a successful lookup; concurrent writers can at worst make
     // last_seen or the state one packet stale, which the timeouts tolerate.
     let e = unsafe { &mut *entry };
@@ -116,8 +187,8 @@ fn refresh(p: &L4Packet, entry: *mut CtEntry, table: &'static Table) -> Option<C
         // A SYN on a finished connection opens a new one with the same ports: the old
         // translation (and its other direction) must not capture it.
         if state == TcpState::Closing && p.tcp_flags & TCP_FLAG_SYN != 0 {
-            let _ = table.remove(e.partner(p.proto));
-            let _ = table.remove(p.key());
+            table.remove(&e.partner(p.proto));
+            table.remove(&p.key());
             return None;
         }
         let next = tcp_next(state, p.tcp_flags, e.flags & CT_FLAG_REPLY != 0);
@@ -217,10 +288,7 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
     // The error code is not read (an unused one lets the compiler read a register the
     // verifier counts as unset): an entry that is there now is the winner's, and no entry
     // means the table refused.
-    if CT_NEW
-        .insert(original, forward, BPF_NOEXIST.into())
-        .is_err()
-    {
+    if !Table::Pending.add(&original, &forward) {
         // SAFETY: read-only lookup of a plain value.
         return match unsafe { CT_NEW.get(original) } {
             Some(winner) => Opened {
@@ -231,8 +299,8 @@ pub fn create(p: &L4Packet, to: &CtKey, flags: u8) -> Opened {
             None => Opened::full(),
         };
     }
-    if CT_NEW.insert(to.reversed(), reply, BPF_ANY.into()).is_err() {
-        let _ = CT_NEW.remove(original);
+    if !Table::Pending.put(&to.reversed(), &reply) {
+        Table::Pending.remove(&original);
         return Opened::full();
     }
     count(false);
@@ -253,10 +321,10 @@ pub fn forget_stale_reply(p: &L4Packet) {
         let stale = p.key().reversed();
         // Look first: a delete takes the bucket lock, and nearly every SYN finds nothing.
         if CONNTRACK.get_ptr(stale).is_some() {
-            let _ = CONNTRACK.remove(stale);
+            Table::Main.remove(&stale);
         }
         if CT_NEW.get_ptr(stale).is_some() {
-            let _ = CT_NEW.remove(stale);
+            Table::Pending.remove(&stale);
         }
     }
 }

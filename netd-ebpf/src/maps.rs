@@ -7,6 +7,7 @@ use aya_ebpf::{
     maps::{lpm_trie::LpmTrie, Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use netd_common::{
+    churn::{CtChurn, CHURN_SLOTS},
     counters::{IfaceCounters, IfaceKey},
     isolation::{DropCounters, DropKey, Endpoint, Member, NetworkPolicy},
     maps as names,
@@ -42,6 +43,9 @@ pub static CT_NEW: LruHashMap<CtKey, CtEntry> =
 
 #[map(name = "NETD_CT_STATS")]
 pub static CT_STATS: PerCpuArray<CtStats> = PerCpuArray::pinned(1, 0);
+
+#[map(name = "NETD_CT_CHURN")]
+pub static CT_CHURN: PerCpuArray<CtChurn> = PerCpuArray::pinned(CHURN_SLOTS, 0);
 
 #[map(name = "NETD_FRAGS")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragPorts> = LruHashMap::pinned(names::FRAGMENTS_MAX, 0);

@@ -2,7 +2,7 @@
 //! address and a source port that no other connection to the same destination uses.
 
 use aya_ebpf::{
-    bindings::{bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1, BPF_NOEXIST},
+    bindings::{bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1},
     helpers::{
         bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_sk_lookup_udp, bpf_sk_release,
         bpf_skc_lookup_tcp,
@@ -16,7 +16,7 @@ use netd_common::nat::{
 };
 
 use crate::{
-    conntrack,
+    conntrack::{self, Table},
     maps::{CONNTRACK, CT_NEW, MASQ_SUBNETS, UPLINKS},
     parse::L4Packet,
 };
@@ -140,15 +140,12 @@ pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
         }
         // NOEXIST claims the port atomically against other CPUs, in the pending table (the
         // connection moves to the main one with its first reply).
-        if CT_NEW.insert(reply_key, reply, BPF_NOEXIST.into()).is_ok() {
+        if Table::Pending.add(&reply_key, &reply) {
             forward.new_sport_be = port;
             // NOEXIST again: another CPU's first packet of this flow may have claimed another
             // port meanwhile. Its translation is the connection's; ours is given back.
-            if CT_NEW
-                .insert(original, forward, BPF_NOEXIST.into())
-                .is_err()
-            {
-                let _ = CT_NEW.remove(reply_key);
+            if !Table::Pending.add(&original, &forward) {
+                Table::Pending.remove(&reply_key);
                 // SAFETY: read-only lookup of a plain value.
                 return match unsafe { CT_NEW.get(original) } {
                     Some(winner) => Masquerade::Translated(*winner),

@@ -9,7 +9,7 @@ use integration_tests::{
     privileged,
     testrun::Programs,
 };
-use netd::datapath::nat::Publication;
+use netd::datapath::{nat::Publication, stats::MapUsage, Datapath};
 use netd_common::{
     isolation::NET_ROUTED,
     maps,
@@ -26,13 +26,20 @@ fn publication(proto: u8, port: u16, target_port: u16) -> Publication {
     }
 }
 
-fn entries(l: &Programs, map: &str) -> usize {
-    let usage = l.dp.usage();
-    usage
+fn usage_of(l: &Programs, map: &str) -> MapUsage {
+    l.dp.usage()
         .maps
-        .iter()
+        .into_iter()
         .find(|m| m.name == map)
-        .map_or(0, |m| m.entries)
+        .unwrap()
+}
+
+fn entries(l: &Programs, map: &str) -> usize {
+    usage_of(l, map).entries
+}
+
+fn evicted(l: &Programs, map: &str) -> u64 {
+    usage_of(l, map).evicted.unwrap()
 }
 
 /// Makes every pending connection look as old as an answered datagram flow must be: the
@@ -130,7 +137,16 @@ fn a_flood_of_new_flows_leaves_answered_connections_alone() {
         4,
         "the flood stayed in the pending table"
     );
-    assert!(entries(&l, maps::CONNTRACK_NEW) > 0);
+    let pending = entries(&l, maps::CONNTRACK_NEW);
+    assert!(pending > 0);
+    // Each flow made two pending entries, and nothing took any out: what is not there
+    // was evicted, and the main table evicted nothing.
+    assert_eq!(
+        evicted(&l, maps::CONNTRACK_NEW),
+        2 * u64::from(flows) - pending as u64,
+        "pending evictions"
+    );
+    assert_eq!(evicted(&l, maps::CONNTRACK), 0, "main evictions");
 
     // The answered connections still translate, and new ones are still taken.
     let (_, out) = l.run(
@@ -186,4 +202,37 @@ fn a_flood_answered_once_stays_pending() {
     age_pending(&l);
     l.run(maps::PROG_UPLINK_INGRESS, &lone);
     assert_eq!(entries(&l, maps::CONNTRACK), 2, "never answered: pending");
+
+    // Nothing overflowed: what was promoted, collected and flushed is no eviction.
+    let none = |l: &Programs, when: &str| {
+        for map in [maps::CONNTRACK, maps::CONNTRACK_NEW] {
+            assert_eq!(evicted(l, map), 0, "{map} evictions {when}");
+        }
+    };
+    none(&l, "after promotion");
+    let mut sweeper = l.dp.conntrack_sweeper().unwrap();
+    let lone_gone = sweeper.gc(u64::MAX);
+    assert!(lone_gone > 0);
+    none(&l, "after a collection");
+    l.run(maps::PROG_UPLINK_INGRESS, &query);
+    l.dp.flush_conntrack("172.17.0.2".parse().unwrap());
+    assert_eq!(
+        entries(&l, maps::CONNTRACK) + entries(&l, maps::CONNTRACK_NEW),
+        0
+    );
+    none(&l, "after a flush");
+
+    // A daemon of a build without the counts left connections in the tables: they are
+    // counted as there, not as evicted.
+    l.run(maps::PROG_UPLINK_INGRESS, &query);
+    let bpffs = l.bpffs().to_path_buf();
+    std::fs::remove_file(bpffs.join("maps").join(maps::CT_CHURN)).unwrap();
+    drop(std::mem::replace(
+        &mut l.dp,
+        Datapath::load(&bpffs).unwrap(),
+    ));
+    assert_eq!(entries(&l, maps::CONNTRACK_NEW), 2);
+    none(&l, "after an upgrade");
+    l.dp.flush_conntrack("172.17.0.2".parse().unwrap());
+    none(&l, "after an upgrade and a flush");
 }

@@ -285,7 +285,7 @@ fn flushing_an_address_forgets_its_connections() {
     assert_eq!(parse(&out).dst.to_string(), "172.17.0.5:5000");
     // Idle entries are collected, live ones are kept; the daemon's sweeper (descriptors of
     // its own, no datapath lock) sees the same tables.
-    let sweeper = l.dp.conntrack_sweeper().unwrap();
+    let mut sweeper = l.dp.conntrack_sweeper().unwrap();
     assert_eq!(sweeper.gc(0), 0);
     assert_eq!(sweeper.gc(u64::MAX), 2);
     assert_eq!(l.dp.conntrack_entries().len(), 0);

@@ -309,6 +309,14 @@ fn the_scrape_is_valid_and_counts_known_traffic_on_the_right_labels() {
         sample(&text, "netd_map_capacity", &[("map", "NETD_CT")]),
         f64::from(netd_common::maps::CONNTRACK_MAX)
     );
+    // Nothing was pushed out of either table: each connection came in and is still there.
+    for table in ["NETD_CT", "NETD_CT_NEW"] {
+        assert_eq!(
+            sample(&text, "netd_map_evictions_total", &[("map", table)]),
+            0.0,
+            "{table} evictions"
+        );
+    }
 
     // `netd stats` shows the same figures.
     let ports = lab.json(&["stats", "--view", "ports", "--format", "json"]);

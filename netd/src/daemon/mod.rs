@@ -204,7 +204,7 @@ fn enable_forwarding() -> Result<()> {
 /// connection-tracking garbage collection.
 async fn maintain(host: Arc<LinuxHost>) {
     let sweeper = match host.conntrack_sweeper() {
-        Ok(s) => Some(Arc::new(s)),
+        Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
         Err(e) => {
             log::error!("conntrack garbage collection is off: {e}");
             None
@@ -221,9 +221,12 @@ async fn maintain(host: Arc<LinuxHost>) {
         if let Some(sweeper) = sweeper.as_ref().filter(|_| n.is_multiple_of(5)) {
             // A blocking thread: reading a full table must not hold a runtime worker.
             let sweeper = Arc::clone(sweeper);
-            let removed = tokio::task::spawn_blocking(move || sweeper.gc(monotonic_ns()))
-                .await
-                .unwrap_or(0);
+            let removed = tokio::task::spawn_blocking(move || {
+                let mut sweeper = sweeper.lock().unwrap_or_else(|p| p.into_inner());
+                sweeper.gc(monotonic_ns())
+            })
+            .await
+            .unwrap_or(0);
             if removed > 0 {
                 log::debug!("conntrack gc removed {removed} entries");
             }

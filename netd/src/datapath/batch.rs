@@ -61,8 +61,8 @@ pub fn take<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K) -> io::Result<Option<V>
     }
 }
 
-/// Inserts `key` unless it exists (then leaves what is there).
-pub fn insert_new<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
+/// Inserts `key` unless it exists (then leaves what is there). Returns whether it inserted.
+pub fn insert_new<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<bool> {
     let mut a = ElemAttr {
         map_fd: fd.as_raw_fd() as u32,
         key: key as *const K as u64,
@@ -71,8 +71,9 @@ pub fn insert_new<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io:
         ..Default::default()
     };
     match elem(BPF_MAP_UPDATE_ELEM, &mut a) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -92,6 +92,8 @@ pub struct Datapath {
     pub(super) vip_maglev: HashMap<MapData, u32, MaglevTable>,
     pub(super) vip_connections: PerCpuHashMap<MapData, VipSlot, u64>,
     pub(super) ct_stats: PerCpuArray<MapData, CtStats>,
+    pub(super) churn: super::churn::ChurnCounts,
+    pub(super) evictions_seen: super::churn::EvictionsSeen,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
     /// Pinned maps this load found with another layout, and made anew.
@@ -119,12 +121,13 @@ impl Datapath {
             (maps::CONNTRACK_NEW, pending_max),
         ];
         let reset = super::pins::drop_mismatched(&maps_dir, OBJECT, &sizes)?;
-        if reset
+        let tables_reset = reset
             .iter()
-            .any(|m| m == maps::CONNTRACK || m == maps::CONNTRACK_NEW)
-        {
+            .any(|m| m == maps::CONNTRACK || m == maps::CONNTRACK_NEW);
+        if tables_reset {
             log::warn!("connection-tracking table made anew: its connections start over");
         }
+        let churn_new = !maps_dir.join(maps::CT_CHURN).exists();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .map_max_entries(maps::CONNTRACK, conntrack_max)
@@ -172,6 +175,17 @@ impl Datapath {
         let vip_maglev = take_map(&mut ebpf, maps::VIP_MAGLEV)?;
         let vip_connections = take_map(&mut ebpf, maps::VIP_CONNECTIONS)?;
         let ct_stats = take_map(&mut ebpf, maps::CT_STATS)?;
+        let churn_map = ebpf.take_map(maps::CT_CHURN).ok_or(DatapathError::Map {
+            name: maps::CT_CHURN,
+            source: aya::maps::MapError::InvalidName {
+                name: maps::CT_CHURN.into(),
+            },
+        })?;
+        let mut churn = super::churn::ChurnCounts::open(churn_map)?;
+        churn.baseline(tables_reset, churn_new, || {
+            let count = |t| super::nat::table_entries(t).len() as u64;
+            (count(&conntrack), count(&conntrack_new))
+        })?;
         Ok(Self {
             ebpf,
             iface_counters,
@@ -196,18 +210,20 @@ impl Datapath {
             vip_maglev,
             vip_connections,
             ct_stats,
+            churn,
+            evictions_seen: Default::default(),
             pin_dir: bpffs.to_path_buf(),
             maps_reset: reset,
         })
     }
 
-    /// Connections opened and inserts refused, summed over CPUs.
     /// The pinned maps this load found with another layout than this build's, and made
     /// anew (their entries were reset).
     pub fn maps_reset(&self) -> &[String] {
         &self.maps_reset
     }
 
+    /// Connections opened and inserts refused, summed over CPUs.
     pub fn conntrack_stats(&self) -> CtStats {
         self.ct_stats
             .get(&0, 0)

@@ -3,6 +3,7 @@
 //! map or a program.
 
 mod batch;
+mod churn;
 pub mod isolation;
 mod loader;
 pub mod monitor;

@@ -13,11 +13,12 @@ use aya::{
 use bytemuck::bytes_of;
 use ipnetwork::Ipv4Network;
 use netd_common::{
+    churn::{CtChurn, CHURN_COLLECTOR, CHURN_FLUSH},
     maps,
     nat::{timeout_ns, CtEntry, CtKey, PortKey, PortStatsKey, PortTarget, TcpState, Uplink},
 };
 
-use super::{batch, Datapath, DatapathError};
+use super::{batch, churn::ChurnCounts, Datapath, DatapathError};
 
 /// An address as the programs read it from a packet: the wire's bytes in memory order.
 pub fn addr_be(ip: Ipv4Addr) -> u32 {
@@ -138,6 +139,7 @@ impl Datapath {
         Ok(ConntrackSweeper {
             main: dup(&self.conntrack, maps::CONNTRACK)?,
             pending: dup(&self.conntrack_new, maps::CONNTRACK_NEW)?,
+            churn: self.churn.try_clone()?,
         })
     }
 
@@ -146,25 +148,26 @@ impl Datapath {
     /// may have given its key to a new connection (a client port reused), which must live.
     pub fn sweep_conntrack(&mut self, snapshot: &[(CtKey, CtEntry)], now_ns: u64) -> usize {
         // The snapshot may hold entries of either table: a key missing from one is skipped.
-        sweep(self.conntrack.map().fd().as_fd(), snapshot, now_ns)
-            + sweep(self.conntrack_new.map().fd().as_fd(), snapshot, now_ns)
+        let main = sweep(self.conntrack.map().fd().as_fd(), snapshot, now_ns);
+        let pending = sweep(self.conntrack_new.map().fd().as_fd(), snapshot, now_ns);
+        self.churn.record(CHURN_FLUSH, removed(main, pending));
+        main + pending
     }
 
     fn remove_conntrack(&mut self, doomed: impl Fn(&CtKey, &CtEntry) -> bool) -> usize {
-        [&self.conntrack, &self.conntrack_new]
-            .into_iter()
-            .map(|table| {
-                let keys: Vec<CtKey> = table_entries(table)
-                    .into_iter()
-                    .filter(|(k, e)| doomed(k, e))
-                    .map(|(k, _)| k)
-                    .collect();
-                batch::delete(table.map().fd().as_fd(), &keys).unwrap_or_else(|e| {
-                    log::warn!("removing conntrack entries: {e}");
-                    0
-                })
+        let [main, pending] = [&self.conntrack, &self.conntrack_new].map(|table| {
+            let keys: Vec<CtKey> = table_entries(table)
+                .into_iter()
+                .filter(|(k, e)| doomed(k, e))
+                .map(|(k, _)| k)
+                .collect();
+            batch::delete(table.map().fd().as_fd(), &keys).unwrap_or_else(|e| {
+                log::warn!("removing conntrack entries: {e}");
+                0
             })
-            .sum()
+        });
+        self.churn.record(CHURN_FLUSH, removed(main, pending));
+        main + pending
     }
 
     /// Every tracked connection entry, answered and pending, read in batches.
@@ -255,22 +258,32 @@ impl Datapath {
 pub struct ConntrackSweeper {
     main: OwnedFd,
     pending: OwnedFd,
+    churn: ChurnCounts,
 }
 
 impl ConntrackSweeper {
     /// Removes connections idle for longer than their timeout, both entries of a connection
     /// together and only when both are idle. `now_ns` is CLOCK_MONOTONIC, as in the kernel.
-    pub fn gc(&self, now_ns: u64) -> usize {
-        gc_tables(self.main.as_fd(), self.pending.as_fd(), now_ns)
+    pub fn gc(&mut self, now_ns: u64) -> usize {
+        let (main, pending) = (self.main.as_fd(), self.pending.as_fd());
+        let (main_now, pending_now) = (entries_of(main), entries_of(pending));
+        let main = sweep(main, &main_now, now_ns);
+        let pending = sweep(pending, &pending_now, now_ns);
+        self.churn.record(CHURN_COLLECTOR, removed(main, pending));
+        main + pending
     }
 }
 
-fn gc_tables(main: BorrowedFd<'_>, pending: BorrowedFd<'_>, now_ns: u64) -> usize {
-    let (main_now, pending_now) = (entries_of(main), entries_of(pending));
-    sweep(main, &main_now, now_ns) + sweep(pending, &pending_now, now_ns)
+/// Churn of entries removed from the main and the pending table.
+fn removed(main: usize, pending: usize) -> CtChurn {
+    CtChurn {
+        main_removed: main as u64,
+        pending_removed: pending as u64,
+        ..CtChurn::default()
+    }
 }
 
-fn table_entries(table: &HashMap<MapData, CtKey, CtEntry>) -> Vec<(CtKey, CtEntry)> {
+pub(super) fn table_entries(table: &HashMap<MapData, CtKey, CtEntry>) -> Vec<(CtKey, CtEntry)> {
     entries_of(table.map().fd().as_fd())
 }
 
@@ -281,7 +294,7 @@ fn entries_of(fd: BorrowedFd<'_>) -> Vec<(CtKey, CtEntry)> {
     })
 }
 
-/// [`Datapath::sweep_conntrack`] on the table behind `fd`.
+/// [`Datapath::sweep_conntrack`] on the table behind `fd`. Returns the entries it removed.
 fn sweep(fd: std::os::fd::BorrowedFd<'_>, snapshot: &[(CtKey, CtEntry)], now_ns: u64) -> usize {
     let expired = |k: &CtKey, e: &CtEntry| {
         now_ns.saturating_sub(e.last_seen_ns) > timeout_ns(k.proto, TcpState::from_u8(e.tcp_state))
@@ -321,8 +334,15 @@ fn sweep(fd: std::os::fd::BorrowedFd<'_>, snapshot: &[(CtKey, CtEntry)], now_ns:
         }
         // A new connection holds one of the keys now: it stays, with its other half.
         for (k, e) in &taken {
-            if let Err(e) = batch::insert_new(fd, k, e) {
-                log::warn!("putting back a live conntrack entry: {e}");
+            // Taken and not put back (the datapath made the key again meanwhile, and
+            // counted it): removed, as far as the churn counts go.
+            match batch::insert_new(fd, k, e) {
+                Ok(true) => {}
+                Ok(false) => deleted += 1,
+                Err(e) => {
+                    deleted += 1;
+                    log::warn!("putting back a live conntrack entry: {e}");
+                }
             }
         }
     }

@@ -17,6 +17,9 @@ pub struct MapUsage {
     pub name: &'static str,
     pub entries: usize,
     pub capacity: u32,
+    /// Entries LRU pushed out since the map was made, for the conntrack tables (other maps
+    /// do not evict).
+    pub evicted: Option<u64>,
 }
 
 impl MapUsage {
@@ -67,9 +70,15 @@ impl Datapath {
     /// Entries and capacity of every map netd sizes (the Maglev tables are allocated per VIP
     /// and counted with the VIPs), and the conntrack entries by kind, from one read of it.
     pub fn usage(&self) -> Usage {
-        let conntrack = self.conntrack_entries();
+        // The counts before the tables: see `CtChurn::evicted`.
+        let churn = self.churn.total();
+        let main = super::nat::table_entries(&self.conntrack);
+        let pending = super::nat::table_entries(&self.conntrack_new);
+        let (main_evicted, pending_evicted) = self
+            .evictions_seen
+            .report(churn.evicted(main.len() as u64, pending.len() as u64));
         let mut kinds = [("published", 0), ("vip", 0), ("masquerade", 0)];
-        for (_, e) in &conntrack {
+        for (_, e) in main.iter().chain(&pending) {
             let i = if e.flags & CT_FLAG_VIP != 0 {
                 1
             } else if e.flags & CT_FLAG_DNAT != 0 {
@@ -85,20 +94,27 @@ impl Datapath {
         let ports = batch::entries::<PortKey, PortTarget>(self.ports.map().fd().as_fd())
             .map_or(0, |e| e.len());
         let mut maps = Vec::new();
-        let mut add = |name, entries, map: &MapData| {
+        let mut add_lru = |name, entries, map: &MapData, evicted| {
             maps.push(MapUsage {
                 name,
                 entries,
                 capacity: capacity(map),
+                evicted,
             })
         };
-        let pending = self.conntrack_new.keys().count();
-        add(
+        add_lru(
             maps::CONNTRACK,
-            conntrack.len().saturating_sub(pending),
+            main.len(),
             self.conntrack.map(),
+            Some(main_evicted),
         );
-        add(maps::CONNTRACK_NEW, pending, self.conntrack_new.map());
+        add_lru(
+            maps::CONNTRACK_NEW,
+            pending.len(),
+            self.conntrack_new.map(),
+            Some(pending_evicted),
+        );
+        let mut add = |name, entries, map: &MapData| add_lru(name, entries, map, None);
         add(maps::PORTS, ports, self.ports.map());
         add(
             maps::PORT_STATS,

@@ -273,11 +273,19 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
         "Entries over capacity of a datapath map (0 to 1).",
         &["map"],
     );
+    let mut evicted = Family::counter(
+        "netd_map_evictions_total",
+        "Entries an LRU map (the conntrack tables) pushed out to make room, since the map was made. NETD_CT_NEW evicting is a flood churning unanswered connections; NETD_CT evicting is answered connections lost to a full table.",
+        &["map"],
+    );
     let usage = s.host.usage();
     for m in &usage.maps {
         entries.add(&[m.name], m.entries as f64);
         capacity.add(&[m.name], f64::from(m.capacity));
         pressure.add(&[m.name], m.pressure());
+        if let Some(n) = m.evicted {
+            evicted.add(&[m.name], n as f64);
+        }
     }
     let mut published = Family::gauge(
         "netd_published_ports",
@@ -306,7 +314,7 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
     );
     refused.add(&[], usage.conntrack_stats.insert_failures as f64);
     for f in [
-        entries, capacity, pressure, published, conntrack, opened, refused,
+        entries, capacity, pressure, evicted, published, conntrack, opened, refused,
     ] {
         push(families, f);
     }

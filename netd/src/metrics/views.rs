@@ -62,7 +62,7 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
             .into_iter()
             .map(|m| {
                 json!({"Map": m.name, "Entries": m.entries, "Capacity": m.capacity,
-                       "Pressure": format!("{:.4}", m.pressure())})
+                       "Pressure": format!("{:.4}", m.pressure()), "Evicted": m.evicted})
             })
             .collect(),
         "aliases" => s
