@@ -85,12 +85,16 @@ pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
         return Masquerade::NotApplicable;
     };
     let uplink_be = uplink.addr_be;
-    if p.saddr_be == uplink_be || MASQ_SUBNETS.get(Key::new(32, p.saddr_be)).is_none() {
+    let host = p.saddr_be == uplink_be;
+    if host {
+        if !tuple_held_by_masquerade(p) {
+            return Masquerade::NotApplicable;
+        }
+    } else if MASQ_SUBNETS.get(Key::new(32, p.saddr_be)).is_none() {
         return Masquerade::NotApplicable;
-    }
-    // Only a SYN opens a TCP connection. Replies of connections from outside come from
-    // routed networks, which are not masqueraded.
-    if p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
+    } else if p.proto == PROTO_TCP && !opens(p) {
+        // Only a SYN opens a TCP connection. Replies of connections from outside come from
+        // routed networks, which are not masqueraded.
         return Masquerade::Untranslatable;
     }
     let now = unsafe { bpf_ktime_get_ns() };
@@ -149,12 +153,45 @@ pub fn masquerade(ctx: &TcContext, p: &L4Packet, ifindex: u32) -> Masquerade {
                 // SAFETY: read-only lookup of a plain value.
                 return match unsafe { CT_NEW.get(original) } {
                     Some(winner) => Masquerade::Translated(*winner),
-                    None => Masquerade::Exhausted,
+                    None => exhausted(host),
                 };
             }
             conntrack::count(false);
             return Masquerade::Translated(forward);
         }
     }
-    Masquerade::Exhausted
+    exhausted(host)
+}
+
+/// No port was free: a container's packet is dropped, the host's goes as it is (its
+/// replies may then reach the container that holds the tuple, as before netd knew).
+#[inline(always)]
+fn exhausted(host: bool) -> Masquerade {
+    if host {
+        Masquerade::NotApplicable
+    } else {
+        Masquerade::Exhausted
+    }
+}
+
+#[inline(always)]
+fn opens(p: &L4Packet) -> bool {
+    p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN
+}
+
+/// Whether a host socket's new flow `p` leaves on a tuple that a masqueraded connection
+/// holds. The kernel picks a socket's port knowing nothing of masquerade's, so the replies
+/// of one would reach the other. The host's flow then takes a source port of its own, as
+/// Linux's NAT gives a local connection a tuple no other connection has.
+#[inline(always)]
+fn tuple_held_by_masquerade(p: &L4Packet) -> bool {
+    let new_flow = match p.proto {
+        PROTO_TCP => opens(p),
+        PROTO_UDP => true,
+        _ => false,
+    };
+    new_flow
+        && conntrack::peek(p.key().reversed()).is_some_and(|e| {
+            e.flags & (CT_FLAG_SNAT | CT_FLAG_REPLY) == CT_FLAG_SNAT | CT_FLAG_REPLY
+        })
 }

@@ -88,3 +88,82 @@ fn masquerade_never_takes_a_host_sockets_tuple() {
     assert_eq!(free.port(), 5556);
     drop(udp);
 }
+
+#[test]
+fn a_host_flow_on_a_masqueraded_tuple_takes_a_port_of_its_own() {
+    if !privileged("a_host_flow_on_a_masqueraded_tuple_takes_a_port_of_its_own") {
+        return;
+    }
+    let mut l = Programs::in_private_netns("netd-hostmasq").with_container_port(NET_ROUTED);
+    // 10.9.0.1 is this namespace's own address (the uplink's): replies to it are the stack's.
+    routes_for_the_fib();
+    l.dp.set_uplink(1, "10.9.0.1".parse().unwrap()).unwrap();
+    l.dp.set_masq_subnets(&["172.17.0.0/16".parse().unwrap()])
+        .unwrap();
+    for (proto, first) in [
+        (
+            "udp",
+            Builder::udp("172.17.0.2:45000", "198.51.100.7:53").build(),
+        ),
+        (
+            "tcp",
+            Builder::tcp("172.17.0.2:45001", "198.51.100.7:80", SYN).build(),
+        ),
+    ] {
+        let tcp = proto == "tcp";
+        let frame = |src: &str, dst: &str| {
+            if tcp {
+                Builder::tcp(src, dst, SYN).build()
+            } else {
+                Builder::udp(src, dst).build()
+            }
+        };
+        let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &first);
+        let masqueraded = parse(&out).src;
+        let server = parse(&out).dst.to_string();
+        // The kernel gives a host socket the same port to the same server: it knows
+        // nothing of masquerade's.
+        let (verdict, out) = l.run(
+            maps::PROG_UPLINK_EGRESS,
+            &frame(&masqueraded.to_string(), &server),
+        );
+        assert_eq!(verdict, CONTINUE);
+        let host = parse(&out).src;
+        assert_eq!(
+            host.ip(),
+            masqueraded.ip(),
+            "{proto}: the host's own address"
+        );
+        assert_ne!(
+            host.port(),
+            masqueraded.port(),
+            "{proto}: a port of its own"
+        );
+        // Each side's replies reach their own socket.
+        let (_, out) = l.run(
+            maps::PROG_UPLINK_INGRESS,
+            &frame(&server, &masqueraded.to_string()),
+        );
+        assert_eq!(
+            parse(&out).dst,
+            parse(&first).src,
+            "{proto}: the container's reply"
+        );
+        let (verdict, out) = l.run(
+            maps::PROG_UPLINK_INGRESS,
+            &frame(&server, &host.to_string()),
+        );
+        assert_eq!(verdict, CONTINUE, "{proto}: the stack's");
+        assert_eq!(parse(&out).dst, masqueraded, "{proto}: the host's reply");
+        // The host flow's next packet keeps its port.
+        let (_, out) = l.run(
+            maps::PROG_UPLINK_EGRESS,
+            &frame(&masqueraded.to_string(), &server),
+        );
+        assert_eq!(parse(&out).src, host, "{proto}: the same port again");
+    }
+    // A host flow on a tuple nobody holds goes as it is.
+    let free = Builder::udp("10.9.0.1:45002", "198.51.100.7:53").build();
+    let (_, out) = l.run(maps::PROG_UPLINK_EGRESS, &free);
+    assert_eq!(out, free);
+}
