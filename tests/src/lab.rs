@@ -429,17 +429,18 @@ impl Lab {
         (ipt, nft)
     }
 
-    /// Entries of the datapath's published-port map, from `netd stats --view maps`.
+    /// Entries of the datapath's published-port map.
     pub fn published_entries(&self) -> u64 {
+        self.map_entries("NETD_PORTS")
+    }
+
+    /// Entries of one of the datapath's maps, from `netd stats --view maps`.
+    pub fn map_entries(&self, map: &str) -> u64 {
         let maps = self.json(&["stats", "--view", "maps", "--format", "json"]);
-        let ports = maps
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["Map"] == "NETD_PORTS");
-        ports
+        let found = maps.as_array().unwrap().iter().find(|m| m["Map"] == map);
+        found
             .and_then(|m| m["Entries"].as_u64())
-            .unwrap_or_else(|| panic!("no NETD_PORTS entries in {maps}"))
+            .unwrap_or_else(|| panic!("no {map} entries in {maps}"))
     }
 
     /// The host's `ip_local_port_range`, where random host ports come from.

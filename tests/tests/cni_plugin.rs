@@ -5,9 +5,10 @@
 use std::{
     io::Write,
     process::{Command, Stdio},
+    time::Duration,
 };
 
-use integration_tests::{netd_bin, peer_script, privileged, unique, Lab, UPLINK_IP};
+use integration_tests::{netd_bin, peer_script, privileged, unique, wait_until, Lab, UPLINK_IP};
 use serde_json::{json, Value};
 
 /// A namespace of the test's own, as a runtime would make for a container.
@@ -440,4 +441,71 @@ fn errors_use_the_specs_codes_and_leave_nothing() {
         ),
         (0, Value::Null)
     );
+}
+
+#[test]
+fn a_pod_whose_namespace_died_is_released_without_a_del() {
+    if !privileged("a_pod_whose_namespace_died_is_released_without_a_del") {
+        return;
+    }
+    let lab = Lab::new();
+    let ports_before = lab.published_entries();
+    let ns = Netns::new();
+    let path = ns.path();
+    let runtime = json!({"runtimeConfig": {
+        "portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "udp"}],
+        "ips": ["10.72.0.50/24"],
+    }});
+    let add = Call {
+        container_id: "dead000000000001",
+        netns: &path,
+        args: "K8S_POD_NAME=gonepod",
+        ..Call::new("ADD")
+    };
+    let (code, result) = cni(&add, &conf(&lab, "1.1.0", runtime.clone()));
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(lab.published_entries(), ports_before + 1);
+    let links = lab.host_links();
+
+    // The runtime's container dies and its namespace with it; no DEL comes.
+    assert!(Command::new("ip")
+        .args(["netns", "del", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let released = wait_until(Duration::from_secs(15), || {
+        lab.json(&["ps", "--format", "json"]) == json!([])
+    });
+    assert!(released, "the pod is released:\n{}", lab.daemon_log());
+    assert_eq!(
+        lab.published_entries(),
+        ports_before,
+        "its port is unpublished"
+    );
+    assert!(
+        links.len() > lab.host_links().len(),
+        "its host end went with the namespace"
+    );
+    assert!(
+        lab.daemon_log()
+            .contains("is gone: releasing its addresses and ports"),
+        "the release is logged"
+    );
+
+    // Its address and host port are free for the next pod.
+    let ns = Netns::new();
+    let path = ns.path();
+    let again = Call {
+        container_id: "dead000000000002",
+        netns: &path,
+        ..Call::new("ADD")
+    };
+    let (code, result) = cni(&again, &conf(&lab, "1.1.0", runtime));
+    assert_eq!(code, 0, "{result}");
+    let del = Call {
+        command: "DEL",
+        ..again
+    };
+    assert_eq!(cni(&del, &conf(&lab, "1.1.0", json!({}))), (0, Value::Null));
+    lab.ok(&["network", "rm", "podnet"]);
 }

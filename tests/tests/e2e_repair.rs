@@ -136,6 +136,11 @@ fn a_running_daemon_puts_back_a_deleted_veth_and_bridge() {
     lab.host(&["ip", "link", "del", &veth]);
     let back = wait_until(Duration::from_secs(15), || lab.ping("a", &b));
     assert!(back, "a has its interface again:\n{}", lab.daemon_log());
+    // Made again, it has another ifindex: the entries of the old one are gone.
+    for map in ["NETD_ENDPOINTS", "NETD_IFACE_CTRS"] {
+        let forgotten = wait_until(Duration::from_secs(15), || lab.map_entries(map) == 2);
+        assert!(forgotten, "{map} holds the two ports only");
+    }
     // The bridge: members lose their gateway until it is made again.
     lab.host(&["ip", "link", "del", &bridge]);
     let gateway = wait_until(Duration::from_secs(15), || {

@@ -240,7 +240,7 @@ async fn repair(daemon: crate::shared::Shared) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        daemon.engine.lock().await.repair_links().await;
+        daemon.engine.lock().await.repair().await;
     }
 }
 

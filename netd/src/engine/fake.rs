@@ -47,6 +47,8 @@ pub(super) struct Kernel {
     /// The host's addresses besides loopback.
     pub(super) addresses: Vec<Ipv4Addr>,
     pub(super) vips: Vec<VipSpec>,
+    /// The ports each call that forgot the datapath entries of the others kept.
+    pub(super) forgets: Vec<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -133,7 +135,8 @@ impl Host for FakeHost {
     async fn adopt_port(&self, _: &Plug) -> Result<(), HostError> {
         Ok(())
     }
-    async fn forget_ports_except(&self, _: &[String]) -> Result<(), HostError> {
+    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
+        self.k().forgets.push(keep.to_vec());
         Ok(())
     }
     async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {

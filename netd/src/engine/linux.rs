@@ -1,7 +1,7 @@
 //! The real [`Host`]: rtnetlink for links and routes, bind-mounted namespaces, and the eBPF
 //! datapath on every bridge port.
 
-use std::{net::Ipv4Addr, path::Path, sync::Mutex};
+use std::{collections::HashSet, net::Ipv4Addr, path::Path, sync::Mutex};
 
 use ipnetwork::Ipv4Network;
 use netd_common::{
@@ -443,17 +443,17 @@ impl Host for LinuxHost {
     }
 
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
-        let mut live = Vec::new();
-        for name in keep {
-            if let Some(link) = self
-                .nl
-                .link(name)
-                .await
-                .map_err(|e| HostError::new("find", name, e))?
-            {
-                live.push(link.index);
-            }
-        }
+        // One dump, whatever the number of ports.
+        let keep: HashSet<&str> = keep.iter().map(String::as_str).collect();
+        let live: HashSet<u32> = self
+            .nl
+            .links()
+            .await
+            .map_err(|e| HostError::new("list", "links", e))?
+            .into_iter()
+            .filter(|l| keep.contains(l.name.as_str()))
+            .map(|l| l.index)
+            .collect();
         let mut datapath = self.datapath();
         for index in datapath.counted_ifindexes() {
             if !live.contains(&index) {

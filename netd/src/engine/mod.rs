@@ -22,6 +22,8 @@ mod tests_input;
 #[cfg(test)]
 mod tests_isolation;
 #[cfg(test)]
+mod tests_repair;
+#[cfg(test)]
 mod tests_runtime;
 #[cfg(test)]
 mod tests_vips;
@@ -60,8 +62,11 @@ pub struct Engine {
     daemon_netns: PathBuf,
     /// Reconciliations of the state with the machine since the state was made (persisted).
     reconciles: u64,
-    /// Links made again while running ([`Engine::repair_links`]).
+    /// Links made again while running ([`Engine::repair`]).
     repairs: u64,
+    /// Host ends of container interfaces missing at the last repair, whose datapath entries
+    /// were forgotten then.
+    missing_ports: std::collections::BTreeSet<String>,
 }
 
 impl Engine {

@@ -32,6 +32,7 @@ impl Engine {
             daemon_netns,
             reconciles: 0,
             repairs: 0,
+            missing_ports: Default::default(),
         };
         engine.rebuild_pools();
         engine.create_predefined().await?;

@@ -4,17 +4,54 @@
 //! members attached to it, and a container whose host-side veth is gone gets its interface
 //! again, with its address, routes and programs (netd's own containers; a runtime's get
 //! their ports attached again to a bridge made anew, and make their interfaces themselves).
+//! A container whose namespace a runtime brought and that died (the runtime killed it
+//! without a DEL) is released, addresses and ports, as CNI's GC would release it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::{networks::bridge_spec, Engine};
 use crate::state::model::{Container, Sandbox};
 
 impl Engine {
-    /// Puts back what was deleted since the last look; returns the repairs made (each one
-    /// logged).
-    pub async fn repair_links(&mut self) -> usize {
-        let present: HashSet<String> = match self.host.owned_links().await {
+    /// Puts back what was deleted since the last look and releases what died; returns the
+    /// repairs made (each one logged).
+    pub async fn repair(&mut self) -> usize {
+        let released = self.release_dead_namespaces().await;
+        released + self.repair_links().await
+    }
+
+    /// Releases the containers whose namespace was brought by their caller (a CNI runtime,
+    /// `--netns-path`) and is gone, with no process of netd's keeping it: nothing can use
+    /// their addresses and ports again.
+    async fn release_dead_namespaces(&mut self) -> usize {
+        let dead: Vec<(String, String)> = self
+            .containers
+            .values()
+            .filter(|c| c.process.as_ref().is_none_or(|p| p.exit_code.is_some()))
+            .filter_map(|c| match &c.sandbox {
+                Sandbox::External { path } if !self.host.netns_alive(path) => {
+                    Some((c.id.clone(), path.display().to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut released = 0;
+        for (id, path) in dead {
+            let name = self.containers[&id].name.to_string();
+            log::warn!(
+                "container {name}: its namespace {path} is gone: releasing its addresses and ports"
+            );
+            match self.remove_container_of_anyone(&id, true).await {
+                Ok(_) => released += 1,
+                Err(e) => log::warn!("container {name}: releasing it: {e}"),
+            }
+        }
+        self.repairs += released as u64;
+        released
+    }
+
+    async fn repair_links(&mut self) -> usize {
+        let mut present: HashSet<String> = match self.host.owned_links().await {
             Ok(links) => links.into_iter().map(|l| l.name).collect(),
             Err(e) => {
                 log::warn!("looking for deleted links: {e}");
@@ -81,7 +118,38 @@ impl Engine {
             }
             self.repairs += repairs as u64;
         }
+        if repairs > 0 {
+            // What was made again is present now, with another ifindex.
+            match self.host.owned_links().await {
+                Ok(links) => present = links.into_iter().map(|l| l.name).collect(),
+                Err(e) => log::warn!("looking at the links after repairs: {e}"),
+            }
+        }
+        self.forget_removed_ports(&present, repairs > 0).await;
         repairs
+    }
+
+    /// Drops the datapath entries (endpoint, member, counters) of interfaces that are gone:
+    /// made again, they have another ifindex, and a runtime's that is not made again has
+    /// none. Done when what is missing changed, not every second.
+    async fn forget_removed_ports(&mut self, present: &HashSet<String>, repaired: bool) {
+        let ports: Vec<String> = self
+            .containers
+            .values()
+            .flat_map(|c| c.endpoints.iter().map(|e| e.host_ifname.to_string()))
+            .collect();
+        let missing: BTreeSet<String> = ports
+            .iter()
+            .filter(|p| !present.contains(p.as_str()))
+            .cloned()
+            .collect();
+        if !repaired && missing == self.missing_ports {
+            return;
+        }
+        match self.host.forget_ports_except(&ports).await {
+            Ok(()) => self.missing_ports = missing,
+            Err(e) => log::warn!("forgetting the datapath entries of removed interfaces: {e}"),
+        }
     }
 
     /// Repairs made since the daemon started.
