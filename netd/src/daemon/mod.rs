@@ -9,6 +9,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 mod lock;
+mod upkeep;
 
 use crate::{
     api::server,
@@ -122,9 +123,16 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         },
         None => None,
     };
-    tokio::spawn(maintain(host));
+    let changes = match crate::link::events::watch_changes() {
+        Ok(changes) => Some(changes),
+        Err(e) => {
+            log::warn!("repairs only look periodically: {e}");
+            None
+        }
+    };
+    tokio::spawn(upkeep::maintain(host, changes.clone()));
     let daemon = Daemon::new(engine, monitor);
-    tokio::spawn(repair(Arc::clone(&daemon)));
+    tokio::spawn(upkeep::repair(Arc::clone(&daemon), changes));
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }
@@ -198,57 +206,6 @@ fn enable_forwarding() -> Result<()> {
     }
     log::info!("enabling IPv4 forwarding (net.ipv4.ip_forward=1)");
     std::fs::write(PATH, "1").with_context(|| format!("writing {PATH}"))
-}
-
-/// Background upkeep: the host's address set (published ports answer on them) and
-/// connection-tracking garbage collection.
-async fn maintain(host: Arc<LinuxHost>) {
-    let sweeper = match host.conntrack_sweeper() {
-        Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
-        Err(e) => {
-            log::error!("conntrack garbage collection is off: {e}");
-            None
-        }
-    };
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-    let mut n: u64 = 0;
-    loop {
-        tick.tick().await;
-        if let Err(e) = host.refresh_local_addrs().await {
-            log::warn!("refreshing host addresses: {e}");
-        }
-        n += 1;
-        if let Some(sweeper) = sweeper.as_ref().filter(|_| n.is_multiple_of(5)) {
-            // A blocking thread: reading a full table must not hold a runtime worker.
-            let sweeper = Arc::clone(sweeper);
-            let removed = tokio::task::spawn_blocking(move || {
-                let mut sweeper = sweeper.lock().unwrap_or_else(|p| p.into_inner());
-                sweeper.gc(monotonic_ns())
-            })
-            .await
-            .unwrap_or(0);
-            if removed > 0 {
-                log::debug!("conntrack gc removed {removed} entries");
-            }
-        }
-    }
-}
-
-/// Links deleted behind the daemon's back are made again within about a second.
-async fn repair(daemon: crate::shared::Shared) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        daemon.engine.lock().await.repair().await;
-    }
-}
-
-/// CLOCK_MONOTONIC in ns, the clock of the datapath's last-seen times.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
 }
 
 /// Binds a socket with mode 0600, replacing a stale socket but never a live daemon's; `flag`

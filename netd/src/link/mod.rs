@@ -21,6 +21,8 @@ use rtnetlink::{
 
 use crate::netns;
 
+pub mod events;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("{op} {target}: {source}")]
