@@ -1,7 +1,7 @@
 //! Tier 3: what an operator or a crash does behind the daemon's back, repaired: a bridge
 //! deleted by hand comes back at the next start with its members attached again, and
 //! masquerade follows an uplink that was renumbered; a running daemon puts back a deleted
-//! veth or bridge within seconds.
+//! veth or bridge, and mounts again a namespace unmounted under a running container.
 
 use std::time::Duration;
 
@@ -155,6 +155,40 @@ fn a_running_daemon_puts_back_a_deleted_veth_and_bridge() {
     );
     let repairs = repairs(&lab);
     assert!(repairs >= 3.0, "repairs counted: {repairs}");
+}
+
+#[test]
+fn an_unmounted_namespace_of_a_running_container_is_mounted_again() {
+    if !privileged("an_unmounted_namespace_of_a_running_container_is_mounted_again") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.ok(&["network", "create", "--subnet", "10.93.0.0/24", "ns"]);
+    lab.run_d("a", &["--network", "ns"]);
+    lab.run_d("b", &["--network", "ns"]);
+    let b = lab.ip("b", "ns");
+    let path = lab.inspect("a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .expect("a's namespace path")
+        .to_string();
+    // What `ip netns del` does; a's process keeps the namespace alive.
+    let umount = std::process::Command::new("umount")
+        .args(["-l", &path])
+        .status()
+        .unwrap();
+    assert!(umount.success());
+    let _ = std::fs::remove_file(&path);
+    let back = wait_until(Duration::from_secs(15), || {
+        lab.exec("a", &["true"]).status.success()
+    });
+    assert!(back, "exec reaches a again:\n{}", lab.daemon_log());
+    assert!(lab.ping("a", &b), "through the same interface");
+    assert!(
+        lab.daemon_log()
+            .contains("was unmounted: mounting it again"),
+        "logged"
+    );
+    assert!(repairs(&lab) >= 1.0, "counted");
 }
 
 /// A new network and the name of the bridge it got.

@@ -103,6 +103,10 @@ impl Host for FakeHost {
     fn netns_alive(&self, path: &Path) -> bool {
         self.k().netns.contains(path)
     }
+    async fn rebind_netns(&self, path: &Path, _: i32) -> Result<(), HostError> {
+        self.k().netns.insert(path.to_path_buf());
+        Ok(())
+    }
     fn same_netns(&self, a: &Path, b: &Path) -> bool {
         a == b
     }

@@ -131,6 +131,8 @@ pub trait Host: Send + Sync {
     async fn create_netns(&self, path: &Path) -> Result<(), HostError>;
     async fn remove_netns(&self, path: &Path) -> Result<(), HostError>;
     fn netns_alive(&self, path: &Path) -> bool;
+    /// Mounts the namespace of process `pid` at `path` again.
+    async fn rebind_netns(&self, path: &Path, pid: i32) -> Result<(), HostError>;
     /// Whether two paths name one namespace.
     fn same_netns(&self, a: &Path, b: &Path) -> bool;
 

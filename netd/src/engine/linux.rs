@@ -324,6 +324,12 @@ impl Host for LinuxHost {
         netns::is_namespace(path)
     }
 
+    async fn rebind_netns(&self, path: &Path, pid: i32) -> Result<(), HostError> {
+        let from = format!("/proc/{pid}/ns/net");
+        netns::bind(Path::new(&from), path)
+            .map_err(|e| HostError::new("mount namespace again at", path.display(), e))
+    }
+
     fn same_netns(&self, a: &Path, b: &Path) -> bool {
         netns::same(a, b)
     }

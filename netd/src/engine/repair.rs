@@ -16,8 +16,41 @@ impl Engine {
     /// Puts back what was deleted since the last look and releases what died; returns the
     /// repairs made (each one logged).
     pub async fn repair(&mut self) -> usize {
+        let remounted = self.remount_lost_namespaces().await;
         let released = self.release_dead_namespaces().await;
-        released + self.repair_links().await
+        remounted + released + self.repair_links().await
+    }
+
+    /// Mounts again the namespaces of netd's containers whose mount was removed (`umount`,
+    /// a script cleaning namespaces) while their process keeps them alive: `exec`, connect
+    /// and a restart's adoption go through the path. One with no process died with its
+    /// mount, its veth with it: [`Self::repair_links`] makes both again.
+    async fn remount_lost_namespaces(&mut self) -> usize {
+        let lost: Vec<(String, std::path::PathBuf, i32)> = self
+            .containers
+            .values()
+            .filter_map(|c| match (&c.sandbox, &c.process) {
+                (Sandbox::Owned { path }, Some(p))
+                    if !self.host.netns_alive(path) && crate::process::alive(p) =>
+                {
+                    Some((c.name.to_string(), path.clone(), p.pid))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut remounted = 0;
+        for (name, path, pid) in lost {
+            log::warn!(
+                "container {name}: its namespace {} was unmounted: mounting it again from process {pid}",
+                path.display()
+            );
+            match self.host.rebind_netns(&path, pid).await {
+                Ok(()) => remounted += 1,
+                Err(e) => log::warn!("container {name}: {e}"),
+            }
+        }
+        self.repairs += remounted as u64;
+        remounted
     }
 
     /// Releases the containers whose namespace was brought by their caller (a CNI runtime,

@@ -1,6 +1,7 @@
 //! Changes of links, addresses and routes in the daemon's namespace, from rtnetlink's
-//! multicast groups: the daemon repairs and follows renumbering when something changed,
-//! within milliseconds, instead of finding out at its next look.
+//! multicast groups, and of its mount table (namespaces are mounts): the daemon repairs and
+//! follows renumbering when something changed, within milliseconds, instead of finding out
+//! at its next look.
 
 use std::time::Duration;
 
@@ -33,11 +34,20 @@ pub fn watch_changes() -> Result<ChangeCount, LinkError> {
         })?;
     tokio::spawn(conn);
     let (tx, rx) = watch::channel(0);
-    tokio::spawn(count_bursts(messages, tx));
+    let tx = std::sync::Arc::new(tx);
+    tokio::spawn(count_bursts(messages, std::sync::Arc::clone(&tx)));
+    // A namespace's mount removed tells netlink nothing.
+    tokio::spawn(async move {
+        if let Err(e) = crate::netns::watch_mounts(|| tx.send_modify(|n| *n += 1)).await {
+            log::warn!(
+                "watching the mount table: {e}; lost namespace mounts are found by periodic looks"
+            );
+        }
+    });
     Ok(rx)
 }
 
-async fn count_bursts(mut messages: impl Stream + Unpin, tx: watch::Sender<u64>) {
+async fn count_bursts(mut messages: impl Stream + Unpin, tx: std::sync::Arc<watch::Sender<u64>>) {
     while messages.next().await.is_some() {
         // Take what follows within SETTLE, so that one burst is one look.
         loop {
@@ -81,7 +91,7 @@ mod tests {
     async fn a_burst_of_changes_is_counted_once() {
         let (msg_tx, msg_rx) = futures::channel::mpsc::unbounded();
         let (tx, mut rx) = watch::channel(0);
-        tokio::spawn(count_bursts(msg_rx, tx));
+        tokio::spawn(count_bursts(msg_rx, std::sync::Arc::new(tx)));
         for _ in 0..5 {
             msg_tx.unbounded_send(()).unwrap();
         }

@@ -43,6 +43,23 @@ pub fn create(path: &Path) -> io::Result<()> {
     result
 }
 
+/// Bind-mounts the namespace a process is in (`from`, its `/proc/PID/ns/net`) at `path`
+/// again, after the mount was removed behind the daemon's back while the process kept the
+/// namespace alive.
+pub fn bind(from: &Path, path: &Path) -> io::Result<()> {
+    if !path.exists() {
+        File::create(path)?;
+    }
+    mount(
+        Some(from),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(nix_io)
+}
+
 /// Unmounts and removes a namespace made by [`create`]. The namespace itself goes away with the
 /// last process or mount that holds it. Missing or already unmounted paths are fine.
 pub fn remove(path: &Path) -> io::Result<()> {
@@ -115,4 +132,21 @@ pub fn disable_ipv6_in(path: &Path, ifname: &str) -> io::Result<()> {
     })
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
+/// Waits for changes of the calling process's mount table (a namespace's mount removed),
+/// calling `changed` after each: the kernel flags `/proc/self/mountinfo` with POLLPRI when
+/// anything is mounted or unmounted. Returns only on an error of the poll.
+pub async fn watch_mounts(changed: impl Fn()) -> io::Result<()> {
+    use tokio::io::{unix::AsyncFd, Interest};
+    let file = File::open("/proc/self/mountinfo")?;
+    // SAFETY: the AsyncFd owns the File, whose descriptor stays open and the same until the
+    // AsyncFd drops it.
+    let table = unsafe { AsyncFd::register_with_interest(file, Interest::PRIORITY) }
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    loop {
+        let mut ready = table.ready(Interest::PRIORITY).await?;
+        ready.clear_ready();
+        changed();
+    }
 }
