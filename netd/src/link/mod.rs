@@ -85,6 +85,9 @@ pub struct LinkInfo {
 #[derive(Clone)]
 pub struct Netlink {
     handle: Handle,
+    /// The kernel runs one dump at a time per socket and answers EBUSY to a second: the
+    /// repair look, the address refresh and API calls take turns.
+    dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -96,7 +99,10 @@ impl Netlink {
             source,
         })?;
         tokio::spawn(conn);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            dumps: Default::default(),
+        })
     }
 
     /// A connection inside the namespace at `path`; it ends when the value is dropped.
@@ -112,10 +118,14 @@ impl Netlink {
             unsafe { <TokioSocket as std::os::fd::FromRawFd>::from_raw_fd(fd.into_raw_fd()) };
         let (conn, handle, _) = rtnetlink::from_socket(socket);
         tokio::spawn(conn);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            dumps: Default::default(),
+        })
     }
 
     pub async fn links(&self) -> Result<Vec<LinkInfo>, LinkError> {
+        let _turn = self.dumps.lock().await;
         let msgs: Vec<LinkMessage> = self
             .handle
             .link()
@@ -369,6 +379,7 @@ impl Netlink {
     /// IPv4 addresses of this namespace with the index of their interface.
     pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>, LinkError> {
         use rtnetlink::packet_route::address::AddressAttribute;
+        let _turn = self.dumps.lock().await;
         let msgs: Vec<_> = self
             .handle
             .address()
@@ -393,6 +404,7 @@ impl Netlink {
     async fn main_ipv4_routes(
         &self,
     ) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, LinkError> {
+        let _turn = self.dumps.lock().await;
         let msgs: Vec<_> = self
             .handle
             .route()
