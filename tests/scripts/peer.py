@@ -28,7 +28,13 @@ timeout and every server exits after serving or after its deadline.
   peer.py syn-flood HOST PORT COUNT    COUNT SYNs from random 198.18.0.0/15 sources (raw socket)
   peer.py frag-needed SECS             print "ready", then the tuple embedded in the first
                                        ICMP "fragmentation needed" this namespace receives
+  peer.py tcp-stream HOST PORT DIR     one connection to an echo server, 1 KiB every 10 ms, each
+                                       echo checked; writes the bytes echoed so far to DIR/progress
+                                       until DIR/stop exists; prints "sent=N echoed=M max_gap_ms=G"
+  peer.py udp-count HOST PORT DIR      one flow to udp-echo, a numbered datagram every 10 ms, the
+                                       same progress and stop files; prints "sent=N replied=M"
 """
+import os
 import socket
 import sys
 import threading
@@ -330,6 +336,76 @@ def frag_needed(secs):
         return
 
 
+def progress(folder, count):
+    tmp = os.path.join(folder, "progress.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(count))
+    os.replace(tmp, os.path.join(folder, "progress"))
+
+
+def stopped(folder):
+    return os.path.exists(os.path.join(folder, "stop")) or time.time() >= DEADLINE
+
+
+def tcp_stream(host, port, folder):
+    c = retry(lambda: socket.create_connection((host, port), timeout=3))
+    c.settimeout(30)
+    sent = echoed = max_gap = 0
+    last = time.time()
+    i = 0
+    while not stopped(folder):
+        chunk = bytes([i % 251]) * 1024
+        c.sendall(chunk)
+        sent += len(chunk)
+        got = b""
+        while len(got) < len(chunk):
+            part = c.recv(len(chunk) - len(got))
+            if not part:
+                sys.exit(f"closed by the peer after {echoed} bytes")
+            got += part
+        if got != chunk:
+            sys.exit(f"the echo of chunk {i} differs")
+        echoed += len(got)
+        now = time.time()
+        max_gap, last = max(max_gap, now - last), now
+        if i % 10 == 0:
+            progress(folder, echoed)
+        i += 1
+        time.sleep(0.01)
+    c.close()
+    print(f"sent={sent} echoed={echoed} max_gap_ms={int(max_gap * 1000)}")
+
+
+def udp_count(host, port, folder):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((host, port))
+    replied = set()
+
+    def receive():
+        while True:
+            try:
+                data = s.recv(2048)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            replied.add(int(data.split(b" ")[-1]))
+            if len(replied) % 10 == 0:
+                progress(folder, len(replied))
+    s.settimeout(1)
+    threading.Thread(target=receive, daemon=True).start()
+    sent = 0
+    while not stopped(folder):
+        s.send(str(sent).encode())
+        sent += 1
+        time.sleep(0.01)
+    # What is still on its way has a second to come back.
+    end = time.time() + 1
+    while len(replied) < sent and time.time() < end:
+        time.sleep(0.01)
+    print(f"sent={sent} replied={len(replied)}")
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "tcp-server":
@@ -368,6 +444,10 @@ if __name__ == "__main__":
         udp_flood(args[0], int(args[1]), int(args[2]))
     elif mode == "syn-flood":
         syn_flood(args[0], int(args[1]), int(args[2]))
+    elif mode == "tcp-stream":
+        tcp_stream(args[0], int(args[1]), args[2])
+    elif mode == "udp-count":
+        udp_count(args[0], int(args[1]), args[2])
     elif mode == "frag-needed":
         frag_needed(float(args[0]))
     else:

@@ -15,7 +15,7 @@ use aya::{
 };
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
-    isolation::Endpoint,
+    isolation::{Endpoint, EP_VIP_BACKEND},
     maps,
 };
 
@@ -53,6 +53,16 @@ impl Datapath {
             port: port.to_string(),
             source: e.into(),
         })?;
+        // An adopted port keeps the backend mark the VIPs gave it until they are synced
+        // again: a backend's replies that lost their translation for a moment would reach
+        // the client from the backend's address, and the client's RST would end them.
+        let ep = match self.endpoints.get(&ifindex, 0) {
+            Ok(old) if old.addr_be == ep.addr_be && old.network == ep.network => Endpoint {
+                flags: ep.flags | (old.flags & EP_VIP_BACKEND),
+                ..ep
+            },
+            _ => ep,
+        };
         self.set_endpoint(ifindex, ep)?;
         self.attach_filters(port, &PORT_PROGRAMS)
     }
