@@ -106,3 +106,17 @@ pub const PROG_CONNECT4: &str = "netd_connect4";
 pub const PROG_SENDMSG4: &str = "netd_sendmsg4";
 pub const PROG_RECVMSG4: &str = "netd_recvmsg4";
 pub const PROG_GETPEERNAME4: &str = "netd_getpeername4";
+
+/// The meaning version of a pinned map's entries. The kernel records a pin's type, key size,
+/// value size and entries; this is what it cannot see. Bump a map's version when its entries
+/// change meaning at the same sizes, or when a field appended to its value must not start at
+/// zero: a daemon then makes the map anew instead of moving the older entries into it.
+pub fn layout_version(map: &str) -> u32 {
+    LAYOUT_VERSIONS
+        .iter()
+        .find(|(name, _)| *name == map)
+        .map_or(1, |(_, version)| *version)
+}
+
+/// The maps whose meaning version is past 1, e.g. `(CONNTRACK, 2)`.
+const LAYOUT_VERSIONS: &[(&str, u32)] = &[];

@@ -198,3 +198,60 @@ fn ten_sigkills_under_load_lose_nothing() {
     }
     drop(outside);
 }
+
+#[test]
+fn a_conntrack_resize_keeps_the_connections() {
+    if !privileged("a_conntrack_resize_keeps_the_connections") {
+        return;
+    }
+    let mut lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.96.0.0/24", "resize"]);
+    let net = ["--network", "resize"];
+    let published_tcp = [&net[..], &["-p", "8099:80"]].concat();
+    peer_container(&lab, "echo", &published_tcp, &["tcp-echo", "80", "110"]);
+    let outside = peer_in_external(&lab, &["tcp-echo", "9097", "110"]);
+    lab.wait_listening("echo", "tcp", 80);
+    let flows = [
+        Flow::new(&lab, "published", |dir| {
+            Client::External(peer_in_external(
+                &lab,
+                &["tcp-stream", UPLINK_IP, "8099", dir],
+            ))
+        }),
+        Flow::new(&lab, "masqueraded", |dir| {
+            peer_container(
+                &lab,
+                "client",
+                &net,
+                &["tcp-stream", EXTERNAL_IP, "9097", dir],
+            );
+            Client::Container("client")
+        }),
+    ];
+    for flow in &flows {
+        flow.wait_past(&lab, 0, "before the resize");
+    }
+    // An upgrade that changes the tables' layout: their pins are made anew, entries moved.
+    lab.stop_daemon();
+    lab.daemon_args = vec!["--conntrack-max".into(), "65536".into()];
+    lab.start_daemon();
+    for flow in &flows {
+        let at = flow.progress();
+        flow.wait_past(&lab, at, "after the resize");
+    }
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("pinned map NETD_CT is not this build's (entries 262144 -> 65536): made anew"),
+        "{log}"
+    );
+    for flow in flows {
+        let name = flow.name;
+        let line = flow.finish(&lab);
+        assert_eq!(
+            field(&line, "sent"),
+            field(&line, "echoed"),
+            "{name}: every byte echoed, no reset: {line}"
+        );
+    }
+    drop(outside);
+}

@@ -113,6 +113,8 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         .context("reading host addresses")?;
     host.attach_socket_hooks()
         .context("attaching socket hooks")?;
+    host.finish_map_moves()
+        .context("moving the entries of older pinned maps")?;
     let monitor = match host.take_events() {
         Some(events) => match crate::monitor::Monitor::start(events, host.clone()) {
             Ok(m) => Some(m),

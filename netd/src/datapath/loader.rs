@@ -98,6 +98,10 @@ pub struct Datapath {
     pub(super) pin_dir: PathBuf,
     /// Pinned maps this load found with another layout, and made anew.
     maps_reset: Vec<String>,
+    /// Pinned maps this load found with an older layout and moved into this build's.
+    maps_moved: Vec<String>,
+    /// Their old maps, until [`Datapath::finish_moves`].
+    moving: Vec<super::pins::Moving>,
 }
 
 impl Datapath {
@@ -120,7 +124,7 @@ impl Datapath {
             (maps::CONNTRACK, conntrack_max),
             (maps::CONNTRACK_NEW, pending_max),
         ];
-        let reset = super::pins::drop_mismatched(&maps_dir, OBJECT, &sizes)?;
+        let super::pins::Prepared { reset, moving } = super::pins::prepare(bpffs, OBJECT, &sizes)?;
         let tables_reset = reset
             .iter()
             .any(|m| m == maps::CONNTRACK || m == maps::CONNTRACK_NEW);
@@ -133,6 +137,15 @@ impl Datapath {
             .map_max_entries(maps::CONNTRACK, conntrack_max)
             .map_max_entries(maps::CONNTRACK_NEW, pending_max)
             .load(OBJECT)?;
+        for m in &moving {
+            m.copy(bpffs, false)?;
+        }
+        let pinned: Vec<String> = ebpf
+            .maps()
+            .map(|(name, _)| name.to_string())
+            .filter(|name| maps_dir.join(name).exists())
+            .collect();
+        super::pins::record_versions(bpffs, &pinned)?;
         for name in super::sockets::SOCKET_PROGRAMS {
             super::sockets::sock_addr(&mut ebpf, name)?
                 .load()
@@ -214,7 +227,29 @@ impl Datapath {
             evictions_seen: Default::default(),
             pin_dir: bpffs.to_path_buf(),
             maps_reset: reset,
+            maps_moved: moving.iter().map(|m| m.name.clone()).collect(),
+            moving,
         })
+    }
+
+    /// Moves into the new maps what the old programs added since the load, and lets the old
+    /// maps go. Call once this build's programs are attached everywhere.
+    pub fn finish_moves(&mut self) -> Result<(), DatapathError> {
+        for m in std::mem::take(&mut self.moving) {
+            let late = m.copy(&self.pin_dir, true)?;
+            if late > 0 {
+                log::info!(
+                    "{late} more entries of {} moved after the programs switched",
+                    m.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The pinned maps this load found with an older layout and moved into this build's.
+    pub fn maps_moved(&self) -> &[String] {
+        &self.maps_moved
     }
 
     /// The pinned maps this load found with another layout than this build's, and made

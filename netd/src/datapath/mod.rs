@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod nat;
 mod pins;
 mod ports;
+mod raw;
 pub mod sockets;
 pub mod stats;
 pub mod vips;

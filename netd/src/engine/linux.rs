@@ -89,6 +89,14 @@ impl LinuxHost {
             .map_err(|e| HostError::new("attach socket hooks to", cgroup.display(), e))
     }
 
+    /// Ends the moves of pinned maps of an older layout, once this build's programs are
+    /// attached to every port, uplink and the socket hooks.
+    pub fn finish_map_moves(&self) -> Result<(), HostError> {
+        self.datapath()
+            .finish_moves()
+            .map_err(|e| HostError::new("move", "older pinned maps", e))
+    }
+
     /// Tells the datapath which addresses are the host's own (published ports answer there).
     pub async fn refresh_local_addrs(&self) -> Result<(), HostError> {
         let addrs = self
