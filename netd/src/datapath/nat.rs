@@ -109,6 +109,23 @@ impl Datapath {
         self.ports.iter().filter_map(Result::ok).collect()
     }
 
+    /// What is published beyond `keep`: a crash between publishing and recording a
+    /// container leaves such ports.
+    pub fn published_beyond(&self, keep: &[Publication]) -> Vec<Publication> {
+        let kept: std::collections::HashSet<PortKey> = keep.iter().map(Publication::key).collect();
+        self.published()
+            .into_iter()
+            .filter(|(k, _)| !kept.contains(k))
+            .map(|(k, t)| Publication {
+                proto: k.proto,
+                host_ip: ip_of(k.addr_be),
+                host_port: u16::from_be(k.port_be),
+                target_ip: ip_of(t.addr_be),
+                target_port: u16::from_be(t.port_be),
+            })
+            .collect()
+    }
+
     /// Forgets every tracked connection to or from `ip`, so that its translations stop at
     /// once (a replaced container gets its flows back within a packet, not a timeout).
     pub fn flush_conntrack(&mut self, ip: Ipv4Addr) -> usize {

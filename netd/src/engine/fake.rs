@@ -170,6 +170,10 @@ impl Host for FakeHost {
         self.k().published.retain(|p| !publications.contains(p));
         Ok(())
     }
+    async fn publish_exactly(&self, publications: &[Publication]) -> Result<(), HostError> {
+        self.k().published = publications.to_vec();
+        Ok(())
+    }
     async fn flush_connections(&self, ip: Ipv4Addr) {
         self.k().flushed.push(ip);
     }

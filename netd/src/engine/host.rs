@@ -159,6 +159,9 @@ pub trait Host: Send + Sync {
     /// Installs published ports in the datapath.
     async fn publish(&self, publications: &[Publication]) -> Result<(), HostError>;
     async fn unpublish(&self, publications: &[Publication]) -> Result<(), HostError>;
+    /// Makes the published ports exactly `publications` (at start: a crash may have left
+    /// ports of a container that was never recorded).
+    async fn publish_exactly(&self, publications: &[Publication]) -> Result<(), HostError>;
     /// Forgets tracked connections of `ip` (a container going away).
     async fn flush_connections(&self, ip: Ipv4Addr);
     /// Makes the datapath's network rules exactly these.

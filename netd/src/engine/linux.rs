@@ -515,6 +515,20 @@ impl Host for LinuxHost {
         Ok(())
     }
 
+    async fn publish_exactly(&self, publications: &[Publication]) -> Result<(), HostError> {
+        let stale = self.datapath().published_beyond(publications);
+        for p in &stale {
+            log::info!(
+                "unpublishing {}:{}/{} of no container (a crash before it was recorded)",
+                p.host_ip,
+                p.host_port,
+                if p.proto == 6 { "tcp" } else { "udp" }
+            );
+        }
+        self.unpublish(&stale).await?;
+        self.publish(publications).await
+    }
+
     async fn flush_connections(&self, ip: Ipv4Addr) {
         let flushed = self.datapath().flush_conntrack(ip);
         log::debug!("flushed {flushed} conntrack entries of {ip}");

@@ -48,9 +48,12 @@ impl Engine {
             errors.note(engine.restore_container(&c).await);
         }
         engine.remove_orphans(&mut errors).await;
-        for c in engine.containers.values() {
-            errors.note(engine.host.publish(&engine.publications(c)).await);
-        }
+        let published: Vec<_> = engine
+            .containers
+            .values()
+            .flat_map(|c| engine.publications(c))
+            .collect();
+        errors.note(engine.host.publish_exactly(&published).await);
         errors.note(engine.sync_masq_subnets().await);
         errors.note(engine.sync_network_rules().await);
         engine.sync_dns().await;
@@ -195,6 +198,7 @@ impl Engine {
                 errors.note(self.host.remove_link(&link.name).await);
             }
         }
+        self.kill_orphan_processes();
         self.remove_incomplete_files(errors);
         let ports: Vec<String> = ports.into_iter().collect();
         errors.note(self.host.forget_ports_except(&ports).await);
@@ -208,6 +212,33 @@ impl Engine {
         {
             log::info!("removing orphan namespace {}", path.display());
             errors.note(self.host.remove_netns(&path).await);
+        }
+    }
+
+    /// Kills the container processes no container records: a crash between starting a
+    /// process and recording it leaves one, writing to its container's log. One of a
+    /// recorded process's session or mount namespace (its children) belongs to it.
+    fn kill_orphan_processes(&self) {
+        let dir = self.store.root().join("containers");
+        for w in crate::process::orphans::log_writers(&dir) {
+            let recorded = self
+                .containers
+                .get(&w.container_id)
+                .and_then(|c| c.process.as_ref())
+                .filter(|p| p.exit_code.is_none() && crate::process::alive(p))
+                .map(|p| p.pid);
+            let belongs = recorded.is_some_and(|pid| {
+                w.session == pid || crate::process::orphans::same_mount_namespace(w.pid, pid)
+            });
+            if belongs {
+                continue;
+            }
+            log::info!(
+                "killing process {} of container {}: no container records it (a crash before it was recorded)",
+                w.pid,
+                &w.container_id[..w.container_id.len().min(12)]
+            );
+            crate::process::orphans::kill_pid(w.pid);
         }
     }
 }

@@ -268,22 +268,39 @@ async fn restart_keeps_everything_and_removes_only_owned_orphans() {
         .unwrap();
     lab.run("a", "n1", None).await.unwrap();
     lab.run("b", "bridge", Some("172.17.0.2")).await.unwrap();
+    lab.engine
+        .create_container(spec_with_ports("p", &["8080:80"]))
+        .await
+        .unwrap();
     lab.host
         .k()
         .links
         .insert("vethorphan".into(), "f".repeat(64));
+    // A port published for a container a crash kept from being recorded.
+    let recorded = lab.host.k().published.clone();
+    lab.host
+        .k()
+        .published
+        .push(crate::datapath::nat::Publication {
+            proto: 6,
+            host_ip: ip("0.0.0.0"),
+            host_port: 9090,
+            target_ip: ip("172.17.0.9"),
+            target_port: 80,
+        });
     assert_eq!(lab.engine.reconciles(), 1);
     let mut engine = start(&lab.host, lab.dir.path()).await;
     assert_eq!(engine.reconciles(), 2, "the count goes on across restarts");
     assert!(!lab.host.k().links.contains_key("vethorphan"));
-    assert_eq!(engine.containers().count(), 2);
+    assert_eq!(lab.host.k().published, recorded, "only the recorded ports");
+    assert_eq!(engine.containers().count(), 3);
     let (c, _) = engine
         .create_container(spec("c", "bridge", None))
         .await
         .unwrap();
     assert_eq!(
         c.endpoints[0].ip,
-        ip("172.17.0.3"),
+        ip("172.17.0.4"),
         "the held address is not given out again"
     );
     assert_eq!(engine.networks().count(), 4);
