@@ -3,6 +3,7 @@
 //! process from an earlier daemon run is still alive.
 
 pub mod files;
+pub mod orphans;
 
 use std::{
     ffi::CString,
