@@ -110,6 +110,11 @@ enum Peer {
         to: std::net::SocketAddr,
         secs: u64,
     },
+    /// Request/response on one connection: exchanges and the longest gap between answers.
+    Gaps {
+        to: std::net::SocketAddr,
+        secs: u64,
+    },
     DnsQps {
         server: std::net::SocketAddr,
         name: String,
@@ -199,6 +204,10 @@ fn bench_peer(role: Peer) -> Result<()> {
             println!("{:.1}", bench::peer::udp_flood(to, &window(at, secs)?)?)
         }
         Peer::UdpFlows { to, secs } => println!("{:.1}", bench::peer::udp_flows(to, secs)?),
+        Peer::Gaps { to, secs } => {
+            let (count, longest_ms) = bench::peer::gaps(to, secs)?;
+            println!("{count} {longest_ms:.2}");
+        }
         Peer::DnsQps {
             server,
             name,

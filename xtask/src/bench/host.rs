@@ -75,6 +75,11 @@ impl BenchHost {
     }
 
     fn start_daemon(&mut self, netd: &Path) -> Result<()> {
+        self.spawn_daemon(netd)?;
+        self.wait_for_api(Duration::from_millis(50))
+    }
+
+    fn spawn_daemon(&mut self, netd: &Path) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -95,6 +100,11 @@ impl BenchHost {
                 .spawn()
                 .context("starting netd daemon")?,
         );
+        Ok(())
+    }
+
+    /// Waits until the daemon's API answers, looking every `poll`.
+    fn wait_for_api(&self, poll: Duration) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while api(&self.socket(), "GET", "/v1/version", "").is_err() {
             if Instant::now() > deadline {
@@ -103,9 +113,21 @@ impl BenchHost {
                     self.dir.join("daemon.log").display()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(poll);
         }
         Ok(())
+    }
+
+    /// SIGKILLs the daemon and starts `netd` again: the time from the kill until its API
+    /// answers (looked at every 2 ms), reconcile done.
+    pub fn kill_and_restart(&mut self, netd: &Path) -> Result<Duration> {
+        let mut d = self.daemon.take().context("no daemon to kill")?;
+        let start = Instant::now();
+        d.kill()?;
+        d.wait()?;
+        self.spawn_daemon(netd)?;
+        self.wait_for_api(Duration::from_millis(2))?;
+        Ok(start.elapsed())
     }
 
     /// Stops the daemon and starts it again: it re-adopts every port, putting back the

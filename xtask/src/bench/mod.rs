@@ -13,6 +13,7 @@ mod netfilter;
 pub mod peer;
 mod publish;
 mod report;
+mod restart;
 mod runtimes;
 mod vip;
 
@@ -54,6 +55,10 @@ pub enum Suite {
     /// Conntrack under a flood of new flows from spoofed sources: idle established
     /// connections kept and new connections per second, netd vs iptables' conntrack.
     Flood,
+    /// SIGKILL and restart with 1,000 containers and 10,000 published ports: the time to
+    /// serve the API again and the longest stall of an established flow, against an empty
+    /// daemon's restart and a window without one.
+    Restart,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -127,6 +132,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = flood::run(netd, xtask, opts.runs)?;
         println!("\n{table}");
         std::fs::write(dir.join("flood.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Restart) {
+        println!(
+            "\nrestart after SIGKILL: 1,000 containers and 10,000 published ports vs none ({} rounds, median (min-max))",
+            opts.runs
+        );
+        let table = restart::run(netd, xtask, opts.runs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("restart.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");

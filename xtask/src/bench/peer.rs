@@ -231,6 +231,26 @@ pub fn rr(to: SocketAddr, secs: u64) -> Result<(f64, f64, f64)> {
     Ok((rate, pct(0.5), pct(0.99)))
 }
 
+/// Request/response on one connection for `secs`: (exchanges, longest time between two
+/// answers in ms). A restart of the daemon under it shows as the longest gap.
+pub fn gaps(to: SocketAddr, secs: u64) -> Result<(usize, f64)> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).context("connect")?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let start = Instant::now();
+    let mut last = start;
+    let mut longest = Duration::ZERO;
+    let mut count = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        one_exchange(&mut s)?;
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+        count += 1;
+    }
+    Ok((count, longest.as_secs_f64() * 1e3))
+}
+
 /// New UDP flows per second: a new socket (new source port) per request/response.
 pub fn udp_flows(to: SocketAddr, secs: u64) -> Result<f64> {
     let start = Instant::now();
