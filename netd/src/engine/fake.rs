@@ -74,6 +74,9 @@ impl Host for FakeHost {
     async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
         Ok(self.k().links.contains_key(name))
     }
+    async fn snapshot_links(&self, _: bool) -> Result<(), HostError> {
+        Ok(())
+    }
     async fn remove_link(&self, name: &str) -> Result<(), HostError> {
         self.k().links.remove(name);
         Ok(())

@@ -123,6 +123,10 @@ pub trait Host: Send + Sync {
     /// Creates the bridge with its gateway address, or completes one that exists.
     async fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<(), HostError>;
     async fn link_exists(&self, name: &str) -> Result<bool, HostError>;
+    /// With `on`, takes one dump of the links that [`Host::link_exists`] and adoption look
+    /// up until it is turned off: a reconcile adopting a thousand ports makes one request
+    /// instead of three per port. Only for a reconcile, which alone changes links then.
+    async fn snapshot_links(&self, on: bool) -> Result<(), HostError>;
     async fn remove_link(&self, name: &str) -> Result<(), HostError>;
     /// Links in the daemon's namespace that carry netd's mark.
     async fn owned_links(&self) -> Result<Vec<OwnedLink>, HostError>;

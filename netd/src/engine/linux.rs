@@ -38,6 +38,9 @@ pub struct LinuxHost {
     reserved: Mutex<ReservedPorts>,
     /// The uplinks attached, with the address masquerade uses on each.
     uplinks: Mutex<Vec<uplinks::Uplink>>,
+    /// One dump of the links, looked up instead of a netlink request per port while a
+    /// reconcile adopts them all (see [`Host::snapshot_links`]).
+    links: Mutex<Option<std::collections::HashMap<String, crate::link::LinkInfo>>>,
 }
 
 impl LinuxHost {
@@ -56,6 +59,7 @@ impl LinuxHost {
             dns,
             reserved: Mutex::new(reserved),
             uplinks: Mutex::new(Vec::new()),
+            links: Mutex::new(None),
         }
     }
 
@@ -95,6 +99,22 @@ impl LinuxHost {
         self.datapath()
             .finish_moves()
             .map_err(|e| HostError::new("move", "older pinned maps", e))
+    }
+
+    /// The link `name`, from the snapshot while a reconcile holds one.
+    async fn find_link(&self, name: &str) -> Result<Option<crate::link::LinkInfo>, HostError> {
+        if let Some(links) = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(links.get(name).cloned());
+        }
+        self.nl
+            .link(name)
+            .await
+            .map_err(|e| HostError::new("find", name, e))
     }
 
     /// Tells the datapath which addresses are the host's own (published ports answer there).
@@ -258,12 +278,24 @@ impl Host for LinuxHost {
     }
 
     async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
-        Ok(self
-            .nl
-            .link(name)
-            .await
-            .map_err(|e| HostError::new("find", name, e))?
-            .is_some())
+        Ok(self.find_link(name).await?.is_some())
+    }
+
+    async fn snapshot_links(&self, on: bool) -> Result<(), HostError> {
+        let snapshot = match on {
+            true => Some(
+                self.nl
+                    .links()
+                    .await
+                    .map_err(|e| HostError::new("list", "links", e))?
+                    .into_iter()
+                    .map(|l| (l.name.clone(), l))
+                    .collect(),
+            ),
+            false => None,
+        };
+        *self.links.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        Ok(())
     }
 
     async fn remove_link(&self, name: &str) -> Result<(), HostError> {
@@ -426,21 +458,21 @@ impl Host for LinuxHost {
 
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError> {
         let host = plug.host_ifname.as_str();
-        let find = |e| HostError::new("find", host, e);
         let port = self
-            .nl
-            .link(host)
-            .await
-            .map_err(find)?
-            .ok_or_else(|| find(LinkError::NotFound(host.to_string())))?;
+            .find_link(host)
+            .await?
+            .ok_or_else(|| HostError::new("find", host, LinkError::NotFound(host.to_string())))?;
         let index = port.index;
         // A bridge deleted behind the daemon's back released its ports; the one reconcile
         // made again has none until they are attached again.
+        let bridge_name = plug.bridge.as_str();
         let bridge = self
-            .nl
-            .index(plug.bridge.as_str())
-            .await
-            .map_err(|e| HostError::new("find", plug.bridge.as_str(), e))?;
+            .find_link(bridge_name)
+            .await?
+            .ok_or_else(|| {
+                HostError::new("find", bridge_name, LinkError::NotFound(bridge_name.into()))
+            })?
+            .index;
         if port.controller != Some(bridge) {
             log::info!("re-attaching {host} to bridge {}", plug.bridge);
             self.nl

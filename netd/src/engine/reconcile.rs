@@ -42,21 +42,34 @@ impl Engine {
                 errors.note(engine.host.ensure_bridge(&bridge).await);
             }
         }
+        let mut phases = Phases::start();
+        errors.note(engine.host.snapshot_links(true).await);
         let ids: Vec<String> = engine.containers.keys().cloned().collect();
         for id in ids {
             let c = engine.containers[&id].clone();
             errors.note(engine.restore_container(&c).await);
         }
+        errors.note(engine.host.snapshot_links(false).await);
+        phases.done("containers");
         engine.remove_orphans(&mut errors).await;
+        phases.done("orphans");
         let published: Vec<_> = engine
             .containers
             .values()
             .flat_map(|c| engine.publications(c))
             .collect();
         errors.note(engine.host.publish_exactly(&published).await);
+        phases.done("ports");
         errors.note(engine.sync_masq_subnets().await);
         errors.note(engine.sync_network_rules().await);
         engine.sync_dns().await;
+        phases.done("rules and DNS");
+        log::info!(
+            "reconciled {} networks and {} containers: {}",
+            engine.networks.len(),
+            engine.containers.len(),
+            phases.summary()
+        );
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }
@@ -240,5 +253,35 @@ impl Engine {
             );
             crate::process::orphans::kill_pid(w.pid);
         }
+    }
+}
+
+/// How long each part of a reconcile took, for the log: what an operator waits for at start.
+struct Phases {
+    last: std::time::Instant,
+    took: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            took: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.took.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .took
+            .iter()
+            .map(|(phase, d)| format!("{phase} {} ms", d.as_millis()))
+            .collect();
+        parts.join(", ")
     }
 }

@@ -66,7 +66,13 @@ pub fn run(netd: &Path) -> Result<String> {
             while scraping.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = BenchHost::run_in(
                     host.netns(),
-                    &["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:9640/metrics"],
+                    &[
+                        "curl",
+                        "-sf",
+                        "-o",
+                        "/dev/null",
+                        "http://127.0.0.1:9640/metrics",
+                    ],
                 );
                 n += 1;
             }
