@@ -82,9 +82,11 @@ pub fn run(args: Options, socket: PathBuf) -> Result<()> {
 }
 
 async fn serve(args: Options, socket: PathBuf) -> Result<()> {
+    let started = std::time::Instant::now();
     let store = Store::open(&args.state_dir).context("opening the state dir")?;
     let datapath =
         Datapath::load_sized(&args.bpffs, args.conntrack_max).context("loading the datapath")?;
+    let loaded = started.elapsed();
     let nl = Netlink::current().context("opening rtnetlink")?;
     let upstreams = if args.dns_upstreams.is_empty() {
         let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -105,9 +107,11 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         names => log::info!("uplinks: {}", names.join(", ")),
     }
     let daemon_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+    let before_reconcile = started.elapsed();
     let (engine, alive) = Engine::start(host.clone(), store, daemon_netns)
         .await
         .context("reconciling state")?;
+    let reconciled = started.elapsed();
     host.refresh_local_addrs()
         .await
         .context("reading host addresses")?;
@@ -147,6 +151,13 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         log::info!("metrics on http://{addr}/metrics");
     }
     let listener = bind(&socket, "--socket").await?;
+    log::info!(
+        "serving {} ms after start: datapath loaded at {} ms, reconcile from {} to {} ms",
+        started.elapsed().as_millis(),
+        loaded.as_millis(),
+        before_reconcile.as_millis(),
+        reconciled.as_millis()
+    );
     let plugin_socket = match &args.docker_plugin {
         Some(name) => match serve_docker_plugin(name, Arc::clone(&daemon)).await {
             Ok(path) => Some(path),

@@ -40,7 +40,13 @@ pub struct LinuxHost {
     uplinks: Mutex<Vec<uplinks::Uplink>>,
     /// One dump of the links, looked up instead of a netlink request per port while a
     /// reconcile adopts them all (see [`Host::snapshot_links`]).
-    links: Mutex<Option<std::collections::HashMap<String, crate::link::LinkInfo>>>,
+    links: Mutex<Option<LinkSnapshot>>,
+}
+
+/// The links and static bridge entries when a reconcile started.
+struct LinkSnapshot {
+    links: std::collections::HashMap<String, crate::link::LinkInfo>,
+    pinned_macs: HashSet<(u32, [u8; 6])>,
 }
 
 impl LinuxHost {
@@ -103,13 +109,13 @@ impl LinuxHost {
 
     /// The link `name`, from the snapshot while a reconcile holds one.
     async fn find_link(&self, name: &str) -> Result<Option<crate::link::LinkInfo>, HostError> {
-        if let Some(links) = self
+        if let Some(s) = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            return Ok(links.get(name).cloned());
+            return Ok(s.links.get(name).cloned());
         }
         self.nl
             .link(name)
@@ -283,15 +289,21 @@ impl Host for LinuxHost {
 
     async fn snapshot_links(&self, on: bool) -> Result<(), HostError> {
         let snapshot = match on {
-            true => Some(
-                self.nl
+            true => Some(LinkSnapshot {
+                links: self
+                    .nl
                     .links()
                     .await
                     .map_err(|e| HostError::new("list", "links", e))?
                     .into_iter()
                     .map(|l| (l.name.clone(), l))
                     .collect(),
-            ),
+                pinned_macs: self
+                    .nl
+                    .pinned_macs()
+                    .await
+                    .map_err(|e| HostError::new("list", "bridge entries", e))?,
+            }),
             false => None,
         };
         *self.links.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
@@ -480,11 +492,21 @@ impl Host for LinuxHost {
                 .await
                 .map_err(|e| HostError::new("re-attach", host, e))?;
         }
-        // Ports plugged by a build without static bridge entries get theirs.
-        self.nl
-            .pin_mac(index, host, plug.mac.0)
-            .await
-            .map_err(|e| HostError::new("adopt", host, e))?;
+        // Ports plugged by a build without static bridge entries get theirs. Pinning again
+        // one that is there costs a restart dearly: after a filter swap, an FDB change
+        // waits (about 0.3 ms a port).
+        let pinned = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.pinned_macs.contains(&(index, plug.mac.0)));
+        if !pinned {
+            self.nl
+                .pin_mac(index, host, plug.mac.0)
+                .await
+                .map_err(|e| HostError::new("adopt", host, e))?;
+        }
         self.attach_port(plug, index)
     }
 
@@ -709,6 +731,10 @@ impl Host for LinuxHost {
 fn ipv4_only(ifname: &str) {
     for (key, value) in [("accept_ra", "0"), ("disable_ipv6", "1")] {
         let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+        // An adopted port has them already: a write takes the RTNL lock for nothing.
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
+            continue;
+        }
         match std::fs::write(&path, value) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

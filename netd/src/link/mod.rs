@@ -303,6 +303,39 @@ impl Netlink {
             .map_err(nl("pin MAC on", name.to_string()))
     }
 
+    /// The static bridge entries (`pin_mac`'s: no-ARP, on a bridge) as (port index, MAC),
+    /// from one dump of the bridge FDBs.
+    pub async fn pinned_macs(
+        &self,
+    ) -> Result<std::collections::HashSet<(u32, [u8; 6])>, LinkError> {
+        use rtnetlink::packet_route::{neighbour::NeighbourAttribute, AddressFamily};
+        let _turn = self.dumps.lock().await;
+        let mut request = self.handle.neighbours().get();
+        request.message_mut().header.family = AddressFamily::Bridge;
+        let msgs: Vec<_> = request
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list", "bridge entries"))?;
+        Ok(msgs
+            .into_iter()
+            // A dump names the bridge in an attribute, not with the controller flag.
+            .filter(|m| {
+                m.header.state == NeighbourState::Noarp
+                    && m.attributes
+                        .iter()
+                        .any(|a| matches!(a, NeighbourAttribute::Controller(_)))
+            })
+            .filter_map(|m| {
+                let mac = m.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(mac) => <[u8; 6]>::try_from(&mac[..]).ok(),
+                    _ => None,
+                })?;
+                Some((m.header.ifindex, mac))
+            })
+            .collect())
+    }
+
     pub async fn add_address(
         &self,
         index: u32,

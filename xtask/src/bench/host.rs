@@ -118,16 +118,18 @@ impl BenchHost {
         Ok(())
     }
 
-    /// SIGKILLs the daemon and starts `netd` again: the time from the kill until its API
-    /// answers (looked at every 2 ms), reconcile done.
-    pub fn kill_and_restart(&mut self, netd: &Path) -> Result<Duration> {
+    /// SIGKILLs the daemon and starts `netd` again: the time from the kill until the old
+    /// process is gone, and until the new one's API answers (looked at every 2 ms),
+    /// reconcile done.
+    pub fn kill_and_restart(&mut self, netd: &Path) -> Result<(Duration, Duration)> {
         let mut d = self.daemon.take().context("no daemon to kill")?;
         let start = Instant::now();
         d.kill()?;
         d.wait()?;
+        let gone = start.elapsed();
         self.spawn_daemon(netd)?;
         self.wait_for_api(Duration::from_millis(2))?;
-        Ok(start.elapsed())
+        Ok((gone, start.elapsed()))
     }
 
     /// Stops the daemon and starts it again: it re-adopts every port, putting back the

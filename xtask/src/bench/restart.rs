@@ -56,13 +56,19 @@ pub fn run(netd: &Path, xtask: &Path, rounds: usize) -> Result<String> {
     let ext = busy.external.clone().context("the busy host's client")?;
     let to = format!("{UPLINK_IP}:{PUBLISHED}");
     let (mut busy_ms, mut empty_ms, mut stall_ms, mut calm_ms) = (vec![], vec![], vec![], vec![]);
+    let (mut busy_exit_ms, mut empty_exit_ms) = (vec![], vec![]);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for _ in 0..rounds {
         calm_ms.push(longest_gap(gaps_client(xtask, &ext, &to)?)?);
         let client = gaps_client(xtask, &ext, &to)?;
         std::thread::sleep(Duration::from_secs(1));
-        busy_ms.push(busy.kill_and_restart(netd)?.as_secs_f64() * 1e3);
+        let (gone, serving) = busy.kill_and_restart(netd)?;
+        busy_exit_ms.push(ms(gone));
+        busy_ms.push(ms(serving));
         stall_ms.push(longest_gap(client)?);
-        empty_ms.push(empty.kill_and_restart(netd)?.as_secs_f64() * 1e3);
+        let (gone, serving) = empty.kill_and_restart(netd)?;
+        empty_exit_ms.push(ms(gone));
+        empty_ms.push(ms(serving));
     }
     let ratio = |a: &[f64], b: &[f64]| {
         let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
@@ -72,11 +78,14 @@ pub fn run(netd: &Path, xtask: &Path, rounds: usize) -> Result<String> {
         "| after SIGKILL | {CONTAINERS} containers, {PORTS} published ports | no container | ratio (paired by round) |\n\
          | --- | --- | --- | --- |\n\
          | API answering again, ms | {} | {} | {:.1}x |\n\
+         | of which the killed daemon's exit, ms | {} | {} | |\n\
          | longest gap of an established connection, ms | {} (restart in the window) | {} (no restart) | {:.2}x |\n\n\
          raw samples (ms): busy restart {}; empty restart {}; gap with restart {}; gap without {}\n",
         spread(&busy_ms, 0),
         spread(&empty_ms, 0),
         ratio(&busy_ms, &empty_ms),
+        spread(&busy_exit_ms, 0),
+        spread(&empty_exit_ms, 0),
         spread(&stall_ms, 2),
         spread(&calm_ms, 2),
         ratio(&stall_ms, &calm_ms),
