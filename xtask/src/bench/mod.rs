@@ -5,6 +5,7 @@ mod counters;
 mod datapath;
 mod flood;
 pub mod flood_peer;
+mod gc;
 mod host;
 mod isolation;
 mod latency;
@@ -43,7 +44,8 @@ pub enum Suite {
     Isolation,
     /// New connections to a VIP alias vs to a backend directly, and DNS queries per second.
     Vip,
-    /// The time of a Prometheus scrape with 1,000 containers and 10,000 published ports.
+    /// The time of a Prometheus scrape with 1,000 containers and 10,000 published ports,
+    /// the API's latency during scrapes, and during a collection of a full conntrack table.
     Metrics,
     /// Small-packet rate through a published port with the datapath's counters and without.
     Counters,
@@ -146,7 +148,10 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");
         let table = metrics::run(netd)?;
         println!("\n{table}");
-        std::fs::write(dir.join("metrics.md"), &table)?;
+        println!("\nthe API while conntrack is collected: a full pending table vs an empty one");
+        let gc = gc::run(netd, xtask)?;
+        println!("\n{gc}");
+        std::fs::write(dir.join("metrics.md"), format!("{table}\n{gc}"))?;
     }
     Ok(())
 }
