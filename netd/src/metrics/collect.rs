@@ -116,23 +116,34 @@ static LAST_PAGE: AtomicUsize = AtomicUsize::new(64 * 1024);
 /// The whole scrape, in the Prometheus text format.
 pub async fn render(d: &Shared) -> String {
     let s = state(d).await;
-    let mut families = Vec::new();
-    published_ports(&mut families, &s);
-    interfaces(&mut families, &s).await;
-    drops(&mut families, &s);
-    maps(&mut families, &s);
-    aliases(&mut families, &s);
-    dns(&mut families, &s);
-    control_plane(&mut families, &s, d);
-    // Sized like the last page: the encoder then never grows it.
-    let mut out = Vec::with_capacity(LAST_PAGE.load(Ordering::Relaxed));
-    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
-        log::warn!("encoding metrics: {e}");
-    }
-    LAST_PAGE.store(out.len() + out.len() / 8, Ordering::Relaxed);
-    // Hundreds of thousands of small strings with many publications: freed after the answer.
-    tokio::task::spawn_blocking(move || drop((families, s)));
-    String::from_utf8(out).unwrap_or_default()
+    let mut of_interfaces = Vec::new();
+    interfaces(&mut of_interfaces, &s).await;
+    let d = Arc::clone(d);
+    // The rest reads the maps and encodes a page of megabytes: on a blocking thread, so that
+    // API calls and DNS answers never queue behind it for a runtime worker.
+    let page = tokio::task::spawn_blocking(move || {
+        let mut families = Vec::new();
+        published_ports(&mut families, &s);
+        families.append(&mut of_interfaces);
+        drops(&mut families, &s);
+        maps(&mut families, &s);
+        aliases(&mut families, &s);
+        dns(&mut families, &s);
+        control_plane(&mut families, &s, &d);
+        // Sized like the last page: the encoder then never grows it.
+        let mut out = Vec::with_capacity(LAST_PAGE.load(Ordering::Relaxed));
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            log::warn!("encoding metrics: {e}");
+        }
+        LAST_PAGE.store(out.len() + out.len() / 8, Ordering::Relaxed);
+        // Hundreds of thousands of small strings with many publications: freed after the
+        // answer.
+        tokio::task::spawn_blocking(move || drop((families, s)));
+        out
+    })
+    .await
+    .unwrap_or_default();
+    String::from_utf8(page).unwrap_or_default()
 }
 
 /// Adds a family that has series: the encoder refuses an empty one (and everything after).
