@@ -176,6 +176,7 @@ fn a_hundred_sigkills_during_churn_leave_exactly_the_state() {
         "killing process",
         "unpublishing",
         "recreating interface",
+        "finishing the removal",
     ] {
         println!("{:>5} x {what}", log.matches(what).count());
     }

@@ -48,6 +48,7 @@ fn container(id: char, name: &str, on: &[(&Network, &str, &[&str])]) -> Containe
         network_mode: on[0].0.name.to_string(),
         sandbox: Sandbox::Owned { path: "/x".into() },
         origin: Default::default(),
+        removing: false,
         endpoints: on
             .iter()
             .enumerate()

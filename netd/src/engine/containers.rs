@@ -61,6 +61,7 @@ impl Engine {
             ports: Vec::new(),
             exposed: spec.expose.clone(),
             origin: spec.origin.clone(),
+            removing: false,
         };
         let mut undo = vec![Undo::Files(c.id.clone())];
         let result = self
@@ -432,6 +433,14 @@ impl Engine {
                 c.name,
                 dependents.join(", ")
             )));
+        }
+        if !c.removing {
+            let marked = Container {
+                removing: true,
+                ..c.clone()
+            };
+            self.store.save_container(&marked)?;
+            self.containers.insert(c.id.clone(), marked);
         }
         let mut errors = Errors::default();
         if let Some(p) = c.process.as_ref().filter(|p| p.exit_code.is_none()) {

@@ -43,6 +43,17 @@ impl Engine {
             }
         }
         let mut phases = Phases::start();
+        // An `rm` a crash cut short is finished, not undone.
+        let removing: Vec<String> = engine
+            .containers
+            .values()
+            .filter(|c| c.removing)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in removing {
+            log::info!("finishing the removal of container {id} (a crash during rm)");
+            errors.note(engine.remove_container_of_anyone(&id, true).await);
+        }
         errors.note(engine.host.snapshot_links(true).await);
         let ids: Vec<String> = engine.containers.keys().cloned().collect();
         for id in ids {

@@ -96,6 +96,7 @@ impl Engine {
             exposed: Vec::new(),
             links: Vec::new(),
             origin: req.origin,
+            removing: false,
         };
         let endpoint = self
             .attach_endpoint(EndpointRequest {

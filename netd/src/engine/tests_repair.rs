@@ -78,3 +78,23 @@ async fn a_deleted_interface_is_forgotten_by_the_datapath_once() {
     );
     assert_eq!(forgets[0].len(), 2, "every known port is kept: {forgets:?}");
 }
+
+#[tokio::test]
+async fn an_rm_cut_short_by_a_crash_is_finished_at_start() {
+    let mut lab = lab().await;
+    let before = lab.footprint();
+    lab.run("a", "bridge", Some("172.17.0.5")).await.unwrap();
+    // What an `rm` records first; the crash came before anything went.
+    let mut c = lab.engine.container("a").unwrap().clone();
+    c.removing = true;
+    lab.engine.store.save_container(&c).unwrap();
+    let engine = start(&lab.host, lab.dir.path()).await;
+    assert!(engine.container("a").is_err(), "removed, not put back");
+    lab.engine = engine;
+    assert_eq!(lab.footprint(), before, "nothing of it is left");
+    assert_eq!(
+        lab.run("b", "bridge", Some("172.17.0.5")).await.unwrap(),
+        ip("172.17.0.5"),
+        "its address is free"
+    );
+}

@@ -193,6 +193,10 @@ pub struct Container {
     pub links: Vec<Link>,
     #[serde(default)]
     pub origin: Origin,
+    /// An `rm` began: recorded before anything of it goes, so that a crash midway leaves a
+    /// container the restart finishes removing instead of one it puts back together.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

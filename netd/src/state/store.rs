@@ -302,6 +302,7 @@ mod tests {
                 path: "/x/netns/b".into(),
             },
             origin: Default::default(),
+            removing: false,
             endpoints: vec![Endpoint {
                 id: "c".repeat(64),
                 network_id: net.id.clone(),
