@@ -40,7 +40,15 @@ fn main() -> anyhow::Result<()> {
     .join("\x1f");
     // A benchmark-only variant (`no-counters`) is asked for by the environment.
     println!("cargo:rerun-if-env-changed=NETD_EBPF_FEATURES");
-    let features = env::var("NETD_EBPF_FEATURES").unwrap_or_default();
+    let mut features = env::var("NETD_EBPF_FEATURES").unwrap_or_default();
+    // The programs share the daemon's map layouts.
+    if env::var_os("CARGO_FEATURE_TEST_GROWN_PORTS").is_some() {
+        features = [features.as_str(), "test-grown-ports"]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     let output = Command::new("rustup")
         .args(["run", "nightly", "cargo", "build", "--package", "netd-ebpf"])
         .args(["--features", &features])

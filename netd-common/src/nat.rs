@@ -26,8 +26,24 @@ pub struct PortTarget {
     pub addr_be: u32,
     pub port_be: u16,
     pub _pad: u16,
+    /// A field a later build appended (`test-grown-ports`, for the upgrade test only).
+    #[cfg(feature = "test-grown-ports")]
+    pub _grown: [u32; 2],
 }
+#[cfg(not(feature = "test-grown-ports"))]
 const _: () = assert!(core::mem::size_of::<PortTarget>() == 8);
+#[cfg(feature = "test-grown-ports")]
+const _: () = assert!(core::mem::size_of::<PortTarget>() == 16);
+
+impl PortTarget {
+    pub fn new(addr_be: u32, port_be: u16) -> Self {
+        Self {
+            addr_be,
+            port_be,
+            ..bytemuck::Zeroable::zeroed()
+        }
+    }
+}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PortTarget {} // repr(C), no padding, any bit pattern valid
 

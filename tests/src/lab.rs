@@ -23,6 +23,18 @@ pub fn netd_bin() -> PathBuf {
     bin
 }
 
+/// The daemon built with a later build's map layout (`--features test-grown-ports`), for
+/// the upgrade test; `cargo xtask test` builds it as `target/debug/netd-grown`.
+pub fn grown_netd_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/netd-grown");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo xtask test builds it (cargo build -p netd --features test-grown-ports, copied)",
+        bin.display()
+    );
+    bin
+}
+
 /// The host's address on its uplink, and the external client's.
 pub const UPLINK_IP: &str = "10.99.0.1";
 pub const UPLINK_CIDR: &str = "10.99.0.1/24";
@@ -186,13 +198,18 @@ impl Lab {
 
     /// Starts the daemon and waits until its API answers.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_of(&netd_bin());
+    }
+
+    /// [`Lab::start_daemon`] with another build of the daemon (an upgrade).
+    pub fn start_daemon_of(&mut self, bin: &Path) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(netd_bin())
+        let child = Command::new(bin)
             .arg("--socket")
             .arg(self.socket())
             .arg("daemon")

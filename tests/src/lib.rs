@@ -9,7 +9,7 @@ pub mod podman;
 pub mod testrun;
 
 pub use lab::{
-    dns_script, netd_bin, peer_script, reach_script, vip_script, wait_until, Lab,
+    dns_script, grown_netd_bin, netd_bin, peer_script, reach_script, vip_script, wait_until, Lab,
     DNS_UPSTREAM_PORT, EXTERNAL_IP, UPLINK_IP,
 };
 

@@ -1,8 +1,10 @@
-//! Tier 3: restarts under load. The daemon is SIGKILLed and started again ten times while
-//! four flows run: a TCP stream through a published port, a masqueraded TCP connection to
-//! the outside, a TCP connection to a VIP, and a UDP flow through a published port. The
-//! datapath forwards on while no daemon runs; every flow must go on after each restart,
-//! with no reset and no byte or datagram lost.
+//! Tier 3: restarts and upgrades under load. The daemon is SIGKILLed and started again ten
+//! times while four flows run: a TCP stream through a published port, a masqueraded TCP
+//! connection to the outside, a TCP connection to a VIP, and a UDP flow through a published
+//! port. The datapath forwards on while no daemon runs; every flow must go on after each
+//! restart, with no reset and no byte or datagram lost. The same holds across a restart that
+//! resizes the conntrack tables, and across an upgrade to a build whose NETD_PORTS value grew
+//! (and back).
 
 use std::{
     path::{Path, PathBuf},
@@ -254,4 +256,55 @@ fn a_conntrack_resize_keeps_the_connections() {
         );
     }
     drop(outside);
+}
+
+#[test]
+fn an_upgrade_that_grows_a_map_keeps_the_connections() {
+    if !privileged("an_upgrade_that_grows_a_map_keeps_the_connections") {
+        return;
+    }
+    let grown = integration_tests::grown_netd_bin();
+    let mut lab = Lab::with_external();
+    lab.ok(&["network", "create", "--subnet", "10.97.0.0/24", "upgrade"]);
+    let published_tcp = ["--network", "upgrade", "-p", "8100:80"];
+    peer_container(&lab, "echo", &published_tcp, &["tcp-echo", "80", "110"]);
+    lab.wait_listening("echo", "tcp", 80);
+    let flow = Flow::new(&lab, "published", |dir| {
+        Client::External(peer_in_external(
+            &lab,
+            &["tcp-stream", UPLINK_IP, "8100", dir],
+        ))
+    });
+    flow.wait_past(&lab, 0, "before the upgrade");
+
+    // The next build appended a field to NETD_PORTS's value: its entries move into the new
+    // map, and the connection (conntrack's, unchanged) goes on.
+    lab.stop_daemon();
+    lab.start_daemon_of(&grown);
+    flow.wait_past(&lab, flow.progress(), "after the upgrade");
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("pinned map NETD_PORTS is not this build's (value size 8 -> 16): made anew, 1 entries moved into it"),
+        "{log}"
+    );
+    assert_eq!(lab.published_entries(), 1);
+
+    // Back to this build: the value shrinks, the map is reset and published again.
+    lab.stop_daemon();
+    lab.start_daemon();
+    flow.wait_past(&lab, flow.progress(), "after the downgrade");
+    assert!(
+        lab.daemon_log().contains(
+            "pinned map NETD_PORTS is not this build's (value size 16 -> 8): made anew, its entries are reset"
+        ),
+        "{}",
+        lab.daemon_log()
+    );
+    assert_eq!(lab.published_entries(), 1, "published again by reconcile");
+    let line = flow.finish(&lab);
+    assert_eq!(
+        field(&line, "sent"),
+        field(&line, "echoed"),
+        "every byte echoed, no reset: {line}"
+    );
 }

@@ -32,7 +32,14 @@ pub fn all(filter: Option<&str>) -> Result<()> {
     unit.args(filter);
     cmd::run(unit)?;
 
-    // The end-to-end tests drive the netd binary itself.
+    // The end-to-end tests drive the netd binary itself. The upgrade test also runs a later
+    // build's layout: built first and set aside (the same target dir, so only netd itself
+    // is built twice; the plain build after it puts target/debug/netd back).
+    let mut grown = cmd::cargo();
+    grown.args(["build", "-p", "netd", "--features", "test-grown-ports"]);
+    cmd::run(grown)?;
+    let debug = crate::workspace_root().join("target/debug");
+    std::fs::copy(debug.join("netd"), debug.join("netd-grown"))?;
     let mut build = cmd::cargo();
     build.args(["build", "-p", "netd"]);
     cmd::run(build)?;

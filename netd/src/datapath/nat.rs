@@ -84,11 +84,7 @@ impl Datapath {
         let entries: Vec<(PortKey, PortTarget)> = publications
             .iter()
             .map(|p| {
-                let target = PortTarget {
-                    addr_be: addr_be(p.target_ip),
-                    port_be: p.target_port.to_be(),
-                    _pad: 0,
-                };
+                let target = PortTarget::new(addr_be(p.target_ip), p.target_port.to_be());
                 (p.key(), target)
             })
             .collect();
