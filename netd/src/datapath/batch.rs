@@ -11,23 +11,25 @@ use std::{
 
 use aya::Pod;
 
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+pub(super) const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+pub(super) const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+pub(super) const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-const BPF_NOEXIST: u64 = 1;
+pub(super) const BPF_NOEXIST: u64 = 1;
 
 /// The element member of `union bpf_attr`.
 #[repr(C)]
 #[derive(Default)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
+pub(super) struct ElemAttr {
+    pub(super) map_fd: u32,
+    pub(super) _pad: u32,
+    pub(super) key: u64,
+    pub(super) value: u64,
+    pub(super) flags: u64,
 }
 
-fn elem(cmd: libc::c_long, attr: &mut ElemAttr) -> io::Result<()> {
+pub(super) fn elem(cmd: libc::c_long, attr: &mut ElemAttr) -> io::Result<()> {
     // SAFETY: `attr` is a valid bpf_attr prefix for the element commands, and its pointers
     // refer to a live key and value of the map's sizes.
     let rc = unsafe {

@@ -3,38 +3,11 @@
 
 use std::{io, os::fd::RawFd};
 
-/// The `bpf_attr` of the element commands (map fd, key, value or next key, flags).
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
-/// Insert only: an entry the new programs made already is newer than the old one.
-pub const BPF_NOEXIST: u64 = 1;
-
-fn bpf(cmd: libc::c_long, attr: &mut ElemAttr) -> io::Result<()> {
-    // SAFETY: bpf(2) with an attr of the element commands' layout, whose pointers name
-    // buffers of the map's key and value sizes that outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut ElemAttr,
-            std::mem::size_of::<ElemAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+// Insert only (BPF_NOEXIST): an entry the new programs made already is newer than the old.
+pub(super) use super::batch::BPF_NOEXIST;
+use super::batch::{
+    elem, ElemAttr, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
+};
 
 /// A map's shape as the syscalls see it: a per-CPU map's value is one 8-byte-aligned slot
 /// per possible CPU.
@@ -79,7 +52,7 @@ pub fn entries(fd: RawFd, shape: Shape) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
             value: next.as_mut_ptr() as u64,
             flags: 0,
         };
-        match bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
+        match elem(BPF_MAP_GET_NEXT_KEY, &mut attr) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
             Err(e) => return Err(e),
@@ -92,7 +65,7 @@ pub fn entries(fd: RawFd, shape: Shape) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
             value: value.as_mut_ptr() as u64,
             flags: 0,
         };
-        match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        match elem(BPF_MAP_LOOKUP_ELEM, &mut attr) {
             Ok(()) => out.push((next.clone(), value)),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
@@ -110,7 +83,7 @@ pub fn insert(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<boo
         value: value.as_ptr() as u64,
         flags,
     };
-    match bpf(BPF_MAP_UPDATE_ELEM, &mut attr) {
+    match elem(BPF_MAP_UPDATE_ELEM, &mut attr) {
         Ok(()) => Ok(true),
         Err(e) if flags == BPF_NOEXIST && e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
         Err(e) => Err(e),

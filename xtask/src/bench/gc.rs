@@ -8,7 +8,10 @@ use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::{Context, Result};
 
-use super::host::{api, api_body, BenchHost, UPLINK_IP};
+use super::{
+    host::{api, api_body, BenchHost, UPLINK_IP},
+    report::percentile as pct,
+};
 
 const SUBNET: &str = "172.28.0.0/16";
 /// A window holds at least one collection.
@@ -55,11 +58,6 @@ pub fn run(netd: &Path, xtask: &Path) -> Result<String> {
     anyhow::ensure!(flooded.success(), "the flood failed");
     let full_entries = pending_entries(&host)?;
     let full = latencies(&socket)?;
-    let pct = |v: &[f64], p: f64| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * p) as usize]
-    };
     Ok(format!(
         "| `GET /v1/containers/sink` for {WINDOW_SECS} s (a collection every 10 s) | entries collected | calls | p50 ms | p99 ms | max ms |\n\
          | --- | --- | --- | --- | --- | --- |\n\

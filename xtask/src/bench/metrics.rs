@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::{
     host::{api, BenchHost},
-    report::{raw, spread},
+    report::{percentile as pct, raw, spread},
 };
 
 const SUBNET: &str = "172.31.0.0/16";
@@ -84,11 +84,6 @@ pub fn run(netd: &Path) -> Result<String> {
         during.map(|d| (d, scrapes))
     });
     let (during, scrapes_meanwhile) = during?;
-    let pct = |v: &[f64], p: f64| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * p) as usize]
-    };
     Ok(format!(
         "| scrape of /metrics | containers | published ports | ms, median (min-max) | page KiB |\n| --- | --- | --- | --- | --- |\n| {SCRAPES} scrapes | {CONTAINERS} | {PORTS} | {} | {} |\n\nraw samples (ms): {}\n\n\
          | `GET /v1/containers/c1`, {CALLS} calls | p50 ms | p99 ms | max ms |\n| --- | --- | --- | --- |\n\

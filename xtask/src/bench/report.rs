@@ -34,6 +34,13 @@ pub struct Figures {
     samples: BTreeMap<(Mode, u32), Vec<[f64; 6]>>,
 }
 
+/// The `p` quantile (0 to 1) of `v`, nearest rank below.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
