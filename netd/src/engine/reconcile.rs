@@ -1,7 +1,11 @@
 //! Start-up: load the persisted state, rebuild the address pools, make the kernel match it
 //! (recreate what is missing, adopt what survived), and remove only orphans netd owns.
 
-use std::{collections::HashSet, path::PathBuf, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use super::{
     endpoints::plug_of, ipam_pools::IPAM_HOLDER, networks::bridge_spec, Engine, EngineError,
@@ -54,6 +58,8 @@ impl Engine {
             log::info!("finishing the removal of container {id} (a crash during rm)");
             errors.note(engine.remove_container_of_anyone(&id, true).await);
         }
+        // Files and processes only: walked on another thread while the interfaces are adopted.
+        let sweep = engine.sweep_files_and_processes();
         errors.note(engine.host.snapshot_links(true).await);
         let ids: Vec<String> = engine.containers.keys().cloned().collect();
         for id in ids {
@@ -63,6 +69,12 @@ impl Engine {
         errors.note(engine.host.snapshot_links(false).await);
         phases.done("containers");
         engine.remove_orphans(&mut errors).await;
+        match sweep.await {
+            Ok(result) => errors.note(result),
+            Err(e) => errors.note::<(), _>(Err(EngineError::Process(format!(
+                "sweeping state files and processes: {e}"
+            )))),
+        };
         phases.done("orphans");
         let published: Vec<_> = engine
             .containers
@@ -181,17 +193,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Links and namespaces that carry netd's mark but are in no state, and counters of
-    /// ports that are gone.
-    /// What a crash left half-written in the state dir.
-    fn remove_incomplete_files(&self, errors: &mut Errors) {
-        if let Some(removed) = errors.note(self.store.remove_debris().map_err(EngineError::from)) {
-            for path in removed {
+    /// What a crash left half-written in the state dir, and container processes no container
+    /// records, on a blocking thread: on a busy host, walking /proc and the containers dir
+    /// takes as long as adopting the interfaces.
+    fn sweep_files_and_processes(&self) -> tokio::task::JoinHandle<Result<(), EngineError>> {
+        let recorded: HashMap<String, i32> = self
+            .containers
+            .values()
+            .filter_map(|c| {
+                let p = c.process.as_ref()?;
+                (p.exit_code.is_none() && crate::process::alive(p)).then(|| (c.id.clone(), p.pid))
+            })
+            .collect();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            kill_orphan_processes(&store.root().join("containers"), &recorded);
+            for path in store.remove_debris()? {
                 log::info!("removing incomplete state {}", path.display());
             }
-        }
+            Ok(())
+        })
     }
 
+    /// Links and namespaces that carry netd's mark but are in no state, and counters of
+    /// ports that are gone.
     async fn remove_orphans(&self, errors: &mut Errors) {
         let mut owners: HashSet<&str> = self.networks.keys().map(String::as_str).collect();
         let mut ports = HashSet::new();
@@ -222,8 +247,6 @@ impl Engine {
                 errors.note(self.host.remove_link(&link.name).await);
             }
         }
-        self.kill_orphan_processes();
-        self.remove_incomplete_files(errors);
         let ports: Vec<String> = ports.into_iter().collect();
         errors.note(self.host.forget_ports_except(&ports).await);
         let entries = std::fs::read_dir(self.store.netns_dir())
@@ -238,32 +261,26 @@ impl Engine {
             errors.note(self.host.remove_netns(&path).await);
         }
     }
+}
 
-    /// Kills the container processes no container records: a crash between starting a
-    /// process and recording it leaves one, writing to its container's log. One of a
-    /// recorded process's session or mount namespace (its children) belongs to it.
-    fn kill_orphan_processes(&self) {
-        let dir = self.store.root().join("containers");
-        for w in crate::process::orphans::log_writers(&dir) {
-            let recorded = self
-                .containers
-                .get(&w.container_id)
-                .and_then(|c| c.process.as_ref())
-                .filter(|p| p.exit_code.is_none() && crate::process::alive(p))
-                .map(|p| p.pid);
-            let belongs = recorded.is_some_and(|pid| {
-                w.session == pid || crate::process::orphans::same_mount_namespace(w.pid, pid)
-            });
-            if belongs {
-                continue;
-            }
-            log::info!(
-                "killing process {} of container {}: no container records it (a crash before it was recorded)",
-                w.pid,
-                &w.container_id[..w.container_id.len().min(12)]
-            );
-            crate::process::orphans::kill_pid(w.pid);
+/// Kills the container processes no container records: a crash between starting a process
+/// and recording it leaves one, writing to its container's log. One of a recorded process's
+/// session or mount namespace (its children) belongs to it. `recorded`: the live process of
+/// each container.
+fn kill_orphan_processes(containers_dir: &Path, recorded: &HashMap<String, i32>) {
+    for w in crate::process::orphans::log_writers(containers_dir) {
+        let belongs = recorded.get(&w.container_id).is_some_and(|&pid| {
+            w.session == pid || crate::process::orphans::same_mount_namespace(w.pid, pid)
+        });
+        if belongs {
+            continue;
         }
+        log::info!(
+            "killing process {} of container {}: no container records it (a crash before it was recorded)",
+            w.pid,
+            &w.container_id[..w.container_id.len().min(12)]
+        );
+        crate::process::orphans::kill_pid(w.pid);
     }
 }
 

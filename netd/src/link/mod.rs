@@ -12,7 +12,9 @@ use ipnetwork::Ipv4Network;
 use rtnetlink::sys::TokioSocket;
 use rtnetlink::{
     packet_route::{
-        link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage},
+        link::{
+            AfSpecInet6, AfSpecUnspec, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage,
+        },
         neighbour::{NeighbourFlags, NeighbourState},
         route::{RouteAddress, RouteAttribute, RouteType},
     },
@@ -79,6 +81,9 @@ pub struct LinkInfo {
     pub name: String,
     pub alias: Option<String>,
     pub controller: Option<u32>,
+    /// IPv6 is off on it (disabled, no router advertisement taken), as the dump's IPv6
+    /// device settings say: reading them from /proc/sys costs far more per link.
+    pub ipv6_off: bool,
 }
 
 /// An rtnetlink connection bound to one namespace.
@@ -474,12 +479,21 @@ fn link_info(msg: LinkMessage) -> LinkInfo {
         name: String::new(),
         alias: None,
         controller: None,
+        ipv6_off: false,
     };
     for attr in msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => info.name = n,
             LinkAttribute::IfAlias(a) => info.alias = Some(a),
             LinkAttribute::Controller(c) => info.controller = Some(c),
+            LinkAttribute::AfSpecUnspec(families) => {
+                info.ipv6_off = families.iter().any(|f| match f {
+                    AfSpecUnspec::Inet6(attrs) => attrs.iter().any(|a| {
+                        matches!(a, AfSpecInet6::DevConf(c) if c.disable_ipv6 == 1 && c.accept_ra == 0)
+                    }),
+                    _ => false,
+                })
+            }
             _ => {}
         }
     }

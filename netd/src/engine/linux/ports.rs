@@ -162,6 +162,9 @@ impl LinuxHost {
                 .await
                 .map_err(|e| HostError::new("adopt", host, e))?;
         }
+        if !port.ipv6_off {
+            ipv4_only(host);
+        }
         self.attach_port(plug, index)
     }
 
@@ -210,7 +213,6 @@ impl LinuxHost {
     /// The port's endpoint (its only address and MAC, its network) and programs.
     pub(super) fn attach_port(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
-        ipv4_only(host);
         let mut ep = isolation::endpoint(p.ip, p.mac.0, p.network);
         if p.dnat_target {
             ep = isolation::dnat_target(ep);
@@ -224,6 +226,7 @@ impl LinuxHost {
     /// joins the bridge, and the container end gets its address last.
     async fn complete_plug(&self, p: &Plug, host_index: u32) -> Result<(), HostError> {
         let host = p.host_ifname.as_str();
+        ipv4_only(host);
         self.attach_port(p, host_index)?;
         let bridge = self
             .nl
