@@ -10,7 +10,7 @@ use integration_tests::{
     privileged,
     testrun::Programs,
 };
-use netd::datapath::{nat::Publication, Datapath};
+use netd::datapath::{isolation::endpoint, nat::Publication, Datapath};
 use netd_common::{isolation::NET_ROUTED, maps};
 
 fn publication(port: u16) -> Publication {
@@ -177,4 +177,82 @@ fn an_older_value_and_a_resized_table_keep_their_entries() {
         "recorded anew"
     );
     assert!(!layouts.join(format!("{}@0", maps::PORTS)).exists());
+}
+
+/// The program netd's filter in `direction` ("ingress" or "egress") of `dev` runs, as tc
+/// shows it.
+fn filter_program(dev: &str, direction: &str) -> Option<u32> {
+    let out = Command::new("tc")
+        .args(["filter", "show", "dev", dev, direction])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let id = text.split_whitespace().skip_while(|w| *w != "id").nth(1)?;
+    id.parse().ok()
+}
+
+#[test]
+fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
+    if !privileged("a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters") {
+        return;
+    }
+    // A private namespace of this thread: its dummy port goes with it.
+    let mut l = Programs::in_private_netns("netd-reuse");
+    assert!(!l.dp.programs_reused(), "a fresh bpffs has nothing to reuse");
+    // A veth: the kernel here has no dummy driver.
+    let made = Command::new("ip")
+        .args(["link", "add", "nd-reuse0", "type", "veth", "peer", "name", "nd-reuse1"])
+        .status()
+        .unwrap();
+    assert!(made.success(), "ip link add");
+    // Not /sys/class/net: that sysfs shows the namespace it was mounted in.
+    // SAFETY: a NUL-terminated name; the call only reads it.
+    let index = unsafe { libc::if_nametoindex(c"nd-reuse0".as_ptr()) };
+    assert_ne!(index, 0, "nd-reuse0 has an index");
+    let ep = endpoint("172.17.0.2".parse().unwrap(), [2, 0x42, 0xac, 0x11, 0, 2], 17);
+    let ip = "172.17.0.2".parse().unwrap();
+    l.dp.attach_port("nd-reuse0", index, ep).unwrap();
+    assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
+    let first = (
+        filter_program("nd-reuse0", "ingress").expect("an ingress filter"),
+        filter_program("nd-reuse0", "egress").expect("an egress filter"),
+    );
+
+    // The same build again: its pinned programs, and the filters keep running them.
+    let bpffs = l.bpffs().to_path_buf();
+    drop(std::mem::replace(&mut l.dp, Datapath::load(&bpffs).unwrap()));
+    assert!(l.dp.programs_reused(), "the pinned programs serve");
+    l.dp.attach_port("nd-reuse0", index, ep).unwrap();
+    assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
+    let second = (
+        filter_program("nd-reuse0", "ingress").unwrap(),
+        filter_program("nd-reuse0", "egress").unwrap(),
+    );
+    assert_eq!(first, second, "the filters were left as they were");
+
+    // A map made anew behind the programs' back: they would use the old one, so they are
+    // loaded again and the filters get them.
+    std::fs::remove_file(bpffs.join("maps").join(maps::DROPS)).unwrap();
+    drop(std::mem::replace(&mut l.dp, Datapath::load(&bpffs).unwrap()));
+    assert!(!l.dp.programs_reused(), "programs on a removed map are not reused");
+    assert!(
+        l.dp.check_port("nd-reuse0", index, ip)
+            .iter()
+            .any(|p| p.contains("filter runs program")),
+        "the old filters are seen to run other programs"
+    );
+    l.dp.attach_port("nd-reuse0", index, ep).unwrap();
+    assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
+    let third = filter_program("nd-reuse0", "ingress").unwrap();
+    assert_ne!(third, first.0, "the ingress filter runs the new program");
+
+    // A filter removed by hand is seen, and put back.
+    let removed = Command::new("tc")
+        .args(["qdisc", "del", "dev", "nd-reuse0", "clsact"])
+        .status()
+        .unwrap();
+    assert!(removed.success(), "tc qdisc del");
+    assert_eq!(l.dp.check_port("nd-reuse0", index, ip).len(), 2, "both filters gone");
+    l.dp.attach_port("nd-reuse0", index, ep).unwrap();
+    assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
 }

@@ -87,6 +87,11 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     let datapath =
         Datapath::load_sized(&args.bpffs, args.conntrack_max).context("loading the datapath")?;
     let loaded = started.elapsed();
+    let programs = if datapath.programs_reused() {
+        "pinned programs of this build"
+    } else {
+        "programs through the verifier"
+    };
     let nl = Netlink::current().context("opening rtnetlink")?;
     let upstreams = if args.dns_upstreams.is_empty() {
         let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -152,7 +157,7 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     }
     let listener = bind(&socket, "--socket").await?;
     log::info!(
-        "serving {} ms after start: datapath loaded at {} ms, reconcile from {} to {} ms",
+        "serving {} ms after start: datapath loaded at {} ms ({programs}), reconcile from {} to {} ms",
         started.elapsed().as_millis(),
         loaded.as_millis(),
         before_reconcile.as_millis(),

@@ -96,6 +96,8 @@ pub struct Datapath {
     pub(super) evictions_seen: super::churn::EvictionsSeen,
     /// The daemon's bpffs dir: maps under `maps/`, pinned links under `links/`.
     pub(super) pin_dir: PathBuf,
+    /// Whether this load took this build's pinned programs instead of loading them.
+    programs_reused: bool,
     /// Pinned maps this load found with another layout, and made anew.
     maps_reset: Vec<String>,
     /// Pinned maps this load found with an older layout and moved into this build's.
@@ -146,21 +148,7 @@ impl Datapath {
             .filter(|name| maps_dir.join(name).exists())
             .collect();
         super::pins::record_versions(bpffs, &pinned)?;
-        for name in super::sockets::SOCKET_PROGRAMS {
-            super::sockets::sock_addr(&mut ebpf, name)?
-                .load()
-                .map_err(|source| DatapathError::Program { name, source })?;
-        }
-        for name in [
-            maps::PROG_PORT_INGRESS,
-            maps::PROG_PORT_EGRESS,
-            maps::PROG_UPLINK_INGRESS,
-            maps::PROG_UPLINK_EGRESS,
-        ] {
-            classifier_for(&mut ebpf, name)?
-                .load()
-                .map_err(|source| DatapathError::Program { name, source })?;
-        }
+        let reused = super::programs::load_or_reuse(&mut ebpf, bpffs, OBJECT)?;
         let iface_counters = take_map(&mut ebpf, maps::IFACE_COUNTERS)?;
         let ports = take_map(&mut ebpf, maps::PORTS)?;
         let conntrack = take_map(&mut ebpf, maps::CONNTRACK)?;
@@ -226,6 +214,7 @@ impl Datapath {
             churn,
             evictions_seen: Default::default(),
             pin_dir: bpffs.to_path_buf(),
+            programs_reused: reused,
             maps_reset: reset,
             maps_moved: moving.iter().map(|m| m.name.clone()).collect(),
             moving,
@@ -245,6 +234,12 @@ impl Datapath {
             }
         }
         Ok(())
+    }
+
+    /// Whether this load took this build's pinned programs, verified by an earlier run,
+    /// instead of loading them through the verifier.
+    pub fn programs_reused(&self) -> bool {
+        self.programs_reused
     }
 
     /// The pinned maps this load found with an older layout and moved into this build's.
@@ -269,6 +264,11 @@ impl Datapath {
                 })
             })
             .unwrap_or_default()
+    }
+
+    /// The kernel's id of the loaded program `name`.
+    pub(super) fn program_id(&self, name: &str) -> Option<u32> {
+        Some(self.ebpf.program(name)?.info().ok()?.id())
     }
 
     /// A loaded classifier, for program test-runs on crafted packets.

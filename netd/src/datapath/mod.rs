@@ -10,9 +10,11 @@ pub mod monitor;
 pub mod nat;
 mod pins;
 mod ports;
+mod programs;
 mod raw;
 pub mod sockets;
 pub mod stats;
+mod tc;
 pub mod vips;
 
 pub use loader::{Datapath, DatapathError};

@@ -8,7 +8,6 @@ use std::{
 
 use aya::{
     maps::{lpm_trie::Key, HashMap, IterableMap, MapData, MapError},
-    programs::tc::TcAttachType,
 };
 use bytemuck::bytes_of;
 use ipnetwork::Ipv4Network;
@@ -18,7 +17,7 @@ use netd_common::{
     nat::{timeout_ns, CtEntry, CtKey, PortKey, PortStatsKey, PortTarget, TcpState, Uplink},
 };
 
-use super::{batch, churn::ChurnCounts, Datapath, DatapathError};
+use super::{batch, churn::ChurnCounts, tc::Direction, Datapath, DatapathError};
 
 /// An address as the programs read it from a packet: the wire's bytes in memory order.
 pub fn addr_be(ip: Ipv4Addr) -> u32 {
@@ -61,9 +60,9 @@ impl Publication {
     }
 }
 
-const UPLINK_PROGRAMS: [(&str, TcAttachType); 2] = [
-    (maps::PROG_UPLINK_INGRESS, TcAttachType::Ingress),
-    (maps::PROG_UPLINK_EGRESS, TcAttachType::Egress),
+const UPLINK_PROGRAMS: [(&str, Direction); 2] = [
+    (maps::PROG_UPLINK_INGRESS, Direction::Ingress),
+    (maps::PROG_UPLINK_EGRESS, Direction::Egress),
 ];
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> DatapathError {
@@ -250,7 +249,7 @@ impl Datapath {
         addr: Ipv4Addr,
     ) -> Result<(), DatapathError> {
         self.set_uplink(ifindex, addr)?;
-        self.attach_filters(iface, &UPLINK_PROGRAMS)
+        self.attach_filters(iface, ifindex, &UPLINK_PROGRAMS)
     }
 
     /// Records the address connections masqueraded through uplink `ifindex` leave with.

@@ -6,37 +6,23 @@
 //! would exceed the budget of `netd run`. A netlink filter lives as long as its device, so
 //! the programs keep running without the daemon, and they go away with the veth.
 
-use aya::{
-    maps::MapError,
-    programs::tc::{
-        self, NlOptions, SchedClassifierLink, TcAttachOptions, TcAttachType, TcError, TcHandle,
-    },
-    programs::ProgramError,
-};
+use aya::maps::MapError;
 use netd_common::{
     counters::{IfaceCounters, IfaceKey},
     isolation::{Endpoint, EP_VIP_BACKEND},
     maps,
 };
 
-use super::{loader::classifier_for, Datapath, DatapathError};
-
-const PORT_PROGRAMS: [(&str, TcAttachType); 2] = [
-    (maps::PROG_PORT_INGRESS, TcAttachType::Ingress),
-    (maps::PROG_PORT_EGRESS, TcAttachType::Egress),
-];
-
-/// netd's filters sit at a fixed priority and handle, so that a restarted daemon finds what
-/// an earlier run attached (the kernel refuses a second filter there) instead of stacking.
-const FILTER: NlOptions = NlOptions {
-    priority: 1,
-    handle: TcHandle::new(0, 0x4e44),
-    classid: None,
+use super::{
+    loader::classifier_for,
+    tc::{Direction, TcSocket},
+    Datapath, DatapathError,
 };
 
-fn is_eexist(e: &ProgramError) -> bool {
-    matches!(e, ProgramError::TcError(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST))
-}
+const PORT_PROGRAMS: [(&str, Direction); 2] = [
+    (maps::PROG_PORT_INGRESS, Direction::Ingress),
+    (maps::PROG_PORT_EGRESS, Direction::Egress),
+];
 
 impl Datapath {
     /// Starts counting, policing and translating on `port`, the host-side veth of the
@@ -64,55 +50,46 @@ impl Datapath {
             _ => ep,
         };
         self.set_endpoint(ifindex, ep)?;
-        self.attach_filters(port, &PORT_PROGRAMS)
+        self.attach_filters(port, ifindex, &PORT_PROGRAMS)
     }
 
-    /// Puts netd's filters for `programs` on `iface` through netlink (clsact + cls_bpf),
-    /// replacing the programs of filters an earlier run left there.
+    /// Puts netd's filters for `programs` on `iface` (clsact + cls_bpf). A filter an
+    /// earlier run left there keeps running if it has this run's program, and gets it
+    /// otherwise, swapped in atomically: an upgraded daemon runs its own code without a gap.
     pub(super) fn attach_filters(
         &mut self,
         iface: &str,
-        programs: &[(&'static str, TcAttachType)],
+        ifindex: u32,
+        programs: &[(&'static str, Direction)],
     ) -> Result<(), DatapathError> {
-        let err =
-            |op: &'static str, e: Box<dyn std::error::Error + Send + Sync>| DatapathError::Port {
+        let err = |op: &'static str| {
+            move |e: std::io::Error| DatapathError::Port {
                 op,
                 port: iface.to_string(),
-                source: e,
-            };
-        match tc::qdisc_add_clsact(iface) {
-            Ok(()) => {}
-            Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(err("add clsact", e.into())),
-        }
-        for (prog, attach) in programs {
-            let program = classifier_for(&mut self.ebpf, prog)?;
-            let id =
-                match program.attach_with_options(iface, *attach, TcAttachOptions::Netlink(FILTER))
-                {
-                    Ok(id) => id,
-                    // An earlier run's filter: swap this run's program in, atomically, so that an
-                    // upgraded daemon runs its own code without a gap in the datapath.
-                    Err(e) if is_eexist(&e) => {
-                        let existing = SchedClassifierLink::attached(
-                            iface,
-                            *attach,
-                            FILTER.priority,
-                            FILTER.handle,
-                            None,
-                        )
-                        .map_err(|e| err("find filter", e.into()))?;
-                        program
-                            .attach_to_link(existing)
-                            .map_err(|e| err("replace", e.into()))?
-                    }
-                    Err(e) => return Err(err("attach", e.into())),
-                };
-            let link = program
-                .take_link(id)
-                .map_err(|e| err("take link", e.into()))?;
-            // Dropping the handle would detach; the filter must outlive the daemon.
-            std::mem::forget(link);
+                source: e.into(),
+            }
+        };
+        let mut tc = TcSocket::open().map_err(err("open rtnetlink for"))?;
+        let mut has_clsact = false;
+        for (name, direction) in programs {
+            let want = self.program_id(name);
+            let running = tc
+                .filter_program(ifindex, *direction)
+                .map_err(err("read filter of"))?;
+            match running {
+                Some(id) if Some(id) == want => continue,
+                Some(_) => {}
+                None if !has_clsact => {
+                    tc.add_clsact(ifindex).map_err(err("add clsact"))?;
+                    has_clsact = true;
+                }
+                None => {}
+            }
+            let fd = classifier_for(&mut self.ebpf, name)?
+                .fd()
+                .map_err(|source| DatapathError::Program { name, source })?;
+            tc.set_filter(ifindex, *direction, fd, name)
+                .map_err(err("attach"))?;
         }
         Ok(())
     }
@@ -165,11 +142,20 @@ impl Datapath {
         if self.iface_counters.get(&IfaceKey { ifindex }, 0).is_err() {
             problems.push(format!("{port} has no counters"));
         }
-        for (prog, attach) in PORT_PROGRAMS {
-            let attached =
-                SchedClassifierLink::attached(port, attach, FILTER.priority, FILTER.handle, None);
-            if attached.is_err() {
-                problems.push(format!("{port} has no {prog} filter"));
+        let mut tc = match TcSocket::open() {
+            Ok(tc) => tc,
+            Err(e) => {
+                problems.push(format!("{port}'s filters cannot be read: {e}"));
+                return problems;
+            }
+        };
+        for (prog, direction) in PORT_PROGRAMS {
+            let want = self.program_id(prog);
+            match tc.filter_program(ifindex, direction) {
+                Ok(Some(id)) if Some(id) == want => {}
+                Ok(Some(id)) => problems.push(format!("{port}'s {prog} filter runs program {id}")),
+                Ok(None) => problems.push(format!("{port} has no {prog} filter")),
+                Err(e) => problems.push(format!("{port}'s {prog} filter cannot be read: {e}")),
             }
         }
         problems

@@ -7,7 +7,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{
+    links::{FdLink, PinnedLink},
+    CgroupAttachMode, CgroupSockAddr,
+};
 use netd_common::{maps, nat::DatapathConfig};
 
 use super::{Datapath, DatapathError};
@@ -92,6 +95,15 @@ impl Datapath {
         })?;
         for name in SOCKET_PROGRAMS {
             let pin = links.join(name);
+            // An earlier run's link that runs this program already (the programs were
+            // reused) stays: no moment without the hook.
+            let linked = PinnedLink::from_pin(&pin)
+                .ok()
+                .and_then(|l| FdLink::from(l).info().ok())
+                .map(|info| info.program_id());
+            if linked.is_some() && linked == self.program_id(name) {
+                continue;
+            }
             // Unpinning an earlier run's link detaches its program.
             let _ = fs::remove_file(&pin);
             let err = |op: &'static str| {
