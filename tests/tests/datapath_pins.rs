@@ -198,10 +198,22 @@ fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
     }
     // A private namespace of this thread: its dummy port goes with it.
     let mut l = Programs::in_private_netns("netd-reuse");
-    assert!(!l.dp.programs_reused(), "a fresh bpffs has nothing to reuse");
+    assert!(
+        !l.dp.programs_reused(),
+        "a fresh bpffs has nothing to reuse"
+    );
     // A veth: the kernel here has no dummy driver.
     let made = Command::new("ip")
-        .args(["link", "add", "nd-reuse0", "type", "veth", "peer", "name", "nd-reuse1"])
+        .args([
+            "link",
+            "add",
+            "nd-reuse0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "nd-reuse1",
+        ])
         .status()
         .unwrap();
     assert!(made.success(), "ip link add");
@@ -209,7 +221,11 @@ fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
     // SAFETY: a NUL-terminated name; the call only reads it.
     let index = unsafe { libc::if_nametoindex(c"nd-reuse0".as_ptr()) };
     assert_ne!(index, 0, "nd-reuse0 has an index");
-    let ep = endpoint("172.17.0.2".parse().unwrap(), [2, 0x42, 0xac, 0x11, 0, 2], 17);
+    let ep = endpoint(
+        "172.17.0.2".parse().unwrap(),
+        [2, 0x42, 0xac, 0x11, 0, 2],
+        17,
+    );
     let ip = "172.17.0.2".parse().unwrap();
     l.dp.attach_port("nd-reuse0", index, ep).unwrap();
     assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
@@ -220,7 +236,10 @@ fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
 
     // The same build again: its pinned programs, and the filters keep running them.
     let bpffs = l.bpffs().to_path_buf();
-    drop(std::mem::replace(&mut l.dp, Datapath::load(&bpffs).unwrap()));
+    drop(std::mem::replace(
+        &mut l.dp,
+        Datapath::load(&bpffs).unwrap(),
+    ));
     assert!(l.dp.programs_reused(), "the pinned programs serve");
     l.dp.attach_port("nd-reuse0", index, ep).unwrap();
     assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
@@ -233,8 +252,14 @@ fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
     // A map made anew behind the programs' back: they would use the old one, so they are
     // loaded again and the filters get them.
     std::fs::remove_file(bpffs.join("maps").join(maps::DROPS)).unwrap();
-    drop(std::mem::replace(&mut l.dp, Datapath::load(&bpffs).unwrap()));
-    assert!(!l.dp.programs_reused(), "programs on a removed map are not reused");
+    drop(std::mem::replace(
+        &mut l.dp,
+        Datapath::load(&bpffs).unwrap(),
+    ));
+    assert!(
+        !l.dp.programs_reused(),
+        "programs on a removed map are not reused"
+    );
     assert!(
         l.dp.check_port("nd-reuse0", index, ip)
             .iter()
@@ -252,7 +277,11 @@ fn a_restart_of_the_same_build_reuses_its_programs_and_leaves_the_filters() {
         .status()
         .unwrap();
     assert!(removed.success(), "tc qdisc del");
-    assert_eq!(l.dp.check_port("nd-reuse0", index, ip).len(), 2, "both filters gone");
+    assert_eq!(
+        l.dp.check_port("nd-reuse0", index, ip).len(),
+        2,
+        "both filters gone"
+    );
     l.dp.attach_port("nd-reuse0", index, ep).unwrap();
     assert_eq!(l.dp.check_port("nd-reuse0", index, ip), [] as [String; 0]);
 }

@@ -6,9 +6,7 @@ use std::{
     os::fd::{AsFd, BorrowedFd, OwnedFd},
 };
 
-use aya::{
-    maps::{lpm_trie::Key, HashMap, IterableMap, MapData, MapError},
-};
+use aya::maps::{lpm_trie::Key, HashMap, IterableMap, MapData, MapError};
 use bytemuck::bytes_of;
 use ipnetwork::Ipv4Network;
 use netd_common::{

@@ -27,10 +27,22 @@ const PROGRAMS: [(&str, Kind); 8] = [
     (maps::PROG_PORT_EGRESS, Kind::Classifier),
     (maps::PROG_UPLINK_INGRESS, Kind::Classifier),
     (maps::PROG_UPLINK_EGRESS, Kind::Classifier),
-    (maps::PROG_CONNECT4, Kind::Sock(CgroupSockAddrAttachType::Connect4)),
-    (maps::PROG_SENDMSG4, Kind::Sock(CgroupSockAddrAttachType::UDPSendMsg4)),
-    (maps::PROG_RECVMSG4, Kind::Sock(CgroupSockAddrAttachType::UDPRecvMsg4)),
-    (maps::PROG_GETPEERNAME4, Kind::Sock(CgroupSockAddrAttachType::GetPeerName4)),
+    (
+        maps::PROG_CONNECT4,
+        Kind::Sock(CgroupSockAddrAttachType::Connect4),
+    ),
+    (
+        maps::PROG_SENDMSG4,
+        Kind::Sock(CgroupSockAddrAttachType::UDPSendMsg4),
+    ),
+    (
+        maps::PROG_RECVMSG4,
+        Kind::Sock(CgroupSockAddrAttachType::UDPRecvMsg4),
+    ),
+    (
+        maps::PROG_GETPEERNAME4,
+        Kind::Sock(CgroupSockAddrAttachType::GetPeerName4),
+    ),
 ];
 
 #[derive(Clone, Copy)]

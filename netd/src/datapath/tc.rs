@@ -99,7 +99,11 @@ impl TcSocket {
     }
 
     /// The id of the program netd's filter runs in `direction` of `ifindex`, if it has one.
-    pub fn filter_program(&mut self, ifindex: u32, direction: Direction) -> io::Result<Option<u32>> {
+    pub fn filter_program(
+        &mut self,
+        ifindex: u32,
+        direction: Direction,
+    ) -> io::Result<Option<u32>> {
         let msg = self.filter_message(RTM_GETTFILTER, 0, ifindex, direction);
         match self.request(msg) {
             Ok(replies) => Ok(replies.iter().find_map(|r| bpf_id(r))),
@@ -121,11 +125,19 @@ impl TcSocket {
         let mut msg = self.filter_message(RTM_NEWTFILTER, NLM_F_CREATE, ifindex, direction);
         put_attr(&mut msg, TCA_KIND, b"bpf\0");
         let options = begin_nested(&mut msg, TCA_OPTIONS);
-        put_attr(&mut msg, TCA_BPF_FD, &prog_fd.as_fd().as_raw_fd().to_ne_bytes());
+        put_attr(
+            &mut msg,
+            TCA_BPF_FD,
+            &prog_fd.as_fd().as_raw_fd().to_ne_bytes(),
+        );
         let mut cname = name.as_bytes().to_vec();
         cname.push(0);
         put_attr(&mut msg, TCA_BPF_NAME, &cname);
-        put_attr(&mut msg, TCA_BPF_FLAGS, &TCA_BPF_FLAG_ACT_DIRECT.to_ne_bytes());
+        put_attr(
+            &mut msg,
+            TCA_BPF_FLAGS,
+            &TCA_BPF_FLAG_ACT_DIRECT.to_ne_bytes(),
+        );
         end_nested(&mut msg, options);
         self.request(msg).map(drop)
     }
@@ -151,7 +163,7 @@ impl TcSocket {
         msg.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-        // tcmsg: family AF_UNSPEC and padding, then ifindex, handle, parent, info.
+                                                    // tcmsg: family AF_UNSPEC and padding, then ifindex, handle, parent, info.
         msg.extend_from_slice(&[0u8; 4]);
         for field in [ifindex, handle, parent, info] {
             msg.extend_from_slice(&field.to_ne_bytes());
@@ -239,7 +251,9 @@ fn messages(mut buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
 
 /// The program id in a filter's reply (TCA_OPTIONS → TCA_BPF_ID).
 fn bpf_id(reply: &[u8]) -> Option<u32> {
-    let options = attrs(reply.get(TCMSG..)?).find(|(t, _)| *t == TCA_OPTIONS)?.1;
+    let options = attrs(reply.get(TCMSG..)?)
+        .find(|(t, _)| *t == TCA_OPTIONS)?
+        .1;
     let id = attrs(options).find(|(t, _)| *t == TCA_BPF_ID)?.1;
     Some(u32::from_ne_bytes(id.get(..4)?.try_into().ok()?))
 }
@@ -278,7 +292,7 @@ fn begin_nested(msg: &mut Vec<u8>, kind: u16) -> usize {
     at
 }
 
-fn end_nested(msg: &mut Vec<u8>, at: usize) {
+fn end_nested(msg: &mut [u8], at: usize) {
     let len = (msg.len() - at) as u16;
     msg[at..at + 2].copy_from_slice(&len.to_ne_bytes());
 }
