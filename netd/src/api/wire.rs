@@ -88,6 +88,17 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
         options.insert(OPT_ALIAS_MODE.into(), json!(aliases));
         options.insert(OPT_ALIAS_LB.into(), json!(net.alias_lb.as_str()));
     }
+    if let Some(m) = &net.macvlan {
+        for (key, value) in m.options() {
+            options.insert(key.into(), json!(value));
+        }
+        if net.mtu != crate::config::network::DEFAULT_MTU {
+            options.insert(
+                "com.docker.network.driver.mtu".into(),
+                json!(net.mtu.to_string()),
+            );
+        }
+    }
     let pool = engine.pool(&net.id);
     let drops = if net.subnet.is_some() {
         json!(drops(engine, Some(net.datapath_id())))

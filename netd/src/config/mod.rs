@@ -5,9 +5,11 @@ pub mod alias;
 pub mod container;
 mod error;
 pub mod mac;
+pub mod macvlan;
 pub mod names;
 pub mod network;
 pub mod origin;
 pub mod port;
+pub mod subnet;
 
 pub use error::ConfigError;

@@ -31,6 +31,7 @@ fn network(id: char, name: &str, subnet: &str) -> Network {
         origin: Default::default(),
         ipam_pool: None,
         aux_addresses: BTreeMap::new(),
+        macvlan: None,
     }
 }
 

@@ -196,7 +196,9 @@ impl Engine {
                 match net.driver {
                     Driver::Host => ("host".into(), Sandbox::Host, None),
                     Driver::Null => ("none".into(), own()?, None),
-                    Driver::Bridge => (net.name.to_string(), own()?, Some(net.id.clone())),
+                    Driver::Bridge | Driver::Macvlan => {
+                        (net.name.to_string(), own()?, Some(net.id.clone()))
+                    }
                 }
             }
         })
@@ -244,7 +246,7 @@ impl Engine {
         }
         let _ = self.host.unpublish(&self.publications(c)).await;
         for e in &c.endpoints {
-            let _ = self.detach_endpoint(e).await;
+            let _ = self.detach_endpoint(c, e).await;
         }
         self.prune_alias_vips().await;
         for step in undo.into_iter().rev() {
@@ -448,7 +450,7 @@ impl Engine {
         }
         errors.note(self.host.unpublish(&self.publications(&c)).await);
         for e in &c.endpoints {
-            errors.note(self.detach_endpoint(e).await);
+            errors.note(self.detach_endpoint(&c, e).await);
             self.host.flush_connections(e.ip).await;
         }
         if let Sandbox::Owned { path } = &c.sandbox {

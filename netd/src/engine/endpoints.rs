@@ -43,6 +43,17 @@ impl Engine {
         if let Some(mac) = req.mac {
             self.check_mac_free(net, mac)?;
         }
+        if net.macvlan.is_some() && (req.handover || req.dnat_target) {
+            return Err(EngineError::Conflict(format!(
+                "network {} is a macvlan network: {}",
+                net.name,
+                match req.handover {
+                    true => "a runtime cannot take over its interfaces yet",
+                    false => "its containers have LAN addresses of their own, so ports are not published (-p) there",
+                }
+            )));
+        }
+        self.check_passthru_free(net)?;
         let pool = self.pools.get_mut(&net.id).ok_or_else(|| {
             EngineError::Conflict(format!(
                 "network {} ({} driver) gives containers no interface",
@@ -120,8 +131,24 @@ impl Engine {
     }
 
     /// Removes the interface and frees its address.
-    pub(super) async fn detach_endpoint(&mut self, endpoint: &Endpoint) -> Result<(), EngineError> {
-        let result = self.host.unplug(endpoint.host_ifname.as_str()).await;
+    pub(super) async fn detach_endpoint(
+        &mut self,
+        c: &Container,
+        endpoint: &Endpoint,
+    ) -> Result<(), EngineError> {
+        let macvlan = self
+            .networks
+            .get(&endpoint.network_id)
+            .is_some_and(|n| n.macvlan.is_some());
+        let result = match (macvlan, self.own_netns(c)) {
+            // It lives in the container's namespace only.
+            (true, Ok(netns)) => {
+                let (ifname, id) = (endpoint.ifname.as_str(), endpoint.id.as_str());
+                self.host.unplug_inside(&netns, ifname, id).await
+            }
+            (true, Err(_)) => Ok(()),
+            (false, _) => self.host.unplug(endpoint.host_ifname.as_str()).await,
+        };
         self.release(&endpoint.network_id, endpoint.ip);
         result.map_err(Into::into)
     }
@@ -241,7 +268,7 @@ impl Engine {
         let mut updated = c.clone();
         updated.endpoints.push(endpoint.clone());
         if let Err(e) = self.commit_container(updated) {
-            let _ = self.detach_endpoint(&endpoint).await;
+            let _ = self.detach_endpoint(&c, &endpoint).await;
             self.prune_alias_vips().await;
             return Err(e);
         }
@@ -265,7 +292,7 @@ impl Engine {
         }
         let mut updated = c.clone();
         updated.endpoints.retain(|e| e.id != endpoint.id);
-        let result = self.detach_endpoint(&endpoint).await;
+        let result = self.detach_endpoint(&c, &endpoint).await;
         self.host.flush_connections(endpoint.ip).await;
         if endpoint.default_route {
             self.move_default_route(&mut updated).await;
@@ -310,7 +337,10 @@ pub(super) fn plug_of(
     Plug {
         endpoint_id: endpoint.id.clone(),
         netns,
-        bridge: net.bridge.clone().expect("bridge networks have a bridge"),
+        bridge: match &net.macvlan {
+            Some(m) => m.parent.clone(),
+            None => net.bridge.clone().expect("bridge networks have a bridge"),
+        },
         host_ifname: endpoint.host_ifname.clone(),
         ifname: endpoint.ifname.clone(),
         ip: endpoint.ip,
@@ -321,6 +351,7 @@ pub(super) fn plug_of(
         network: net.datapath_id(),
         dnat_target,
         handover: false,
+        macvlan: net.macvlan.clone(),
     }
 }
 

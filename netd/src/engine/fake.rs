@@ -122,8 +122,11 @@ impl Host for FakeHost {
                 std::io::Error::other("injected"),
             ));
         }
-        k.links
-            .insert(plug.host_ifname.to_string(), plug.endpoint_id.clone());
+        // A macvlan lives in the container's namespace only.
+        if plug.macvlan.is_none() {
+            k.links
+                .insert(plug.host_ifname.to_string(), plug.endpoint_id.clone());
+        }
         k.plugs.insert(plug.host_ifname.to_string(), plug.clone());
         Ok(())
     }
@@ -131,6 +134,10 @@ impl Host for FakeHost {
         let mut k = self.k();
         k.links.remove(host_ifname);
         k.plugs.remove(host_ifname);
+        Ok(())
+    }
+    async fn unplug_inside(&self, _: &Path, _: &str, endpoint_id: &str) -> Result<(), HostError> {
+        self.k().plugs.retain(|_, p| p.endpoint_id != endpoint_id);
         Ok(())
     }
     async fn check_plug(&self, plug: &Plug) -> Vec<String> {

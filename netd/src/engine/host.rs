@@ -36,6 +36,9 @@ pub struct Plug {
     pub dnat_target: bool,
     /// Leave the container end in `netns` as it is, for a runtime to move and configure.
     pub handover: bool,
+    /// A macvlan of this parent instead of a veth pair (`bridge` is not used, and
+    /// `host_ifname` names the link only until it moves into `netns`).
+    pub macvlan: Option<crate::config::macvlan::MacvlanSpec>,
 }
 
 /// A bridge with its gateway address.
@@ -145,6 +148,14 @@ pub trait Host: Send + Sync {
     async fn plug(&self, plug: &Plug) -> Result<(), HostError>;
     /// Removes the veth pair (its datapath attachment goes with it) and its counters.
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError>;
+    /// Removes an interface that lives only in the container's namespace (a macvlan), if
+    /// it carries the mark of `endpoint_id`.
+    async fn unplug_inside(
+        &self,
+        netns: &Path,
+        ifname: &str,
+        endpoint_id: &str,
+    ) -> Result<(), HostError>;
     /// What is missing of a plugged interface (CNI's CHECK): both ends, the container end's
     /// address, the port's place on the bridge and in the datapath. Empty when all is there.
     async fn check_plug(&self, plug: &Plug) -> Vec<String>;

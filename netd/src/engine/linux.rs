@@ -18,6 +18,7 @@ use crate::{
 };
 use crate::{datapath::Datapath, link::Netlink, netns, reserved::ReservedPorts, sockdiag};
 
+mod macvlan;
 mod ports;
 mod uplinks;
 
@@ -276,19 +277,37 @@ impl Host for LinuxHost {
     }
 
     async fn plug(&self, p: &Plug) -> Result<(), HostError> {
-        self.plug_port(p).await
+        match &p.macvlan {
+            Some(m) => self.plug_macvlan(p, m).await,
+            None => self.plug_port(p).await,
+        }
     }
 
     async fn unplug(&self, host_ifname: &str) -> Result<(), HostError> {
         self.unplug_port(host_ifname).await
     }
 
+    async fn unplug_inside(
+        &self,
+        netns: &Path,
+        ifname: &str,
+        endpoint_id: &str,
+    ) -> Result<(), HostError> {
+        LinuxHost::unplug_inside(self, netns, ifname, endpoint_id).await
+    }
+
     async fn check_plug(&self, p: &Plug) -> Vec<String> {
-        self.check_port(p).await
+        match p.macvlan {
+            Some(_) => self.check_macvlan(p).await,
+            None => self.check_port(p).await,
+        }
     }
 
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError> {
-        self.adopt(plug).await
+        match &plug.macvlan {
+            Some(m) => self.adopt_macvlan(plug, m).await,
+            None => self.adopt(plug).await,
+        }
     }
 
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {

@@ -10,6 +10,7 @@ mod fake;
 pub mod host;
 mod ipam_pools;
 pub mod linux;
+mod macvlan;
 mod networks;
 mod ports;
 mod reconcile;
@@ -21,6 +22,8 @@ mod tests;
 mod tests_input;
 #[cfg(test)]
 mod tests_isolation;
+#[cfg(test)]
+mod tests_macvlan;
 #[cfg(test)]
 mod tests_repair;
 #[cfg(test)]

@@ -33,6 +33,9 @@ impl Engine {
                 &other.id[..12]
             )));
         }
+        if let Some(macvlan) = spec.macvlan.clone() {
+            return self.create_macvlan_network(spec, macvlan).await;
+        }
         let routes = self.host.routes().await?;
         let subnet = match spec.subnet {
             Some(mut subnet) => {
@@ -79,13 +82,14 @@ impl Engine {
             origin: spec.origin,
             ipam_pool: spec.ipam_pool,
             aux_addresses: spec.aux_addresses,
+            macvlan: spec.macvlan,
         };
         self.add_bridge_network(net).await
     }
 
     /// A random id whose datapath id (its first 32 bits) is non-zero and not another
     /// network's.
-    fn new_network_id(&self) -> String {
+    pub(super) fn new_network_id(&self) -> String {
         loop {
             let id = new_id();
             let dp = datapath_id(&id);
@@ -103,7 +107,7 @@ impl Engine {
         options: &BTreeMap<String, String>,
     ) -> Result<Network, EngineError> {
         let mut net = self.network(key)?.clone();
-        if net.subnet.is_none() {
+        if net.subnet.is_none() || net.macvlan.is_some() {
             return Err(EngineError::Conflict(format!(
                 "network {} ({} driver) has no options to change",
                 net.name,
@@ -403,6 +407,7 @@ fn predefined(name: &str, driver: Driver) -> Network {
         origin: Default::default(),
         ipam_pool: None,
         aux_addresses: BTreeMap::new(),
+        macvlan: None,
     }
 }
 

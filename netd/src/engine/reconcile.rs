@@ -159,7 +159,8 @@ impl Engine {
                 continue;
             };
             let plug = plug_of(net, netns.clone(), e, !c.ports.is_empty());
-            if self.host.link_exists(e.host_ifname.as_str()).await? {
+            // A macvlan has no host end: adopting looks for it in the container.
+            if net.macvlan.is_some() || self.host.link_exists(e.host_ifname.as_str()).await? {
                 self.host.adopt_port(&plug).await?;
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);

@@ -115,7 +115,7 @@ impl Engine {
             .await?;
         c.endpoints.push(endpoint.clone());
         if let Err(e) = self.store.save_container(&c) {
-            let _ = self.detach_endpoint(&endpoint).await;
+            let _ = self.detach_endpoint(&c, &endpoint).await;
             return Err(e.into());
         }
         self.containers.insert(c.id.clone(), c.clone());

@@ -24,6 +24,9 @@ use rtnetlink::{
 use crate::netns;
 
 pub mod events;
+mod macvlan;
+
+pub use macvlan::MacvlanLink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {

@@ -9,6 +9,7 @@ pub use crate::config::origin::Origin;
 use crate::config::{
     alias::Lb,
     mac::Mac,
+    macvlan::MacvlanSpec,
     names::{IfName, Name},
     network::{PolicyOptions, SubnetSpec},
     port::{ExposedPort, PortMapping},
@@ -20,6 +21,7 @@ pub enum Driver {
     Bridge,
     Host,
     Null,
+    Macvlan,
 }
 
 impl Driver {
@@ -28,6 +30,7 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Macvlan => "macvlan",
         }
     }
 }
@@ -75,6 +78,9 @@ pub struct Network {
     /// Addresses kept out of the pool by name (Docker's `--aux-address`).
     #[serde(default)]
     pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// A macvlan network's parent and mode; its containers sit on the LAN, no bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macvlan: Option<MacvlanSpec>,
 }
 
 /// An alias with a virtual IP from its network's subnet (reserved in the address pool).

@@ -288,6 +288,7 @@ mod tests {
             origin: crate::config::origin::Origin::Docker { id: "d".repeat(64) },
             ipam_pool: Some("10.3.0.0/24".into()),
             aux_addresses: BTreeMap::from([("host".into(), "10.3.0.5".parse().unwrap())]),
+            macvlan: None,
         }
     }
 

@@ -244,6 +244,11 @@ impl LinuxHost {
         if p.handover {
             return Ok(());
         }
+        self.configure_inside(p).await
+    }
+
+    /// The container end, in its namespace: no IPv6, up, its address and default route.
+    pub(super) async fn configure_inside(&self, p: &Plug) -> Result<(), HostError> {
         let inside = Netlink::in_netns(&p.netns)
             .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
         let ifname = p.ifname.as_str();

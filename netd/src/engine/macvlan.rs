@@ -1,0 +1,121 @@
+//! macvlan networks: the containers sit on the LAN through a parent interface of the host,
+//! with addresses of the LAN's subnet, and no bridge, NAT or published port of netd's.
+
+use std::collections::BTreeMap;
+
+use super::{Engine, EngineError};
+use crate::{
+    config::{
+        macvlan::{MacvlanMode, MacvlanSpec},
+        network::NetworkSpec,
+        ConfigError,
+    },
+    ipam,
+    state::model::{Driver, Network},
+};
+
+impl Engine {
+    pub(super) async fn create_macvlan_network(
+        &mut self,
+        spec: NetworkSpec,
+        macvlan: MacvlanSpec,
+    ) -> Result<Network, EngineError> {
+        let subnet = spec.subnet.expect("config requires a macvlan subnet");
+        if !self.host.link_exists(macvlan.parent.as_str()).await? {
+            return Err(EngineError::Invalid(ConfigError::invalid(
+                "network option",
+                format!("parent={}", macvlan.parent),
+                "no such interface on this host",
+            )));
+        }
+        self.check_parent_free(&macvlan, subnet.subnet)?;
+        // The LAN's subnet is a route of the host's (the parent's own): only netd's other
+        // networks and pools must stay clear of it.
+        self.check_overlap(subnet.subnet, &[], None)?;
+        let net = Network {
+            id: self.new_network_id(),
+            name: spec.name,
+            driver: Driver::Macvlan,
+            created: chrono::Utc::now(),
+            predefined: false,
+            internal: false,
+            subnet: Some(subnet),
+            bridge: None,
+            mtu: spec.mtu,
+            labels: spec.labels,
+            masquerade: false,
+            icc: true,
+            routed: false,
+            vip_aliases: false,
+            alias_lb: Default::default(),
+            vips: BTreeMap::new(),
+            origin: spec.origin,
+            ipam_pool: None,
+            aux_addresses: spec.aux_addresses,
+            macvlan: Some(macvlan),
+        };
+        let mut refused = Vec::new();
+        let pool = self
+            .network_pool(&net, &mut refused)
+            .expect("a network with a subnet");
+        if let Some(e) = refused.into_iter().next() {
+            return Err(e.into());
+        }
+        self.store.save_network(&net)?;
+        self.pools.insert(net.id.clone(), pool);
+        self.networks.insert(net.id.clone(), net.clone());
+        Ok(net)
+    }
+
+    /// Two macvlan networks share a parent only with disjoint subnets, as in Docker, and a
+    /// passthru one shares it with none: its container takes the parent over.
+    fn check_parent_free(
+        &self,
+        macvlan: &MacvlanSpec,
+        subnet: ipnetwork::Ipv4Network,
+    ) -> Result<(), EngineError> {
+        for other in self.networks.values() {
+            let Some(theirs) = other
+                .macvlan
+                .as_ref()
+                .filter(|m| m.parent == macvlan.parent)
+            else {
+                continue;
+            };
+            let passthru = [theirs.mode, macvlan.mode].contains(&MacvlanMode::Passthru);
+            let overlap = other
+                .subnet
+                .is_some_and(|s| ipam::overlaps(s.subnet, subnet));
+            if passthru || overlap {
+                return Err(EngineError::Conflict(format!(
+                    "parent {} is taken by macvlan network {} ({}{}); a parent carries several macvlan networks only with disjoint subnets and none in passthru mode",
+                    macvlan.parent,
+                    other.name,
+                    theirs.mode.as_str(),
+                    other.subnet.map(|s| format!(", {}", s.subnet)).unwrap_or_default(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A passthru network gives its parent to one container.
+    pub(super) fn check_passthru_free(&self, net: &Network) -> Result<(), EngineError> {
+        if net.macvlan.as_ref().map(|m| m.mode) != Some(MacvlanMode::Passthru) {
+            return Ok(());
+        }
+        let holder = self
+            .containers
+            .values()
+            .find(|c| c.endpoint_on(&net.id).is_some());
+        match holder {
+            Some(c) => Err(EngineError::Conflict(format!(
+                "macvlan network {} is in passthru mode and container {} has its parent {}; a passthru network takes one container",
+                net.name,
+                c.name,
+                net.macvlan.as_ref().map(|m| m.parent.to_string()).unwrap_or_default()
+            ))),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! macvlan links: made on their parent in the daemon's namespace, marked, then moved into the
+//! container's namespace under the container's name for them.
+
+use std::{os::fd::AsRawFd, path::Path};
+
+use rtnetlink::{packet_route::link::MacVlanMode, LinkMacVlan, LinkUnspec};
+
+use super::{LinkError, Netlink};
+
+/// The container end of a macvlan.
+pub struct MacvlanLink<'a> {
+    pub netns: &'a Path,
+    pub name: &'a str,
+    /// `None` keeps the kernel's choice (passthru takes the parent's own).
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    pub mode: MacVlanMode,
+}
+
+impl Netlink {
+    /// Creates a macvlan of `parent` as `temp` (marked with `alias`, so that a crash before
+    /// the move leaves a link reconcile recognises) and moves it into `link.netns` as
+    /// `link.name`. On failure nothing of it remains.
+    pub async fn create_macvlan_into(
+        &self,
+        parent: u32,
+        temp: &str,
+        alias: &str,
+        link: &MacvlanLink<'_>,
+    ) -> Result<(), LinkError> {
+        let ns = std::fs::File::open(link.netns).map_err(|source| LinkError::Io {
+            op: "open namespace",
+            target: link.netns.display().to_string(),
+            source,
+        })?;
+        let mut msg = LinkMacVlan::new(temp, parent, link.mode).mtu(link.mtu);
+        if let Some(mac) = link.mac {
+            msg = msg.address(mac.to_vec());
+        }
+        let index = self
+            .add_marked(msg.build(), "create macvlan", temp, temp, alias)
+            .await?;
+        let moved = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .name(link.name.to_string())
+            .build();
+        let target = format!("{temp} (as {} into {})", link.name, link.netns.display());
+        if let Err(e) = self.set("move", &target, moved).await {
+            let _ = self.delete(index, temp).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+}

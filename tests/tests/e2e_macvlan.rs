@@ -1,0 +1,399 @@
+//! Tier 3: macvlan networks on a LAN of the test's own, as in Docker's tutorial: a "LAN"
+//! namespace with a bridge, a router at .1 and a LAN host at .10, and two servers node01 and
+//! node02 (each a lab with its own daemon) whose `eth0` sits on that LAN.
+
+use std::{
+    collections::BTreeMap,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{privileged, reach_script, Lab};
+
+const PORT: &str = "7000";
+const ROUTER: &str = "192.168.0.1";
+const LAN_HOST: &str = "192.168.0.10";
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The LAN: a bridge in a namespace of `owner`'s, with a router and a LAN host on it.
+struct Lan {
+    ns: String,
+    router: String,
+    host: String,
+    servers: Vec<Child>,
+}
+
+impl Lan {
+    fn new(owner: &mut Lab) -> Self {
+        let ns = owner.add_namespace("nlan");
+        ip(&["-n", &ns, "link", "add", "lan0", "type", "bridge"]);
+        ip(&["-n", &ns, "link", "set", "lan0", "up"]);
+        let mut lan = Self {
+            router: owner.add_namespace("nrtr"),
+            host: owner.add_namespace("nlh"),
+            ns,
+            servers: Vec::new(),
+        };
+        for (ns, addr, port) in [
+            (lan.router.clone(), "192.168.0.1/24", "l-router"),
+            (lan.host.clone(), "192.168.0.10/24", "l-host"),
+        ] {
+            lan.wire(&ns, addr, port);
+            let server = Command::new("ip")
+                .args(["netns", "exec", &ns, "python3", &reach_script()])
+                .args(["serve", PORT, "120"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("a LAN server");
+            lan.servers.push(server);
+        }
+        lan
+    }
+
+    /// Gives namespace `ns` an `eth0` with `addr` on the LAN, through bridge port `port`.
+    fn wire(&self, ns: &str, addr: &str, port: &str) {
+        let lan = self.ns.as_str();
+        let peer = format!("{port}p");
+        ip(&[
+            "-n", lan, "link", "add", port, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["-n", lan, "link", "set", port, "master", "lan0", "up"]);
+        ip(&["-n", lan, "link", "set", &peer, "netns", ns, "name", "eth0"]);
+        ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// A lab with an `eth0` on the LAN at `addr`, through LAN port `port`.
+fn node(lan: &Lan, addr: &str, port: &str) -> Lab {
+    let lab = Lab::new();
+    lan.wire(&lab.netns, addr, port);
+    lab
+}
+
+/// node01, with the LAN in namespaces of its lab, its `eth0` on it at .50.
+fn first_node() -> (Lab, Lan) {
+    let mut node01 = Lab::new();
+    let lan = Lan::new(&mut node01);
+    lan.wire(&node01.netns, "192.168.0.50/24", "l-node01");
+    (node01, lan)
+}
+
+fn in_netns(ns: &str, cmd: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .expect("ip netns exec")
+}
+
+fn targets(to: &[&str]) -> Vec<String> {
+    to.iter()
+        .flat_map(|ip| {
+            [
+                format!("tcp:{ip}:{PORT}"),
+                format!("udp:{ip}:{PORT}"),
+                format!("icmp:{ip}"),
+            ]
+        })
+        .collect()
+}
+
+/// One round of TCP, UDP and ping to each address; what answered.
+fn probe(run: &dyn Fn(&[&str]) -> Output, to: &[&str]) -> BTreeMap<String, bool> {
+    let script = reach_script();
+    let targets = targets(to);
+    let mut cmd = vec!["python3", script.as_str(), "probe", "1"];
+    cmd.extend(targets.iter().map(String::as_str));
+    String::from_utf8_lossy(&run(&cmd).stdout)
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(t, r)| (t.to_string(), r == "ok"))
+        .collect()
+}
+
+/// Every protocol reaches each of `to`, within 20 s (the first probes may wait on ARP).
+fn reaches(what: &str, run: &dyn Fn(&[&str]) -> Output, to: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = probe(run, to);
+        if got.len() == to.len() * 3 && got.values().all(|ok| *ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {got:?}");
+    }
+}
+
+/// No protocol reaches any of `to` (after `reaches` showed the path works otherwise).
+fn reaches_none(what: &str, run: &dyn Fn(&[&str]) -> Output, to: &[&str]) {
+    let got = probe(run, to);
+    assert_eq!(got.len(), to.len() * 3, "{what}: {got:?}");
+    assert!(got.values().all(|ok| !*ok), "{what}: {got:?}");
+}
+
+fn server(lab: &Lab, name: &str, network: &str) -> String {
+    let script = reach_script();
+    lab.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        name,
+        "--network",
+        network,
+    ]
+    .into_iter()
+    .chain(["--", "python3", &script, "serve", PORT, "120"])
+    .collect::<Vec<_>>());
+    lab.wait_listening(name, "tcp", 7000);
+    lab.wait_listening(name, "udp", 7000);
+    lab.ip(name, network)
+}
+
+fn in_range(ip: &str, range_start: u8, len: u8) -> bool {
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    ip.starts_with("192.168.0.") && (range_start..range_start + len).contains(&last)
+}
+
+fn macvlan_net(lab: &Lab, name: &str, range: &str, mode: &str) {
+    lab.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet=192.168.0.0/24",
+        &format!("--ip-range={range}"),
+        "--gateway=192.168.0.1",
+        "-o",
+        &format!("macvlan_mode={mode}"),
+        "-o",
+        "parent=eth0",
+        name,
+    ]);
+}
+
+#[test]
+fn the_tutorial_two_servers_share_one_lan() {
+    if !privileged("the_tutorial_two_servers_share_one_lan") {
+        return;
+    }
+    let (node01, lan) = first_node();
+    let node02 = node(&lan, "192.168.0.51/24", "l-node02");
+    let before = (node01.rulesets(), node02.rulesets());
+    macvlan_net(&node01, "my_macvlan", "192.168.0.64/28", "bridge");
+    macvlan_net(&node02, "my_macvlan", "192.168.0.128/28", "bridge");
+    let c1 = server(&node01, "c1", "my_macvlan");
+    let c2 = server(&node02, "c2", "my_macvlan");
+    assert!(in_range(&c1, 64, 16), "c1 has {c1}, outside node01's range");
+    assert!(
+        in_range(&c2, 128, 16),
+        "c2 has {c2}, outside node02's range"
+    );
+
+    let from_c1 = |cmd: &[&str]| node01.exec("c1", cmd);
+    let from_c2 = |cmd: &[&str]| node02.exec("c2", cmd);
+    reaches(
+        "c1 -> c2, router, LAN host",
+        &from_c1,
+        &[&c2, ROUTER, LAN_HOST],
+    );
+    reaches(
+        "c2 -> c1, router, LAN host",
+        &from_c2,
+        &[&c1, ROUTER, LAN_HOST],
+    );
+    let from_router = |cmd: &[&str]| in_netns(&lan.router, cmd);
+    let from_lan_host = |cmd: &[&str]| in_netns(&lan.host, cmd);
+    reaches("router -> c1, c2", &from_router, &[&c1, &c2]);
+    reaches("LAN host -> c1, c2", &from_lan_host, &[&c1, &c2]);
+
+    // The containers' own view: their LAN address and the router as gateway.
+    let route = node01.exec_ok("c1", &["ip", "route", "show", "default"]);
+    assert!(route.contains("via 192.168.0.1 dev eth0"), "{route}");
+    let inspect = &node01.json(&["network", "inspect", "my_macvlan"])[0];
+    assert_eq!(inspect["Driver"], "macvlan");
+    assert_eq!(inspect["Options"]["parent"], "eth0");
+    assert_eq!(inspect["Options"]["macvlan_mode"], "bridge");
+    assert_eq!(inspect["IPAM"]["Config"][0]["IPRange"], "192.168.0.64/28");
+    assert_eq!(inspect["IPAM"]["Config"][0]["Gateway"], ROUTER);
+    assert_eq!((node01.rulesets(), node02.rulesets()), before);
+
+    // Removing the container and the network leaves nothing on node01.
+    let links = node01.host_links();
+    node01.ok(&["rm", "-f", "c1"]);
+    node01.ok(&["network", "rm", "my_macvlan"]);
+    assert_eq!(
+        node01.host_links(),
+        links,
+        "no link came or went on the host"
+    );
+    assert!(node01
+        .ok(&["network", "ls"])
+        .lines()
+        .all(|l| !l.contains("my_macvlan")));
+}
+
+#[test]
+fn macvlan_modes_bridge_private_and_vepa() {
+    if !privileged("macvlan_modes_bridge_private_and_vepa") {
+        return;
+    }
+    let (node01, lan) = first_node();
+    for (mode, siblings_meet) in [("bridge", true), ("private", false), ("vepa", false)] {
+        let net = format!("mv-{mode}");
+        macvlan_net(&node01, &net, "192.168.0.64/28", mode);
+        let a = server(&node01, &format!("{mode}-a"), &net);
+        let b = server(&node01, &format!("{mode}-b"), &net);
+        let from_a = |cmd: &[&str]| node01.exec(&format!("{mode}-a"), cmd);
+        // Each reaches the LAN in every mode.
+        reaches(&format!("{mode}: a -> router"), &from_a, &[ROUTER]);
+        let from_b = |cmd: &[&str]| node01.exec(&format!("{mode}-b"), cmd);
+        reaches(&format!("{mode}: b -> router"), &from_b, &[ROUTER]);
+        match siblings_meet {
+            true => {
+                reaches(&format!("{mode}: a -> b"), &from_a, &[&b]);
+                reaches(&format!("{mode}: b -> a"), &from_b, &[&a]);
+            }
+            // vepa without a hairpin on the LAN port: the switch never sends them back.
+            false => reaches_none(&format!("{mode}: a -> b"), &from_a, &[&b]),
+        }
+        if mode == "vepa" {
+            // A switch that reflects (hairpin on node01's LAN port) lets vepa siblings meet.
+            ip(&[
+                "-n",
+                &lan.ns,
+                "link",
+                "set",
+                "l-node01",
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ]);
+            reaches("vepa with a hairpin: a -> b", &from_a, &[&b]);
+        }
+        node01.ok(&["rm", "-f", &format!("{mode}-a"), &format!("{mode}-b")]);
+        node01.ok(&["network", "rm", &net]);
+    }
+}
+
+#[test]
+fn a_restart_adopts_macvlan_endpoints_and_remakes_a_deleted_one() {
+    if !privileged("a_restart_adopts_macvlan_endpoints_and_remakes_a_deleted_one") {
+        return;
+    }
+    let (mut node01, _lan) = first_node();
+    macvlan_net(&node01, "my_macvlan", "192.168.0.64/28", "bridge");
+    let c1 = server(&node01, "c1", "my_macvlan");
+    let from_c1 = |lab: &Lab, cmd: &[&str]| lab.exec("c1", cmd);
+    reaches("c1 -> router", &|cmd| from_c1(&node01, cmd), &[ROUTER]);
+
+    node01.kill_daemon();
+    node01.start_daemon();
+    reaches("after a SIGKILL", &|cmd| from_c1(&node01, cmd), &[ROUTER]);
+    assert_eq!(node01.ip("c1", "my_macvlan"), c1);
+
+    // Deleted behind the daemon's back: the next start puts it back, address and route.
+    node01.exec_ok("c1", &["ip", "link", "del", "eth0"]);
+    node01.kill_daemon();
+    node01.start_daemon();
+    reaches(
+        "after eth0 was deleted",
+        &|cmd| from_c1(&node01, cmd),
+        &[ROUTER],
+    );
+    let addr = node01.exec_ok("c1", &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(addr.contains(&format!("{c1}/24")), "{addr}");
+    assert!(node01
+        .daemon_log()
+        .contains("re-plugging macvlan endpoint eth0"));
+}
+
+#[test]
+fn bad_macvlan_input_is_named_and_leaves_nothing() {
+    if !privileged("bad_macvlan_input_is_named_and_leaves_nothing") {
+        return;
+    }
+    let (node01, _lan) = first_node();
+    let links = node01.host_links();
+    let networks = node01.ok(&["network", "ls"]);
+    let create = |extra: &[&str]| {
+        let mut args = vec!["network", "create", "--subnet=192.168.0.0/24"];
+        args.extend_from_slice(extra);
+        args.push("bad");
+        node01.fails(&args)
+    };
+    for (extra, named) in [
+        (&["-d", "macvlan", "-o", "parent=eth7"][..], "parent=eth7"),
+        (
+            &[
+                "-d",
+                "macvlan",
+                "-o",
+                "parent=eth0",
+                "--ip-range=10.0.0.0/28",
+            ],
+            "10.0.0.0/28",
+        ),
+        (
+            &[
+                "-d",
+                "macvlan",
+                "-o",
+                "parent=eth0",
+                "-o",
+                "macvlan_mode=loud",
+            ],
+            "macvlan_mode=loud",
+        ),
+        (
+            &["-d", "macvlan", "-o", "parent=eth0", "-o", "icc=false"],
+            "icc",
+        ),
+        (&["-d", "macvlan"], "parent"),
+        (&["-d", "ipvlan", "-o", "parent=eth0"], "ipvlan"),
+    ] {
+        let e = create(extra);
+        assert!(e.contains(named), "{extra:?}: {e}");
+    }
+    macvlan_net(&node01, "lan", "192.168.0.64/28", "bridge");
+    let e = node01.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "lan",
+        "-p",
+        "8080:80",
+        "--",
+        "sleep",
+        "60",
+    ]);
+    assert!(e.contains("macvlan") && e.contains("-p"), "{e}");
+    assert!(!node01.ok(&["ps"]).contains("web"));
+    node01.ok(&["network", "rm", "lan"]);
+    assert_eq!(node01.ok(&["network", "ls"]), networks);
+    assert_eq!(node01.host_links(), links);
+    assert_eq!(node01.namespaces(), 0);
+}
