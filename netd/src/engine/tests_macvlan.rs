@@ -50,17 +50,18 @@ async fn a_macvlan_network_hands_out_its_range_and_plugs_macvlans() {
     let links = lab.host.k().links.len();
     let a = lab.run("a", "lan", None).await.unwrap();
     assert_eq!(a, ip("192.168.0.64"));
-    let k = lab.host.k();
-    assert_eq!(
-        k.links.len(),
-        links,
-        "no host-side link: the macvlan is the container's"
-    );
-    let plug = k.plugs.values().next().unwrap();
-    let m = plug.macvlan.as_ref().expect("a macvlan plug");
-    assert_eq!((m.parent.as_str(), m.mode.as_str()), ("eth0", "private"));
-    assert_eq!(plug.default_gateway, Some(ip("192.168.0.1")));
-    drop(k);
+    {
+        let k = lab.host.k();
+        assert_eq!(
+            k.links.len(),
+            links,
+            "no host-side link: the macvlan is the container's"
+        );
+        let plug = k.plugs.values().next().unwrap();
+        let m = plug.macvlan.as_ref().expect("a macvlan plug");
+        assert_eq!((m.parent.as_str(), m.mode.as_str()), ("eth0", "private"));
+        assert_eq!(plug.default_gateway, Some(ip("192.168.0.1")));
+    }
     lab.engine.remove_container("a", true).await.unwrap();
     assert!(lab.host.k().plugs.is_empty(), "rm removed the macvlan");
 }
