@@ -397,3 +397,43 @@ fn bad_macvlan_input_is_named_and_leaves_nothing() {
     assert_eq!(node01.host_links(), links);
     assert_eq!(node01.namespaces(), 0);
 }
+
+#[test]
+fn addresses_in_use_on_the_lan_are_refused_and_skipped() {
+    if !privileged("addresses_in_use_on_the_lan_are_refused_and_skipped") {
+        return;
+    }
+    let (node01, _lan) = first_node();
+    // The LAN host at .10 answers ARP; .50 is node01's own.
+    macvlan_net(&node01, "lan", "192.168.0.8/29", "bridge");
+    let run = |name: &str, ip: Option<&str>| {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "lan"];
+        if let Some(ip) = ip {
+            args.extend_from_slice(&["--ip", ip]);
+        }
+        args.extend_from_slice(&["--", "sleep", "120"]);
+        node01.netd(&args)
+    };
+    for (ip, owner) in [
+        (LAN_HOST, "answering ARP on eth0"),
+        ("192.168.0.50", "this host"),
+    ] {
+        let out = run("taken", Some(ip));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && e.contains(ip) && e.contains(owner),
+            "{ip}: {e}"
+        );
+    }
+    assert!(!node01.ok(&["ps"]).contains("taken"));
+    let mut given = Vec::new();
+    for name in ["a", "b", "c"] {
+        assert!(run(name, None).status.success(), "run {name}");
+        given.push(node01.ip(name, "lan"));
+    }
+    assert!(!given.contains(&LAN_HOST.to_string()), "{given:?}");
+    assert!(given.iter().all(|ip| in_range(ip, 8, 8)), "{given:?}");
+    // Three from .8/29 reach .10 in any order of allocation: it was seen and skipped.
+    let log = node01.daemon_log();
+    assert!(log.contains("192.168.0.10 of network lan is in use"), "{log}");
+}

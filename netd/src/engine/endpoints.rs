@@ -69,6 +69,9 @@ impl Engine {
             None => pool.allocate(req.container)?,
         };
         let prefix = pool.spec().subnet.prefix();
+        let ip = self
+            .clear_on_lan(net, ip, req.ip.is_some(), req.container)
+            .await?;
         let host_ifname = self.new_host_ifname();
         let ifname = match req.handover {
             true => IfName::parse(&format!("{host_ifname}c")).expect("12 ASCII bytes"),

@@ -21,6 +21,7 @@ use super::{
 use crate::{
     config::{
         container::{ContainerSpec, CreateContainer},
+        mac::Mac,
         network::{CreateNetwork, NetworkSpec},
         port::Proto,
     },
@@ -46,6 +47,8 @@ pub(super) struct Kernel {
     pub(super) bound: Vec<u16>,
     /// The host's addresses besides loopback.
     pub(super) addresses: Vec<Ipv4Addr>,
+    /// Addresses machines on the LAN answer ARP for, with their MACs.
+    pub(super) lan: BTreeMap<Ipv4Addr, [u8; 6]>,
     pub(super) vips: Vec<VipSpec>,
     /// The ports each call that forgot the datapath entries of the others kept.
     pub(super) forgets: Vec<Vec<String>>,
@@ -135,6 +138,9 @@ impl Host for FakeHost {
         k.links.remove(host_ifname);
         k.plugs.remove(host_ifname);
         Ok(())
+    }
+    async fn lan_owner(&self, _: &str, ip: Ipv4Addr) -> Result<Option<Mac>, HostError> {
+        Ok(self.k().lan.get(&ip).copied().map(Mac))
     }
     async fn unplug_inside(&self, _: &Path, _: &str, endpoint_id: &str) -> Result<(), HostError> {
         self.k().plugs.retain(|_, p| p.endpoint_id != endpoint_id);

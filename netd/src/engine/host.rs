@@ -164,6 +164,8 @@ pub trait Host: Send + Sync {
     /// Drops datapath state (counters, endpoints) of every port but these host interfaces.
     async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
+    /// The MAC of a machine on `parent`'s LAN that answers ARP for `ip`, if one does.
+    async fn lan_owner(&self, parent: &str, ip: Ipv4Addr) -> Result<Option<Mac>, HostError>;
     /// The counters of each of these host interfaces (zero for one that is gone), read
     /// with one look at the links whatever their number.
     async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters>;

@@ -314,6 +314,21 @@ impl Host for LinuxHost {
         self.forget_ports(keep).await
     }
 
+    async fn lan_owner(
+        &self,
+        parent: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Option<crate::config::mac::Mac>, HostError> {
+        let iface = parent.to_string();
+        // Long enough for a LAN's answer, short enough for `netd run`.
+        let wait = std::time::Duration::from_millis(150);
+        tokio::task::spawn_blocking(move || crate::link::arp::probe(&iface, ip, wait))
+            .await
+            .map_err(|e| HostError::new("probe", ip, e))?
+            .map(|owner| owner.map(crate::config::mac::Mac))
+            .map_err(|e| HostError::new("ARP probe on", parent, e))
+    }
+
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError> {
         let inside =
             Netlink::in_netns(netns).map_err(|e| HostError::new("enter", netns.display(), e))?;

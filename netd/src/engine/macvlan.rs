@@ -1,7 +1,7 @@
 //! macvlan networks: the containers sit on the LAN through a parent interface of the host,
 //! with addresses of the LAN's subnet, and no bridge, NAT or published port of netd's.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use super::{Engine, EngineError};
 use crate::{
@@ -116,6 +116,54 @@ impl Engine {
                 net.macvlan.as_ref().map(|m| m.parent.to_string()).unwrap_or_default()
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// `ip` if no machine on the LAN answers for it (nor the host itself). One asked for
+    /// (`--ip`) that is taken is refused; an allocated one stays held for its owner on the
+    /// LAN, until the daemon restarts, and the next free one is tried.
+    pub(super) async fn clear_on_lan(
+        &mut self,
+        net: &Network,
+        mut ip: Ipv4Addr,
+        asked: bool,
+        holder: &str,
+    ) -> Result<Ipv4Addr, EngineError> {
+        let Some(parent) = net.macvlan.as_ref().map(|m| m.parent.to_string()) else {
+            return Ok(ip);
+        };
+        loop {
+            let owner = match self.host.has_address(ip) {
+                true => Some("this host".to_string()),
+                false => match self.host.lan_owner(&parent, ip).await {
+                    Ok(owner) => owner.map(|mac| format!("{mac} (answering ARP on {parent})")),
+                    Err(e) => {
+                        self.release_on(net, ip);
+                        return Err(e.into());
+                    }
+                },
+            };
+            let Some(owner) = owner else {
+                return Ok(ip);
+            };
+            if asked {
+                self.release_on(net, ip);
+                return Err(EngineError::Invalid(ConfigError::invalid(
+                    "IP address",
+                    ip.to_string(),
+                    format!("is in use on the LAN by {owner}"),
+                )));
+            }
+            log::warn!("{ip} of network {} is in use by {owner}: skipped", net.name);
+            let pool = self.pools.get_mut(&net.id).expect("the network's pool");
+            pool.give_back(ip, &format!("in use on the LAN by {owner}"));
+            ip = pool.allocate(holder)?;
+        }
+    }
+
+    fn release_on(&mut self, net: &Network, ip: Ipv4Addr) {
+        if let Some(pool) = self.pools.get_mut(&net.id) {
+            pool.release(ip);
         }
     }
 }

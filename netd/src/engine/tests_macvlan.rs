@@ -159,3 +159,44 @@ async fn passthru_takes_one_container_and_ports_are_not_published() {
     assert_eq!(lab.footprint(), before);
     assert!(lab.host.k().published.is_empty());
 }
+
+#[tokio::test]
+async fn addresses_in_use_on_the_lan_are_skipped_or_refused() {
+    let mut lab = lan_lab().await;
+    {
+        let mut k = lab.host.k();
+        k.lan.insert(ip("192.168.0.64"), [2, 0, 0, 0, 0, 0x64]);
+        k.lan.insert(ip("192.168.0.70"), [2, 0, 0, 0, 0, 0x70]);
+        k.addresses.push(ip("192.168.0.66"));
+    }
+    let spec = macvlan(
+        "lan",
+        "192.168.0.0/24",
+        Some("192.168.0.64/28"),
+        &[("parent", "eth0")],
+    );
+    lab.engine.create_network(spec).await.unwrap();
+    assert_eq!(lab.run("a", "lan", None).await.unwrap(), ip("192.168.0.65"));
+    assert_eq!(lab.run("b", "lan", None).await.unwrap(), ip("192.168.0.67"));
+    let before = lab.footprint();
+    let e = lab
+        .run("c", "lan", Some("192.168.0.70"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("192.168.0.70") && e.contains("02:00:00:00:00:70"),
+        "{e}"
+    );
+    let e = lab
+        .run("c", "lan", Some("192.168.0.66"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("192.168.0.66") && e.contains("this host"), "{e}");
+    assert_eq!(lab.footprint(), before);
+    // The refused address was not kept: once free on the LAN, it can be asked for.
+    lab.host.k().lan.remove(&ip("192.168.0.70"));
+    let c = lab.run("c", "lan", Some("192.168.0.70")).await.unwrap();
+    assert_eq!(c, ip("192.168.0.70"));
+}

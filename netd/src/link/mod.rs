@@ -23,6 +23,7 @@ use rtnetlink::{
 
 use crate::netns;
 
+pub mod arp;
 pub mod events;
 mod macvlan;
 
