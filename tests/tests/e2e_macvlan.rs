@@ -176,20 +176,32 @@ fn in_range(ip: &str, range_start: u8, len: u8) -> bool {
 }
 
 fn macvlan_net(lab: &Lab, name: &str, range: &str, mode: &str) {
-    lab.ok(&[
+    macvlan_net_with(lab, name, range, mode, &[]);
+}
+
+fn macvlan_net_with(lab: &Lab, name: &str, range: &str, mode: &str, options: &[&str]) {
+    let range = format!("--ip-range={range}");
+    let mode = format!("macvlan_mode={mode}");
+    let mut args = vec![
         "network",
         "create",
         "-d",
         "macvlan",
         "--subnet=192.168.0.0/24",
-        &format!("--ip-range={range}"),
+    ];
+    args.extend_from_slice(&[
+        &range,
         "--gateway=192.168.0.1",
         "-o",
-        &format!("macvlan_mode={mode}"),
+        &mode,
         "-o",
         "parent=eth0",
-        name,
     ]);
+    for option in options {
+        args.extend_from_slice(&["-o", option]);
+    }
+    args.push(name);
+    lab.ok(&args);
 }
 
 #[test]
@@ -435,5 +447,72 @@ fn addresses_in_use_on_the_lan_are_refused_and_skipped() {
     assert!(given.iter().all(|ip| in_range(ip, 8, 8)), "{given:?}");
     // Three from .8/29 reach .10 in any order of allocation: it was seen and skipped.
     let log = node01.daemon_log();
-    assert!(log.contains("192.168.0.10 of network lan is in use"), "{log}");
+    assert!(
+        log.contains("192.168.0.10 of network lan is in use"),
+        "{log}"
+    );
+}
+
+#[test]
+fn host_access_lets_the_host_reach_its_macvlan_containers() {
+    if !privileged("host_access_lets_the_host_reach_its_macvlan_containers") {
+        return;
+    }
+    let (node01, _lan) = first_node();
+    let links = node01.host_links();
+    let from_host = |cmd: &[&str]| in_netns(&node01.netns, cmd);
+    // The kernel never hands a parent's own frames to its macvlans: the host cannot reach
+    // them, even while the LAN can.
+    macvlan_net(&node01, "plain", "192.168.0.64/28", "bridge");
+    let plain = server(&node01, "plain", "plain");
+    reaches(
+        "the router reaches it",
+        &|cmd| in_netns(&_lan.router, cmd),
+        &[&plain],
+    );
+    reaches_none("host -> a plain macvlan container", &from_host, &[&plain]);
+    node01.ok(&["rm", "-f", "plain"]);
+    node01.ok(&["network", "rm", "plain"]);
+
+    macvlan_net_with(
+        &node01,
+        "shimmed",
+        "192.168.0.64/28",
+        "bridge",
+        &["host_access=true"],
+    );
+    let c1 = server(&node01, "c1", "shimmed");
+    reaches("host -> c1 through the shim", &from_host, &[&c1]);
+    reaches("c1 -> router", &|cmd| node01.exec("c1", cmd), &[ROUTER]);
+    let inspect = &node01.json(&["network", "inspect", "shimmed"])[0];
+    assert_eq!(inspect["Options"]["host_access"], "true");
+
+    // Survives a restart, and goes with the network.
+    let mut node01 = node01;
+    node01.kill_daemon();
+    node01.start_daemon();
+    reaches(
+        "after a restart",
+        &|cmd| in_netns(&node01.netns, cmd),
+        &[&c1],
+    );
+    node01.ok(&["rm", "-f", "c1"]);
+    node01.ok(&["network", "rm", "shimmed"]);
+    assert_eq!(node01.host_links(), links, "the shim went with its network");
+    let e = node01.fails(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet=192.168.0.0/24",
+        "-o",
+        "parent=eth0",
+        "-o",
+        "host_access=true",
+        "noshim",
+    ]);
+    assert!(
+        e.contains("host_access=true") && e.contains("--ip-range"),
+        "{e}"
+    );
 }

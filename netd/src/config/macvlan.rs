@@ -7,6 +7,9 @@ use super::{names::IfName, ConfigError};
 pub const DRIVER_MACVLAN: &str = "macvlan";
 pub const OPT_PARENT: &str = "parent";
 pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
+/// netd's own option: a macvlan of the host's on the parent, so that the host reaches the
+/// containers (the kernel never delivers a parent's frames to its own macvlans).
+pub const OPT_HOST_ACCESS: &str = "host_access";
 
 /// How a macvlan's frames reach its siblings on the same parent (see the kernel's macvlan).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ pub struct MacvlanSpec {
     /// The host interface on the LAN that the containers' macvlans sit on.
     pub parent: IfName,
     pub mode: MacvlanMode,
+    /// The host reaches the containers through a shim macvlan of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_access: bool,
 }
 
 impl MacvlanSpec {
@@ -69,10 +75,20 @@ impl MacvlanSpec {
     pub fn apply(
         parent: &mut Option<IfName>,
         mode: &mut MacvlanMode,
+        host_access: &mut bool,
         key: &str,
         value: &str,
     ) -> Result<bool, ConfigError> {
         match key {
+            OPT_HOST_ACCESS => {
+                *host_access = value.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "network option",
+                        format!("{OPT_HOST_ACCESS}={value}"),
+                        "expected true or false",
+                    )
+                })?
+            }
             OPT_PARENT => {
                 if value.contains('.') {
                     return Err(ConfigError::invalid(
@@ -90,10 +106,11 @@ impl MacvlanSpec {
     }
 
     /// The options `network inspect` shows, as Docker does.
-    pub fn options(&self) -> [(&'static str, String); 2] {
+    pub fn options(&self) -> [(&'static str, String); 3] {
         [
             (OPT_PARENT, self.parent.to_string()),
             (OPT_MACVLAN_MODE, self.mode.as_str().to_string()),
+            (OPT_HOST_ACCESS, self.host_access.to_string()),
         ]
     }
 }
@@ -116,17 +133,31 @@ mod tests {
 
     #[test]
     fn a_parent_is_an_interface_name() {
-        let (mut parent, mut mode) = (None, MacvlanMode::default());
-        assert!(MacvlanSpec::apply(&mut parent, &mut mode, "parent", "eth0").unwrap());
+        let (mut parent, mut mode, mut access) = (None, MacvlanMode::default(), false);
+        assert!(MacvlanSpec::apply(&mut parent, &mut mode, &mut access, "parent", "eth0").unwrap());
         assert_eq!(parent.unwrap().as_str(), "eth0");
-        let e = MacvlanSpec::apply(&mut None, &mut mode, "parent", "a-name-far-too-long")
-            .unwrap_err()
-            .to_string();
+        let e = MacvlanSpec::apply(
+            &mut None,
+            &mut mode,
+            &mut access,
+            "parent",
+            "a-name-far-too-long",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("a-name-far-too-long"), "{e}");
-        let e = MacvlanSpec::apply(&mut None, &mut mode, "parent", "eth0.10")
+        let e = MacvlanSpec::apply(&mut None, &mut mode, &mut access, "parent", "eth0.10")
             .unwrap_err()
             .to_string();
         assert!(e.contains("parent=eth0.10"), "{e}");
-        assert!(!MacvlanSpec::apply(&mut None, &mut mode, "icc", "true").unwrap());
+        assert!(!MacvlanSpec::apply(&mut None, &mut mode, &mut access, "icc", "true").unwrap());
+        assert!(
+            MacvlanSpec::apply(&mut None, &mut mode, &mut access, "host_access", "true").unwrap()
+        );
+        assert!(access);
+        let e = MacvlanSpec::apply(&mut None, &mut mode, &mut access, "host_access", "yes")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host_access=yes"), "{e}");
     }
 }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 pub use super::subnet::{first_host, parse_cidr, parse_ipv4, SubnetSpec};
 use super::{
     alias::AliasOptions,
-    macvlan::{MacvlanMode, MacvlanSpec, DRIVER_MACVLAN, OPT_MACVLAN_MODE, OPT_PARENT},
+    macvlan::{
+        MacvlanMode, MacvlanSpec, DRIVER_MACVLAN, OPT_HOST_ACCESS, OPT_MACVLAN_MODE, OPT_PARENT,
+    },
     names::{IfName, Name},
     origin::Origin,
     ConfigError,
@@ -171,16 +173,17 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         let mut mtu = req.mtu;
         let mut policy = PolicyOptions::default();
         let mut aliases = AliasOptions::default();
-        let (mut parent, mut mode) = (None, MacvlanMode::default());
+        let (mut parent, mut mode, mut host_access) = (None, MacvlanMode::default(), false);
         for (key, value) in &req.options {
-            if macvlan && MacvlanSpec::apply(&mut parent, &mut mode, key, value)? {
+            if macvlan && MacvlanSpec::apply(&mut parent, &mut mode, &mut host_access, key, value)?
+            {
                 continue;
             }
             if macvlan && key != OPT_MTU {
                 return Err(ConfigError::invalid(
                     "network option",
                     key,
-                    format!("unknown for macvlan networks; known options are {OPT_PARENT}, {OPT_MACVLAN_MODE}, {OPT_MTU}"),
+                    format!("unknown for macvlan networks; known options are {OPT_PARENT}, {OPT_MACVLAN_MODE}, {OPT_HOST_ACCESS}, {OPT_MTU}"),
                 ));
             }
             if policy.apply(key, value)? || aliases.apply(key, value)? {
@@ -209,7 +212,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         }
         let macvlan = match macvlan {
             false => None,
-            true => Some(macvlan_spec(&req, parent, mode, subnet.is_some())?),
+            true => Some(macvlan_spec(&req, parent, mode, host_access, subnet)?),
         };
         if req.internal && policy.routed {
             return Err(ConfigError::invalid(
@@ -264,7 +267,8 @@ fn macvlan_spec(
     req: &CreateNetwork,
     parent: Option<IfName>,
     mode: MacvlanMode,
-    has_subnet: bool,
+    host_access: bool,
+    subnet: Option<SubnetSpec>,
 ) -> Result<MacvlanSpec, ConfigError> {
     let parent = parent.ok_or_else(|| {
         ConfigError::invalid(
@@ -280,14 +284,32 @@ fn macvlan_spec(
             "an internal macvlan network would sit on a dummy parent, which netd does not make yet",
         ));
     }
-    if !has_subnet {
+    let Some(subnet) = subnet else {
         return Err(ConfigError::invalid(
             "subnet",
             "",
             "a macvlan network shares its LAN's subnet: give --subnet (and --ip-range for the part this host hands out)",
         ));
+    };
+    if host_access && subnet.ip_range.is_none() {
+        return Err(ConfigError::invalid(
+            "network option",
+            format!("{OPT_HOST_ACCESS}=true"),
+            "needs --ip-range: the host routes that range through its shim",
+        ));
     }
-    Ok(MacvlanSpec { parent, mode })
+    if host_access && mode != MacvlanMode::Bridge {
+        return Err(ConfigError::invalid(
+            "network option",
+            format!("{OPT_HOST_ACCESS}=true"),
+            format!("needs macvlan_mode=bridge (not {}): only bridge mode lets the shim reach its siblings", mode.as_str()),
+        ));
+    }
+    Ok(MacvlanSpec {
+        parent,
+        mode,
+        host_access,
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn network(id: char, name: &str, subnet: &str) -> Network {
         ipam_pool: None,
         aux_addresses: BTreeMap::new(),
         macvlan: None,
+        shim_ip: None,
     }
 }
 

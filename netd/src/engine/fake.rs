@@ -15,7 +15,7 @@ use netd_common::{
 };
 
 use super::{
-    host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug},
+    host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, ShimSpec},
     Engine, EngineError,
 };
 use crate::{
@@ -67,6 +67,12 @@ impl FakeHost {
 impl Host for FakeHost {
     async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError> {
         Ok(self.k().routes.clone())
+    }
+    async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError> {
+        self.k()
+            .links
+            .insert(shim.name.to_string(), shim.network_id.clone());
+        Ok(())
     }
     async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
         self.k()

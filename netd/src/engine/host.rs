@@ -52,6 +52,18 @@ pub struct BridgeSpec {
     pub mac: Mac,
 }
 
+/// The host's own macvlan on a macvlan network's parent (`host_access`): the host reaches
+/// the containers' range through it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShimSpec {
+    pub network_id: String,
+    pub name: IfName,
+    pub parent: IfName,
+    pub ip: Ipv4Addr,
+    pub range: Ipv4Network,
+    pub mtu: u32,
+}
+
 /// A bridge network's rules for the datapath.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkRules {
@@ -125,6 +137,8 @@ pub trait Host: Send + Sync {
     async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError>;
     /// Creates the bridge with its gateway address, or completes one that exists.
     async fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<(), HostError>;
+    /// Creates the shim macvlan with its address and route, or completes one that exists.
+    async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError>;
     async fn link_exists(&self, name: &str) -> Result<bool, HostError>;
     /// With `on`, takes one dump of the links that [`Host::link_exists`] and adoption look
     /// up until it is turned off: a reconcile adopting a thousand ports makes one request

@@ -10,7 +10,9 @@ use netd_common::{
     nat::{PortStats, PortStatsKey},
 };
 
-use super::host::{BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, OWNER_MARK};
+use super::host::{
+    BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, ShimSpec, OWNER_MARK,
+};
 use crate::{
     config::port::Proto,
     datapath::{isolation::NetworkRule, nat::Publication, stats::Usage, vips::VipSpec},
@@ -190,6 +192,10 @@ impl Host for LinuxHost {
             let _ = self.nl.delete(index, name).await;
         }
         result
+    }
+
+    async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError> {
+        self.ensure_shim_link(shim).await
     }
 
     async fn link_exists(&self, name: &str) -> Result<bool, HostError> {

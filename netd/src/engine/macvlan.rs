@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use super::{Engine, EngineError};
+use super::{host::ShimSpec, Engine, EngineError};
 use crate::{
     config::{
         macvlan::{MacvlanMode, MacvlanSpec},
@@ -11,8 +11,24 @@ use crate::{
         ConfigError,
     },
     ipam,
-    state::model::{Driver, Network},
+    state::model::{shim_name, Driver, Network},
 };
+
+/// Who holds the shim's address in the network's pool.
+pub(super) const SHIM_HOLDER: &str = "the host's shim (host_access)";
+
+/// The shim of a macvlan network with host access.
+pub(super) fn shim_spec(net: &Network) -> Option<ShimSpec> {
+    let m = net.macvlan.as_ref().filter(|m| m.host_access)?;
+    Some(ShimSpec {
+        network_id: net.id.clone(),
+        name: shim_name(&net.id),
+        parent: m.parent.clone(),
+        ip: net.shim_ip?,
+        range: net.subnet?.ip_range?,
+        mtu: net.mtu,
+    })
+}
 
 impl Engine {
     pub(super) async fn create_macvlan_network(
@@ -53,6 +69,7 @@ impl Engine {
             ipam_pool: None,
             aux_addresses: spec.aux_addresses,
             macvlan: Some(macvlan),
+            shim_ip: None,
         };
         let mut refused = Vec::new();
         let pool = self
@@ -61,10 +78,32 @@ impl Engine {
         if let Some(e) = refused.into_iter().next() {
             return Err(e.into());
         }
-        self.store.save_network(&net)?;
         self.pools.insert(net.id.clone(), pool);
+        let mut net = net;
+        let made = self.make_macvlan_network(&mut net).await;
+        if made.is_err() {
+            self.pools.remove(&net.id);
+        }
+        made.map(|()| net)
+    }
+
+    /// Persists `net` and makes its shim if it has host access; nothing remains on failure.
+    async fn make_macvlan_network(&mut self, net: &mut Network) -> Result<(), EngineError> {
+        if net.macvlan.as_ref().is_some_and(|m| m.host_access) {
+            let pool = self.pools.get_mut(&net.id).expect("inserted");
+            let ip = pool.allocate_highest(SHIM_HOLDER)?;
+            net.shim_ip = Some(self.clear_on_lan(net, ip, false, SHIM_HOLDER).await?);
+        }
+        self.store.save_network(net)?;
+        if let Some(shim) = shim_spec(net) {
+            if let Err(e) = self.host.ensure_shim(&shim).await {
+                let _ = self.host.remove_link(shim.name.as_str()).await;
+                let _ = self.store.delete_network(&net.id);
+                return Err(e.into());
+            }
+        }
         self.networks.insert(net.id.clone(), net.clone());
-        Ok(net)
+        Ok(())
     }
 
     /// Two macvlan networks share a parent only with disjoint subnets, as in Docker, and a

@@ -83,6 +83,7 @@ impl Engine {
             ipam_pool: spec.ipam_pool,
             aux_addresses: spec.aux_addresses,
             macvlan: spec.macvlan,
+            shim_ip: None,
         };
         self.add_bridge_network(net).await
     }
@@ -226,6 +227,9 @@ impl Engine {
         for (name, ip) in &net.aux_addresses {
             refused.extend(pool.reserve(*ip, &format!("aux address {name}")).err());
         }
+        if let Some(ip) = net.shim_ip {
+            refused.extend(pool.reserve(ip, super::macvlan::SHIM_HOLDER).err());
+        }
         let handed_out = net
             .ipam_pool
             .as_ref()
@@ -328,6 +332,9 @@ impl Engine {
         if let Some(bridge) = &net.bridge {
             self.host.remove_link(bridge.as_str()).await?;
         }
+        if let Some(shim) = super::macvlan::shim_spec(&net) {
+            self.host.remove_link(shim.name.as_str()).await?;
+        }
         self.store.delete_network(&net.id)?;
         self.pools.remove(&net.id);
         self.networks.remove(&net.id);
@@ -408,6 +415,7 @@ fn predefined(name: &str, driver: Driver) -> Network {
         ipam_pool: None,
         aux_addresses: BTreeMap::new(),
         macvlan: None,
+        shim_ip: None,
     }
 }
 

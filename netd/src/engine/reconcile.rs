@@ -45,6 +45,9 @@ impl Engine {
             if let Some(bridge) = bridge_spec(net) {
                 errors.note(engine.host.ensure_bridge(&bridge).await);
             }
+            if let Some(shim) = super::macvlan::shim_spec(net) {
+                errors.note(engine.host.ensure_shim(&shim).await);
+            }
         }
         let mut phases = Phases::start();
         // An `rm` a crash cut short is finished, not undone.

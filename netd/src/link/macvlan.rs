@@ -1,11 +1,12 @@
 //! macvlan links: made on their parent in the daemon's namespace, marked, then moved into the
 //! container's namespace under the container's name for them.
 
-use std::{os::fd::AsRawFd, path::Path};
+use std::{net::Ipv4Addr, os::fd::AsRawFd, path::Path};
 
-use rtnetlink::{packet_route::link::MacVlanMode, LinkMacVlan, LinkUnspec};
+use ipnetwork::Ipv4Network;
+use rtnetlink::{packet_route::link::MacVlanMode, LinkMacVlan, LinkUnspec, RouteMessageBuilder};
 
-use super::{LinkError, Netlink};
+use super::{nl, LinkError, Netlink};
 
 /// The container end of a macvlan.
 pub struct MacvlanLink<'a> {
@@ -50,5 +51,40 @@ impl Netlink {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Creates a bridge-mode macvlan of `parent` named `name` in this namespace, marked.
+    pub async fn create_shim(
+        &self,
+        parent: u32,
+        name: &str,
+        alias: &str,
+        mtu: u32,
+    ) -> Result<u32, LinkError> {
+        let msg = LinkMacVlan::new(name, parent, MacVlanMode::Bridge)
+            .mtu(mtu)
+            .build();
+        self.add_marked(msg, "create macvlan", name, name, alias)
+            .await
+    }
+
+    /// Routes `dest` out of link `index` (replacing a route there was).
+    pub async fn route_dev(
+        &self,
+        index: u32,
+        name: &str,
+        dest: Ipv4Network,
+    ) -> Result<(), LinkError> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest.network(), dest.prefix())
+            .output_interface(index)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl("route", format!("{dest} via {name}")))
     }
 }

@@ -81,6 +81,9 @@ pub struct Network {
     /// A macvlan network's parent and mode; its containers sit on the LAN, no bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macvlan: Option<MacvlanSpec>,
+    /// The host's own address on a macvlan network with `host_access`, on its shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_ip: Option<Ipv4Addr>,
 }
 
 /// An alias with a virtual IP from its network's subnet (reserved in the address pool).
@@ -121,6 +124,12 @@ impl Network {
         self.icc = p.icc;
         self.routed = p.routed;
     }
+}
+
+/// The name of the host's shim macvlan on macvlan network `id` (not `nd-` and 12 hex
+/// digits, which names bridges).
+pub fn shim_name(id: &str) -> IfName {
+    IfName::parse(&format!("ndm-{}", &id[..11])).expect("15 ASCII bytes")
 }
 
 pub fn datapath_id(id: &str) -> u32 {

@@ -289,6 +289,7 @@ mod tests {
             ipam_pool: Some("10.3.0.0/24".into()),
             aux_addresses: BTreeMap::from([("host".into(), "10.3.0.5".parse().unwrap())]),
             macvlan: None,
+            shim_ip: None,
         }
     }
 

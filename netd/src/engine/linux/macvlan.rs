@@ -9,7 +9,7 @@ use rtnetlink::packet_route::link::MacVlanMode;
 use super::LinuxHost;
 use crate::{
     config::macvlan::{MacvlanMode, MacvlanSpec},
-    engine::host::{HostError, Plug, OWNER_MARK},
+    engine::host::{HostError, Plug, ShimSpec, OWNER_MARK},
     link::{MacvlanLink, Netlink},
 };
 
@@ -119,5 +119,44 @@ impl LinuxHost {
         // A crash between creating the macvlan and moving it left it here.
         self.unplug_port(p.host_ifname.as_str()).await?;
         self.plug_macvlan(p, m).await
+    }
+
+    pub(super) async fn ensure_shim_link(&self, shim: &ShimSpec) -> Result<(), HostError> {
+        let name = shim.name.as_str();
+        let err = |op| move |e| HostError::new(op, name, e);
+        let (index, created) = match self.nl.link(name).await.map_err(err("find shim"))? {
+            Some(link) => (link.index, false),
+            None => {
+                let parent = self
+                    .nl
+                    .index(shim.parent.as_str())
+                    .await
+                    .map_err(|e| HostError::new("find parent", &shim.parent, e))?;
+                let alias = format!("{OWNER_MARK}{}", shim.network_id);
+                let index = self
+                    .nl
+                    .create_shim(parent, name, &alias, shim.mtu)
+                    .await
+                    .map_err(err("create"))?;
+                (index, true)
+            }
+        };
+        let result = async {
+            super::ipv4_only(name);
+            self.nl
+                .add_address(index, name, shim.ip, 32)
+                .await
+                .map_err(err("address"))?;
+            self.nl.set_up(index, name).await.map_err(err("set up"))?;
+            self.nl
+                .route_dev(index, name, shim.range)
+                .await
+                .map_err(err("route"))
+        }
+        .await;
+        if result.is_err() && created {
+            let _ = self.nl.delete(index, name).await;
+        }
+        result
     }
 }
