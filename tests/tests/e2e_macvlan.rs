@@ -516,3 +516,68 @@ fn host_access_lets_the_host_reach_its_macvlan_containers() {
         "{e}"
     );
 }
+
+/// What `dig +short` from `container` answers, asked until it answers `want` or 20 s pass.
+fn dig_until(lab: &Lab, container: &str, args: &[&str], want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut cmd = vec!["dig", "+short", "+time=2", "+tries=1"];
+        cmd.extend_from_slice(args);
+        let got = String::from_utf8_lossy(&lab.exec(container, &cmd).stdout)
+            .trim()
+            .to_string();
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn the_embedded_dns_answers_names_and_aliases_on_a_macvlan_network() {
+    if !privileged("the_embedded_dns_answers_names_and_aliases_on_a_macvlan_network") {
+        return;
+    }
+    let (mut node01, _lan) = first_node();
+    macvlan_net(&node01, "my_macvlan", "192.168.0.64/28", "bridge");
+    let script = reach_script();
+    for (name, alias) in [("c1", "db"), ("c2", "web")] {
+        node01.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "my_macvlan",
+            "--alias",
+            alias,
+            "--",
+            "python3",
+            &script,
+            "serve",
+            PORT,
+            "120",
+        ]);
+    }
+    let c2 = node01.ip("c2", "my_macvlan");
+    let resolv = node01.exec_ok("c1", &["cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    for name in ["c2", "web", "c2.my_macvlan", "web.my_macvlan"] {
+        assert_eq!(dig_until(&node01, "c1", &[name], &c2), c2, "{name}");
+    }
+    assert_eq!(
+        dig_until(&node01, "c1", &["+tcp", "c2"], &c2),
+        c2,
+        "over TCP"
+    );
+
+    // The servers come back with a restart, and a removed container's name goes.
+    node01.kill_daemon();
+    node01.start_daemon();
+    assert_eq!(
+        dig_until(&node01, "c1", &["web"], &c2),
+        c2,
+        "after a restart"
+    );
+    node01.ok(&["rm", "-f", "c2"]);
+    assert_eq!(dig_until(&node01, "c1", &["c2"], ""), "", "a removed name");
+}

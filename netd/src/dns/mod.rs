@@ -28,9 +28,19 @@ use server::{Handler, SharedNames};
 pub struct DnsNetwork {
     pub id: String,
     pub name: String,
-    pub gateway: Ipv4Addr,
+    /// Where the server listens (port 53): a bridge's gateway, or in a container's
+    /// namespace [`CONTAINER_DNS`].
+    pub addr: Ipv4Addr,
     pub internal: bool,
+    /// The container namespace the server listens in (a macvlan network's containers cannot
+    /// reach the host); the daemon's own when `None`.
+    pub netns: Option<std::path::PathBuf>,
+    /// The address of the only container a server in its namespace answers.
+    pub client: Option<Ipv4Addr>,
 }
+
+/// The address of the server in a container's namespace, as Docker's embedded DNS.
+pub const CONTAINER_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 #[derive(Debug, thiserror::Error)]
 #[error("DNS of network {network} on {addr}:53: {source}")]
@@ -78,6 +88,8 @@ pub struct Dns {
     names: SharedNames,
     upstreams: Arc<Vec<SocketAddr>>,
     servers: Mutex<HashMap<String, Running>>,
+    /// Servers in containers' namespaces, by endpoint id.
+    in_containers: Mutex<HashMap<String, Running>>,
     /// By network id; kept when a server restarts, so that counters only grow.
     counters: Mutex<HashMap<String, Arc<DnsCounters>>>,
 }
@@ -88,6 +100,7 @@ impl Dns {
             names: Arc::new(RwLock::new(Arc::new(Names::default()))),
             upstreams: Arc::new(upstreams),
             servers: Mutex::new(HashMap::new()),
+            in_containers: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         }
     }
@@ -150,19 +163,56 @@ impl Dns {
         }
     }
 
+    /// Runs `spec`'s server in its container's namespace under `key` (an endpoint id),
+    /// replacing one there was.
+    pub async fn serve_in(&self, key: &str, spec: &DnsNetwork) -> Result<(), DnsError> {
+        self.stop_in(key);
+        let (server, tcp) = self.start(spec).await?;
+        let running = Running {
+            spec: spec.clone(),
+            _server: server,
+            tcp,
+        };
+        let mut servers = self.in_containers.lock().unwrap_or_else(|p| p.into_inner());
+        servers.insert(key.to_string(), running);
+        Ok(())
+    }
+
+    /// Stops the server of `key`: its sockets would keep the namespace alive.
+    pub fn stop_in(&self, key: &str) {
+        let mut servers = self.in_containers.lock().unwrap_or_else(|p| p.into_inner());
+        servers.remove(key);
+    }
+
     /// The network's server: hickory on UDP, [`tcp::serve`] on TCP.
     async fn start(
         &self,
         spec: &DnsNetwork,
     ) -> Result<(Server<Handler>, tokio::task::JoinHandle<()>), DnsError> {
-        let addr = SocketAddr::from((spec.gateway, 53));
+        let addr = SocketAddr::from((spec.addr, 53));
         let err = |source| DnsError {
             network: spec.name.clone(),
-            addr: spec.gateway,
+            addr: spec.addr,
             source,
         };
-        let udp = UdpSocket::bind(addr).await.map_err(err)?;
-        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let (udp, tcp) = match &spec.netns {
+            None => (
+                UdpSocket::bind(addr).await.map_err(err)?,
+                TcpListener::bind(addr).await.map_err(err)?,
+            ),
+            Some(netns) => {
+                let netns = netns.clone();
+                let (udp, tcp) =
+                    tokio::task::spawn_blocking(move || crate::netns::sockets_in(&netns, addr))
+                        .await
+                        .map_err(|e| err(std::io::Error::other(e)))?
+                        .map_err(err)?;
+                (
+                    UdpSocket::from_std(udp).map_err(err)?,
+                    TcpListener::from_std(tcp).map_err(err)?,
+                )
+            }
+        };
         let counters = Arc::clone(
             self.counters
                 .lock()
@@ -174,6 +224,7 @@ impl Dns {
             counters,
             network: spec.id.clone(),
             internal: spec.internal,
+            client: spec.client,
             names: Arc::clone(&self.names),
             upstreams: Arc::clone(&self.upstreams),
             forwards: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARDS)),

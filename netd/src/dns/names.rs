@@ -27,11 +27,10 @@ pub struct Names {
     turn: AtomicUsize,
 }
 
-/// Whether a network has an embedded DNS: user-defined bridge networks, as in Docker (the
-/// default `bridge` has none). Not yet macvlan ones: the server listens on the bridge's
-/// gateway address, and a macvlan network's gateway is the LAN's router.
+/// Whether a network has an embedded DNS: user-defined networks, as in Docker (the default
+/// `bridge` has none).
 pub fn has_dns(net: &Network) -> bool {
-    net.subnet.is_some() && !net.predefined && net.macvlan.is_none()
+    net.subnet.is_some() && !net.predefined
 }
 
 impl Names {

@@ -39,6 +39,8 @@ pub struct Handler {
     pub counters: Arc<super::DnsCounters>,
     pub network: String,
     pub internal: bool,
+    /// Who asks, for a server in one container's namespace: its queries come from loopback.
+    pub client: Option<Ipv4Addr>,
     pub names: SharedNames,
     pub upstreams: Arc<Vec<SocketAddr>>,
     /// [`MAX_FORWARDS`] turns; a query that finds none gets SERVFAIL at once.
@@ -91,9 +93,9 @@ impl Handler {
 
     async fn answer(&self, request: &Request) -> Option<Answer> {
         let info = request.request_info().ok()?;
-        let client = match request.src().ip() {
-            IpAddr::V4(ip) => ip,
-            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        let client = match (self.client, request.src().ip()) {
+            (Some(ip), _) | (None, IpAddr::V4(ip)) => ip,
+            (None, IpAddr::V6(_)) => Ipv4Addr::UNSPECIFIED,
         };
         let name: Name = info.query.name().into();
         if let Some(records) = self.local(client, &name, info.query.query_type()) {

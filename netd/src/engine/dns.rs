@@ -2,7 +2,12 @@
 //! names of running containers.
 
 use super::Engine;
-use crate::dns::{has_dns, DnsNetwork, Names};
+use std::path::Path;
+
+use crate::{
+    dns::{has_dns, DnsNetwork, Names, CONTAINER_DNS},
+    state::model::{Endpoint, Network},
+};
 
 impl Engine {
     /// Hands the current container names to the DNS servers, and the backends of virtual
@@ -21,13 +26,16 @@ impl Engine {
         let networks: Vec<DnsNetwork> = self
             .networks
             .values()
-            .filter(|n| has_dns(n))
+            // A macvlan network's servers live in its containers (see `serve_dns_in`).
+            .filter(|n| has_dns(n) && n.macvlan.is_none())
             .filter_map(|n| {
                 Some(DnsNetwork {
                     id: n.id.clone(),
                     name: n.name.to_string(),
-                    gateway: n.subnet?.gateway,
+                    addr: n.subnet?.gateway,
                     internal: n.internal,
+                    netns: None,
+                    client: None,
                 })
             })
             .collect();
@@ -47,7 +55,31 @@ impl Engine {
         endpoints.sort_by_key(|e| !e.default_route);
         endpoints.iter().find_map(|e| {
             let net = self.networks.get(&e.network_id)?;
-            has_dns(net).then_some(net.subnet?.gateway)
+            let addr = match net.macvlan {
+                Some(_) => CONTAINER_DNS,
+                None => net.subnet?.gateway,
+            };
+            has_dns(net).then_some(addr)
         })
+    }
+
+    /// Starts the server of a macvlan endpoint in its container's namespace: the container
+    /// cannot reach the host, where a bridge network's server listens. Without a server the
+    /// container still works, so a failure is logged.
+    pub(super) async fn serve_dns_in(&self, net: &Network, netns: &Path, e: &Endpoint) {
+        if net.macvlan.is_none() || !has_dns(net) {
+            return;
+        }
+        let spec = DnsNetwork {
+            id: net.id.clone(),
+            name: net.name.to_string(),
+            addr: CONTAINER_DNS,
+            internal: net.internal,
+            netns: Some(netns.to_path_buf()),
+            client: Some(e.ip),
+        };
+        if let Err(err) = self.host.serve_dns_in(&e.id, &spec).await {
+            log::warn!("embedded DNS of {} in {}: {err}", e.ifname, netns.display());
+        }
     }
 }

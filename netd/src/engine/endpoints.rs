@@ -99,6 +99,7 @@ impl Engine {
             self.prune_alias_vips().await;
             return Err(e.into());
         }
+        self.serve_dns_in(net, &plug.netns, &endpoint).await;
         Ok(endpoint)
     }
 
@@ -139,6 +140,7 @@ impl Engine {
         c: &Container,
         endpoint: &Endpoint,
     ) -> Result<(), EngineError> {
+        self.host.stop_dns_in(&endpoint.id);
         let macvlan = self
             .networks
             .get(&endpoint.network_id)

@@ -43,6 +43,8 @@ pub(super) struct Kernel {
     pub(super) masq: Vec<Ipv4Network>,
     pub(super) rules: Vec<NetworkRules>,
     pub(super) dns: Vec<DnsNetwork>,
+    /// Servers in containers' namespaces, by endpoint id.
+    pub(super) dns_in: BTreeMap<String, DnsNetwork>,
     pub(super) names: Option<Names>,
     pub(super) bound: Vec<u16>,
     /// The host's addresses besides loopback.
@@ -147,6 +149,13 @@ impl Host for FakeHost {
     }
     async fn lan_owner(&self, _: &str, ip: Ipv4Addr) -> Result<Option<Mac>, HostError> {
         Ok(self.k().lan.get(&ip).copied().map(Mac))
+    }
+    async fn serve_dns_in(&self, key: &str, spec: &DnsNetwork) -> Result<(), HostError> {
+        self.k().dns_in.insert(key.to_string(), spec.clone());
+        Ok(())
+    }
+    fn stop_dns_in(&self, key: &str) {
+        self.k().dns_in.remove(key);
     }
     async fn unplug_inside(&self, _: &Path, _: &str, endpoint_id: &str) -> Result<(), HostError> {
         self.k().plugs.retain(|_, p| p.endpoint_id != endpoint_id);

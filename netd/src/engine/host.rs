@@ -199,6 +199,11 @@ pub trait Host: Send + Sync {
     async fn set_networks(&self, networks: &[NetworkRules]) -> Result<(), HostError>;
     /// Runs the embedded DNS servers of exactly these networks.
     async fn serve_dns(&self, networks: &[DnsNetwork]) -> Result<(), HostError>;
+    /// Runs a DNS server in a container's namespace (`spec.netns`) under `key`, replacing
+    /// one there was.
+    async fn serve_dns_in(&self, key: &str, spec: &DnsNetwork) -> Result<(), HostError>;
+    /// Stops the server of `key`, if there is one.
+    fn stop_dns_in(&self, key: &str);
     /// The container names the DNS servers answer from now on.
     fn set_names(&self, names: Names);
     /// Makes the datapath's virtual IPs and their backends exactly these.

@@ -463,6 +463,17 @@ impl Host for LinuxHost {
         })
     }
 
+    async fn serve_dns_in(&self, key: &str, spec: &DnsNetwork) -> Result<(), HostError> {
+        self.dns
+            .serve_in(key, spec)
+            .await
+            .map_err(|e| HostError::new("serve", "DNS", e))
+    }
+
+    fn stop_dns_in(&self, key: &str) {
+        self.dns.stop_in(key);
+    }
+
     fn set_names(&self, names: Names) {
         self.dns.set_names(names);
     }

@@ -165,6 +165,7 @@ impl Engine {
             // A macvlan has no host end: adopting looks for it in the container.
             if net.macvlan.is_some() || self.host.link_exists(e.host_ifname.as_str()).await? {
                 self.host.adopt_port(&plug).await?;
+                self.serve_dns_in(net, &netns, e).await;
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);
                 self.host.plug(&plug).await?;

@@ -117,6 +117,25 @@ pub fn netlink_socket_in(path: &Path) -> io::Result<OwnedFd> {
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
+/// A UDP socket and a TCP listener bound to `addr` in the namespace at `path`, both
+/// non-blocking (for tokio): a server there, run by the daemon.
+pub fn sockets_in(
+    path: &Path,
+    addr: std::net::SocketAddr,
+) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || -> io::Result<_> {
+        enter(&path)?;
+        let udp = std::net::UdpSocket::bind(addr)?;
+        let tcp = std::net::TcpListener::bind(addr)?;
+        udp.set_nonblocking(true)?;
+        tcp.set_nonblocking(true)?;
+        Ok((udp, tcp))
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
 /// Switches IPv6 off on interface `ifname` of the namespace at `path`. A kernel without IPv6
 /// has nothing to switch off.
 pub fn disable_ipv6_in(path: &Path, ifname: &str) -> io::Result<()> {
