@@ -581,3 +581,70 @@ fn the_embedded_dns_answers_names_and_aliases_on_a_macvlan_network() {
     node01.ok(&["rm", "-f", "c2"]);
     assert_eq!(dig_until(&node01, "c1", &["c2"], ""), "", "a removed name");
 }
+
+#[test]
+fn connect_and_disconnect_a_bridge_container_to_the_lan() {
+    if !privileged("connect_and_disconnect_a_bridge_container_to_the_lan") {
+        return;
+    }
+    let (node01, lan) = first_node();
+    macvlan_net(&node01, "my_macvlan", "192.168.0.64/28", "bridge");
+    node01.ok(&["network", "create", "--subnet", "10.51.0.0/24", "inner"]);
+    let script = reach_script();
+    node01.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--network",
+        "inner",
+        "--",
+        "python3",
+        &script,
+        "serve",
+        PORT,
+        "120",
+    ]);
+    node01.wait_listening("app", "tcp", 7000);
+    node01.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "192.168.0.70",
+        "my_macvlan",
+        "app",
+    ]);
+    assert_eq!(node01.ip("app", "my_macvlan"), "192.168.0.70");
+    // A chosen MAC, as `run --mac-address` gives it.
+    node01.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "my_macvlan",
+        "--mac-address",
+        "02:42:c0:a8:00:47",
+        "--",
+        "sleep",
+        "120",
+    ]);
+    let link = node01.exec_ok("fixed", &["ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains("02:42:c0:a8:00:47"), "{link}");
+    // The LAN reaches it on its LAN address; it keeps its bridge network.
+    reaches(
+        "router -> app",
+        &|cmd| in_netns(&lan.router, cmd),
+        &["192.168.0.70"],
+    );
+    node01.ok(&["network", "disconnect", "my_macvlan", "app"]);
+    let links = node01.exec_ok("app", &["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth1"), "{links}");
+    reaches_none(
+        "router -> app after disconnect",
+        &|cmd| in_netns(&lan.router, cmd),
+        &["192.168.0.70"],
+    );
+    let inner = node01.ip("app", "inner");
+    assert!(inner.starts_with("10.51.0."), "{inner}");
+}
