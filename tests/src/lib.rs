@@ -4,6 +4,7 @@
 pub mod child;
 pub mod docker;
 mod lab;
+pub mod lan;
 pub mod packet;
 pub mod podman;
 pub mod testrun;

@@ -18,8 +18,10 @@ use crate::{
     datapath::{isolation::NetworkRule, nat::Publication, stats::Usage, vips::VipSpec},
     dns::{Dns, DnsNetwork, Names},
 };
-use crate::{datapath::Datapath, link::Netlink, netns, reserved::ReservedPorts, sockdiag};
+use crate::{datapath::Datapath, link::Netlink, netns, reserved::ReservedPorts};
 
+mod bridges;
+mod facts;
 mod macvlan;
 mod ports;
 mod uplinks;
@@ -157,41 +159,7 @@ impl Host for LinuxHost {
     }
 
     async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
-        let name = b.name.as_str();
-        let err = |op| move |e| HostError::new(op, name, e);
-        let (index, created) = match self.nl.link(name).await.map_err(err("find bridge"))? {
-            Some(link) => (link.index, false),
-            None => {
-                let alias = format!("{OWNER_MARK}{}", b.network_id);
-                (
-                    self.nl
-                        .create_bridge(name, &alias, b.mtu, b.mac.0)
-                        .await
-                        .map_err(err("create"))?,
-                    true,
-                )
-            }
-        };
-        let result = async {
-            if !created {
-                // A bridge of an earlier version may have no address of its own yet.
-                self.nl
-                    .set_mac(index, name, b.mac.0)
-                    .await
-                    .map_err(err("set address"))?;
-            }
-            ipv4_only(name);
-            self.nl
-                .add_address(index, name, b.gateway, b.prefix)
-                .await
-                .map_err(err("address"))?;
-            self.nl.set_up(index, name).await.map_err(err("set up"))
-        }
-        .await;
-        if result.is_err() && created {
-            let _ = self.nl.delete(index, name).await;
-        }
-        result
+        self.ensure_bridge_link(b).await
     }
 
     async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError> {
@@ -485,40 +453,15 @@ impl Host for LinuxHost {
     }
 
     fn bound_ports(&self) -> Vec<(Proto, Ipv4Addr, u16)> {
-        // The calling thread's namespace: the daemon's.
-        let mut bound = Vec::new();
-        for (proto, number) in [
-            (Proto::Tcp, libc::IPPROTO_TCP),
-            (Proto::Udp, libc::IPPROTO_UDP),
-        ] {
-            match sockdiag::bound(number as u8) {
-                Ok(ports) => bound.extend(ports.into_iter().map(|(ip, port)| (proto, ip, port))),
-                Err(e) => log::warn!("listing bound {proto} ports of the host: {e}"),
-            }
-        }
-        bound
+        facts::bound_ports()
     }
 
     fn has_address(&self, ip: Ipv4Addr) -> bool {
-        // The calling thread's namespace: the daemon's.
-        ip.is_loopback()
-            || nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
-                all.any(|a| {
-                    a.address
-                        .and_then(|s| s.as_sockaddr_in().map(|s| s.ip()))
-                        .is_some_and(|a| a == ip)
-                })
-            })
+        facts::has_address(ip)
     }
 
     fn ephemeral_ports(&self) -> (u16, u16) {
-        let range =
-            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-        let mut it = range.split_whitespace().filter_map(|p| p.parse().ok());
-        match (it.next(), it.next()) {
-            (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-            _ => (32768, 60999),
-        }
+        facts::ephemeral_ports()
     }
 
     async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters> {
