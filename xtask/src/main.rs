@@ -45,7 +45,7 @@ enum Task {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "latency,datapath,publish,isolation,programs,vip,metrics,counters,runtimes,flood"
+            default_value = "latency,datapath,publish,isolation,programs,vip,metrics,counters,runtimes,flood,macvlan"
         )]
         suites: Vec<bench::Suite>,
         /// Containers to create for the run/rm latency benchmark.

@@ -10,12 +10,7 @@
 //! reorders its segments on veths). A round with both pairs' programs off shows what the
 //! method reads when there is no difference.
 
-use std::{
-    cell::Cell,
-    fmt::Write as _,
-    path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{cell::Cell, fmt::Write as _, path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 
@@ -28,8 +23,6 @@ const SUBNET: &str = "172.29.0.0/16";
 const TCP: u16 = 5001;
 const UDP: u16 = 5002;
 const SINK: u16 = 5003;
-/// Time for both `netd exec` clients to be up before their shared start.
-const LEAD: Duration = Duration::from_millis(700);
 
 /// The core every process of the benchmark runs on.
 const CORE: &str = "1";
@@ -87,45 +80,12 @@ fn side_by_side(
     port: u16,
     secs: u64,
 ) -> Result<[f64; 2]> {
-    let start = SystemTime::now().duration_since(UNIX_EPOCH)? + LEAD;
-    let at = start.as_millis().to_string();
-    let secs = secs.to_string();
-    let xtask = xtask.display().to_string();
-    std::thread::scope(|s| {
-        let clients: Vec<_> = pairs
-            .iter()
-            .map(|pair| {
-                let to = format!("{}:{port}", pair.server_ip);
-                let client = pair.client.as_str();
-                let (xtask, at, secs) = (&xtask, &at, &secs);
-                s.spawn(move || -> Result<f64> {
-                    let args = [
-                        "exec",
-                        client,
-                        "--",
-                        "taskset",
-                        "-c",
-                        CORE,
-                        xtask,
-                        "bench-peer",
-                        load,
-                        &to,
-                        secs,
-                        "--at",
-                        at,
-                    ];
-                    Ok(host.netd(netd, &args)?.trim().parse()?)
-                })
-            })
-            .collect();
-        let mut rates = [0.0; 2];
-        for (rate, client) in rates.iter_mut().zip(clients) {
-            *rate = client
-                .join()
-                .map_err(|_| anyhow::anyhow!("benchmark client panicked"))??;
-        }
-        Ok(rates)
-    })
+    let clients: Vec<(&str, String)> = pairs
+        .iter()
+        .map(|p| (p.client.as_str(), format!("{}:{port}", p.server_ip)))
+        .collect();
+    let rates = super::side::side_by_side(host, netd, xtask, &clients, load, secs, CORE)?;
+    Ok([rates[0], rates[1]])
 }
 
 /// A client container and a server container (TCP request/response and a sink),

@@ -9,6 +9,7 @@ mod gc;
 mod host;
 mod isolation;
 mod latency;
+mod macvlan;
 mod metrics;
 mod netfilter;
 pub mod peer;
@@ -16,6 +17,7 @@ mod publish;
 mod report;
 mod restart;
 mod runtimes;
+mod side;
 mod vip;
 
 use std::path::Path;
@@ -61,6 +63,9 @@ pub enum Suite {
     /// serve the API again and the longest stall of an established flow, against an empty
     /// daemon's restart and a window without one.
     Restart,
+    /// A container's throughput and new connections to a LAN host: macvlan vs a netd
+    /// bridge network in routed gateway mode, side by side.
+    Macvlan,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -143,6 +148,15 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = restart::run(netd, xtask, opts.runs)?;
         println!("\n{table}");
         std::fs::write(dir.join("restart.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Macvlan) {
+        println!(
+            "\nmacvlan vs a routed bridge network, container to LAN host ({} rounds of {} s windows, side by side, median (min-max); ratios paired by round)",
+            opts.runs, opts.secs
+        );
+        let table = macvlan::run(netd, xtask, opts.runs, opts.secs)?;
+        println!("\n{table}");
+        std::fs::write(dir.join("macvlan.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Metrics) {
         println!("\nPrometheus scrape with 1,000 containers and 10,000 published ports");
