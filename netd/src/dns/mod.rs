@@ -164,8 +164,14 @@ impl Dns {
     }
 
     /// Runs `spec`'s server in its container's namespace under `key` (an endpoint id),
-    /// replacing one there was.
+    /// replacing one of another spec; one of this spec runs on.
     pub async fn serve_in(&self, key: &str, spec: &DnsNetwork) -> Result<(), DnsError> {
+        {
+            let servers = self.in_containers.lock().unwrap_or_else(|p| p.into_inner());
+            if servers.get(key).is_some_and(|r| &r.spec == spec) {
+                return Ok(());
+            }
+        }
         self.stop_in(key);
         let (server, tcp) = self.start(spec).await?;
         let running = Running {

@@ -117,26 +117,25 @@ impl Engine {
         // reports a deleted one, and the runtime re-adds it): its containers only get their
         // ports attached again to a bridge made anew. A caller's namespace that is gone
         // takes its interfaces with it.
-        let damaged: Vec<Container> = self
-            .containers
-            .values()
-            .filter(|c| match &c.sandbox {
-                Sandbox::External { path } => self.host.netns_alive(path),
-                _ => true,
-            })
-            .filter(|c| {
-                let missing = c
-                    .endpoints
-                    .iter()
-                    .any(|e| !present.contains(e.host_ifname.as_str()));
-                let on_remade = c.endpoints.iter().any(|e| remade.contains(&e.network_id));
-                match c.origin.runtime_id() {
-                    None => missing || on_remade,
-                    Some(_) => on_remade && !missing,
-                }
-            })
-            .cloned()
-            .collect();
+        let damaged: Vec<Container> =
+            self.containers
+                .values()
+                .filter(|c| match &c.sandbox {
+                    Sandbox::External { path } => self.host.netns_alive(path),
+                    _ => true,
+                })
+                .filter(|c| {
+                    let missing = c.endpoints.iter().any(|e| {
+                        self.has_host_port(e) && !present.contains(e.host_ifname.as_str())
+                    });
+                    let on_remade = c.endpoints.iter().any(|e| remade.contains(&e.network_id));
+                    match c.origin.runtime_id() {
+                        None => missing || on_remade,
+                        Some(_) => on_remade && !missing,
+                    }
+                })
+                .cloned()
+                .collect();
         for c in damaged {
             log::warn!("container {}: putting its interfaces back", c.name);
             match self.restore_container(&c).await {
@@ -169,7 +168,9 @@ impl Engine {
         let ports: Vec<String> = self
             .containers
             .values()
-            .flat_map(|c| c.endpoints.iter().map(|e| e.host_ifname.to_string()))
+            .flat_map(|c| c.endpoints.iter())
+            .filter(|e| self.has_host_port(e))
+            .map(|e| e.host_ifname.to_string())
             .collect();
         let missing: BTreeSet<String> = ports
             .iter()
@@ -183,6 +184,14 @@ impl Engine {
             Ok(()) => self.missing_ports = missing,
             Err(e) => log::warn!("forgetting the datapath entries of removed interfaces: {e}"),
         }
+    }
+
+    /// Whether the endpoint has a host end in the daemon's namespace: a veth on a bridge,
+    /// not a macvlan, which lives in the container's namespace only (checked at restarts).
+    fn has_host_port(&self, e: &crate::state::model::Endpoint) -> bool {
+        self.networks
+            .get(&e.network_id)
+            .is_none_or(|n| n.macvlan.is_none())
     }
 
     /// Repairs made since the daemon started.

@@ -200,3 +200,20 @@ async fn addresses_in_use_on_the_lan_are_skipped_or_refused() {
     let c = lab.run("c", "lan", Some("192.168.0.70")).await.unwrap();
     assert_eq!(c, ip("192.168.0.70"));
 }
+
+#[tokio::test]
+async fn a_running_macvlan_container_is_not_repaired_for_lacking_a_host_port() {
+    let mut lab = lan_lab().await;
+    let spec = macvlan("lan", "192.168.0.0/24", None, &[("parent", "eth0")]);
+    lab.engine.create_network(spec).await.unwrap();
+    lab.run("a", "lan", None).await.unwrap();
+    let forgets = lab.host.k().forgets.len();
+    // Its interface lives in its namespace, never among the daemon's links.
+    assert_eq!(lab.engine.repair().await, 0);
+    assert_eq!(lab.engine.repair().await, 0);
+    assert_eq!(
+        lab.host.k().forgets.len(),
+        forgets,
+        "no datapath entry to forget"
+    );
+}
