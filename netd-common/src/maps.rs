@@ -10,6 +10,11 @@ pub const PROG_PORT_INGRESS: &str = "netd_port_ingress";
 /// TC program attached to the egress of each bridge port (traffic entering a container).
 pub const PROG_PORT_EGRESS: &str = "netd_port_egress";
 
+/// TC programs on a macvlan endpoint's own interface, in the container's namespace: egress
+/// (what the container sends) and ingress (what it receives).
+pub const PROG_LAN_EGRESS: &str = "netd_lan_egress";
+pub const PROG_LAN_INGRESS: &str = "netd_lan_ingress";
+
 /// Published ports (`HashMap<PortKey, PortTarget>`).
 pub const PORTS: &str = "NETD_PORTS";
 pub const PORTS_MAX: u32 = 131_072;

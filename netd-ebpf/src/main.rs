@@ -14,6 +14,7 @@ mod deliver;
 mod fragments;
 mod icmp;
 mod isolation;
+mod lan;
 mod maps;
 mod masquerade;
 mod monitor;
@@ -173,6 +174,22 @@ pub fn netd_port_egress(ctx: TcContext) -> i32 {
     counters::count(&ctx, Direction::Egress);
     parse::linearize(&ctx);
     verdict(&ctx, isolation::check_foreign_source(&ctx).map(|()| PASS))
+}
+
+/// Egress of a container's macvlan, in its namespace: what the container sends onto the LAN.
+#[classifier]
+pub fn netd_lan_egress(ctx: TcContext) -> i32 {
+    // From the container, as a bridge port's ingress counts it.
+    counters::count(&ctx, Direction::Ingress);
+    parse::linearize(&ctx);
+    verdict(&ctx, lan::from_container(&ctx).map(|()| PASS))
+}
+
+/// Ingress of a container's macvlan: what reaches the container from the LAN.
+#[classifier]
+pub fn netd_lan_ingress(ctx: TcContext) -> i32 {
+    counters::count(&ctx, Direction::Egress);
+    PASS
 }
 
 /// What arrives on an uplink: clients of published ports and replies to masqueraded

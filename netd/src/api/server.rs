@@ -23,6 +23,7 @@ use crate::{
         container::{ContainerSpec, CreateContainer},
         network::{CreateNetwork, NetworkSpec},
     },
+    engine::host::CountedAt,
     metrics::track_operations,
     process,
     shared::Shared,
@@ -455,21 +456,22 @@ async fn stats(State(d): State<Shared>) -> Json<Value> {
                         .network(&e.network_id)
                         .map(|n| n.name.to_string())
                         .unwrap_or_default();
-                    (
-                        c.name.to_string(),
-                        net,
-                        e.ifname.to_string(),
-                        e.host_ifname.to_string(),
-                    )
+                    let at = engine.counted_at(e);
+                    // A macvlan has no host end.
+                    let port = match at {
+                        CountedAt::Port(_) => e.host_ifname.to_string(),
+                        CountedAt::Lan(_) => String::new(),
+                    };
+                    (c.name.to_string(), net, e.ifname.to_string(), port, at)
                 })
             })
             .collect();
         (Arc::clone(engine.host()), ports)
     };
     let mut rows = Vec::new();
-    let names: Vec<&str> = ports.iter().map(|(.., port)| port.as_str()).collect();
-    let counters = host.port_counters(&names).await;
-    for ((container, network, ifname, port), c) in ports.iter().zip(counters) {
+    let at: Vec<CountedAt> = ports.iter().map(|(.., at)| at.clone()).collect();
+    let counters = host.port_counters(&at).await;
+    for ((container, network, ifname, port, _), c) in ports.iter().zip(counters) {
         rows.push(json!({
             "Container": container, "Network": network, "Interface": ifname, "HostInterface": port,
             // The port's ingress is what the container sent.

@@ -5,6 +5,7 @@
 mod batch;
 mod churn;
 pub mod isolation;
+mod lan;
 mod loader;
 pub mod monitor;
 pub mod nat;

@@ -62,14 +62,19 @@ impl Datapath {
         ifindex: u32,
         programs: &[(&'static str, Direction)],
     ) -> Result<(), DatapathError> {
-        let err = |op: &'static str| {
-            move |e: std::io::Error| DatapathError::Port {
-                op,
-                port: iface.to_string(),
-                source: e.into(),
-            }
-        };
-        let mut tc = TcSocket::open().map_err(err("open rtnetlink for"))?;
+        let mut tc = TcSocket::open().map_err(port_err(iface, "open rtnetlink for"))?;
+        self.attach_filters_on(&mut tc, iface, ifindex, programs)
+    }
+
+    /// [`Datapath::attach_filters`] on the namespace of `tc`.
+    pub(super) fn attach_filters_on(
+        &mut self,
+        tc: &mut TcSocket,
+        iface: &str,
+        ifindex: u32,
+        programs: &[(&'static str, Direction)],
+    ) -> Result<(), DatapathError> {
+        let err = |op: &'static str| port_err(iface, op);
         let mut has_clsact = false;
         for (name, direction) in programs {
             let want = self.program_id(name);
@@ -142,20 +147,31 @@ impl Datapath {
         if self.iface_counters.get(&IfaceKey { ifindex }, 0).is_err() {
             problems.push(format!("{port} has no counters"));
         }
-        let mut tc = match TcSocket::open() {
-            Ok(tc) => tc,
-            Err(e) => {
-                problems.push(format!("{port}'s filters cannot be read: {e}"));
-                return problems;
+        match TcSocket::open() {
+            Ok(mut tc) => {
+                problems.extend(self.check_filters_on(&mut tc, port, ifindex, &PORT_PROGRAMS))
             }
-        };
-        for (prog, direction) in PORT_PROGRAMS {
+            Err(e) => problems.push(format!("{port}'s filters cannot be read: {e}")),
+        }
+        problems
+    }
+
+    /// What is missing of `programs`' filters on `iface` in the namespace of `tc`.
+    pub(super) fn check_filters_on(
+        &self,
+        tc: &mut TcSocket,
+        iface: &str,
+        ifindex: u32,
+        programs: &[(&'static str, Direction)],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (prog, direction) in programs {
             let want = self.program_id(prog);
-            match tc.filter_program(ifindex, direction) {
+            match tc.filter_program(ifindex, *direction) {
                 Ok(Some(id)) if Some(id) == want => {}
-                Ok(Some(id)) => problems.push(format!("{port}'s {prog} filter runs program {id}")),
-                Ok(None) => problems.push(format!("{port} has no {prog} filter")),
-                Err(e) => problems.push(format!("{port}'s {prog} filter cannot be read: {e}")),
+                Ok(Some(id)) => problems.push(format!("{iface}'s {prog} filter runs program {id}")),
+                Ok(None) => problems.push(format!("{iface} has no {prog} filter")),
+                Err(e) => problems.push(format!("{iface}'s {prog} filter cannot be read: {e}")),
             }
         }
         problems
@@ -172,5 +188,13 @@ impl Datapath {
         indexes.sort_unstable();
         indexes.dedup();
         indexes
+    }
+}
+
+fn port_err<'a>(iface: &'a str, op: &'static str) -> impl Fn(std::io::Error) -> DatapathError + 'a {
+    move |e| DatapathError::Port {
+        op,
+        port: iface.to_string(),
+        source: e.into(),
     }
 }

@@ -22,9 +22,11 @@ use netd_common::maps;
 use super::DatapathError;
 
 /// The programs and how a pinned one is opened again.
-const PROGRAMS: [(&str, Kind); 8] = [
+const PROGRAMS: [(&str, Kind); 10] = [
     (maps::PROG_PORT_INGRESS, Kind::Classifier),
     (maps::PROG_PORT_EGRESS, Kind::Classifier),
+    (maps::PROG_LAN_EGRESS, Kind::Classifier),
+    (maps::PROG_LAN_INGRESS, Kind::Classifier),
     (maps::PROG_UPLINK_INGRESS, Kind::Classifier),
     (maps::PROG_UPLINK_EGRESS, Kind::Classifier),
     (

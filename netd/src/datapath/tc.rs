@@ -73,12 +73,17 @@ impl TcSocket {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd was just returned by socket(2) and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Self {
+        Ok(Self::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// A socket made elsewhere, say in a container's namespace
+    /// (`netns::netlink_socket_in`).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self {
             fd,
             seq: 0,
             buf: vec![0; 32 * 1024],
-        })
+        }
     }
 
     /// Adds the clsact qdisc to `ifindex`; one already there is fine.

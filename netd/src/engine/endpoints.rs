@@ -11,7 +11,7 @@ use crate::{
         network::parse_ipv4,
         ConfigError,
     },
-    state::model::{new_id, Container, Endpoint, Network, Sandbox},
+    state::model::{lan_ifindex, new_id, Container, Endpoint, Network, Sandbox},
 };
 
 /// What a new interface should look like; the engine fills in the rest.
@@ -78,7 +78,7 @@ impl Engine {
             false => req.ifname,
         };
         let endpoint = Endpoint {
-            id: new_id(),
+            id: self.new_endpoint_id(),
             network_id: net.id.clone(),
             ifname,
             host_ifname,
@@ -101,6 +101,22 @@ impl Engine {
         }
         self.serve_dns_in(net, &plug.netns, &endpoint).await;
         Ok(endpoint)
+    }
+
+    /// A random id whose macvlan ifindex ([`lan_ifindex`]) is no other endpoint's.
+    fn new_endpoint_id(&self) -> String {
+        loop {
+            let id = new_id();
+            let index = lan_ifindex(&id);
+            let taken = self
+                .containers
+                .values()
+                .flat_map(|c| &c.endpoints)
+                .any(|e| lan_ifindex(&e.id) == index);
+            if !taken {
+                return id;
+            }
+        }
     }
 
     /// A MAC asked for must be nobody's on the bridge: the port's FDB entry is pinned to it,

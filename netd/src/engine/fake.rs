@@ -170,15 +170,15 @@ impl Host for FakeHost {
     async fn adopt_port(&self, _: &Plug) -> Result<(), HostError> {
         Ok(())
     }
-    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
+    async fn forget_ports_except(&self, keep: &[String], _: &[u32]) -> Result<(), HostError> {
         self.k().forgets.push(keep.to_vec());
         Ok(())
     }
     async fn set_default_route(&self, _: &Path, _: Ipv4Addr) -> Result<(), HostError> {
         Ok(())
     }
-    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters> {
-        vec![IfaceCounters::default(); host_ifnames.len()]
+    async fn port_counters(&self, at: &[super::host::CountedAt]) -> Vec<IfaceCounters> {
+        vec![IfaceCounters::default(); at.len()]
     }
     async fn mark_dnat_target(&self, host_ifname: &str) -> Result<(), HostError> {
         match self.k().plugs.get_mut(host_ifname) {

@@ -80,6 +80,15 @@ pub struct NetworkRules {
     pub vips: bool,
 }
 
+/// Where the datapath keeps an interface's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CountedAt {
+    /// A bridge port, by its name in the daemon's namespace.
+    Port(String),
+    /// A macvlan endpoint's own interface, by its ifindex (unique among netd's).
+    Lan(u32),
+}
+
 /// A link that carries netd's ownership mark.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedLink {
@@ -176,13 +185,15 @@ pub trait Host: Send + Sync {
     /// Makes sure the datapath is attached to an existing port (after a restart).
     async fn adopt_port(&self, plug: &Plug) -> Result<(), HostError>;
     /// Drops datapath state (counters, endpoints) of every port but these host interfaces.
-    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError>;
+    /// and of every macvlan endpoint but those with these ifindexes.
+    async fn forget_ports_except(&self, keep: &[String], keep_lan: &[u32])
+        -> Result<(), HostError>;
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<(), HostError>;
     /// The MAC of a machine on `parent`'s LAN that answers ARP for `ip`, if one does.
     async fn lan_owner(&self, parent: &str, ip: Ipv4Addr) -> Result<Option<Mac>, HostError>;
     /// The counters of each of these host interfaces (zero for one that is gone), read
     /// with one look at the links whatever their number.
-    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters>;
+    async fn port_counters(&self, at: &[CountedAt]) -> Vec<IfaceCounters>;
 
     /// Marks the container interface behind `host_ifname` as the target of published ports
     /// (once it has its first one; see `Plug::dnat_target`).

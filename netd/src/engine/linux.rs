@@ -284,8 +284,12 @@ impl Host for LinuxHost {
         }
     }
 
-    async fn forget_ports_except(&self, keep: &[String]) -> Result<(), HostError> {
-        self.forget_ports(keep).await
+    async fn forget_ports_except(
+        &self,
+        keep: &[String],
+        keep_lan: &[u32],
+    ) -> Result<(), HostError> {
+        self.forget_ports(keep, keep_lan).await
     }
 
     async fn lan_owner(
@@ -464,17 +468,19 @@ impl Host for LinuxHost {
         facts::ephemeral_ports()
     }
 
-    async fn port_counters(&self, host_ifnames: &[&str]) -> Vec<IfaceCounters> {
+    async fn port_counters(&self, at: &[super::host::CountedAt]) -> Vec<IfaceCounters> {
+        use super::host::CountedAt;
         // if_nametoindex is one ioctl in the calling thread's namespace (the daemon's): no
         // netlink round trip or link dump per scrape.
         let dp = self.datapath();
-        host_ifnames
-            .iter()
-            .map(|name| {
-                nix::net::if_::if_nametoindex(*name)
-                    .ok()
-                    .and_then(|i| dp.port_counters(i))
-                    .unwrap_or_default()
+        at.iter()
+            .map(|at| {
+                match at {
+                    CountedAt::Port(name) => nix::net::if_::if_nametoindex(name.as_str()).ok(),
+                    CountedAt::Lan(index) => Some(*index),
+                }
+                .and_then(|i| dp.port_counters(i))
+                .unwrap_or_default()
             })
             .collect()
     }

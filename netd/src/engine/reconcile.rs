@@ -253,7 +253,11 @@ impl Engine {
             }
         }
         let ports: Vec<String> = ports.into_iter().collect();
-        errors.note(self.host.forget_ports_except(&ports).await);
+        errors.note(
+            self.host
+                .forget_ports_except(&ports, &self.lan_indexes())
+                .await,
+        );
         let entries = std::fs::read_dir(self.store.netns_dir())
             .into_iter()
             .flatten()

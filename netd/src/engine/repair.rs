@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::{networks::bridge_spec, Engine};
-use crate::state::model::{Container, Sandbox};
+use crate::state::model::{lan_ifindex, Container, Sandbox};
 
 impl Engine {
     /// Puts back what was deleted since the last look and releases what died; returns the
@@ -180,7 +180,11 @@ impl Engine {
         if !repaired && missing == self.missing_ports {
             return;
         }
-        match self.host.forget_ports_except(&ports).await {
+        match self
+            .host
+            .forget_ports_except(&ports, &self.lan_indexes())
+            .await
+        {
             Ok(()) => self.missing_ports = missing,
             Err(e) => log::warn!("forgetting the datapath entries of removed interfaces: {e}"),
         }
@@ -192,6 +196,24 @@ impl Engine {
         self.networks
             .get(&e.network_id)
             .is_none_or(|n| n.macvlan.is_none())
+    }
+
+    /// Where the datapath counts endpoint `e`.
+    pub fn counted_at(&self, e: &crate::state::model::Endpoint) -> super::host::CountedAt {
+        match self.has_host_port(e) {
+            true => super::host::CountedAt::Port(e.host_ifname.to_string()),
+            false => super::host::CountedAt::Lan(lan_ifindex(&e.id)),
+        }
+    }
+
+    /// The ifindexes of every macvlan endpoint's interface (see [`lan_ifindex`]).
+    pub(super) fn lan_indexes(&self) -> Vec<u32> {
+        self.containers
+            .values()
+            .flat_map(|c| &c.endpoints)
+            .filter(|e| !self.has_host_port(e))
+            .map(|e| lan_ifindex(&e.id))
+            .collect()
     }
 
     /// Repairs made since the daemon started.

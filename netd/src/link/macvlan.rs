@@ -16,6 +16,8 @@ pub struct MacvlanLink<'a> {
     pub mac: Option<[u8; 6]>,
     pub mtu: u32,
     pub mode: MacVlanMode,
+    /// The ifindex to give it (it keeps it in the container's namespace, where it is free).
+    pub index: u32,
 }
 
 impl Netlink {
@@ -38,8 +40,10 @@ impl Netlink {
         if let Some(mac) = link.mac {
             msg = msg.address(mac.to_vec());
         }
+        let mut msg = msg.build();
+        msg.header.index = link.index;
         let index = self
-            .add_marked(msg.build(), "create macvlan", temp, temp, alias)
+            .add_marked(msg, "create macvlan", temp, temp, alias)
             .await?;
         let moved = LinkUnspec::new_with_index(index)
             .setns_by_fd(ns.as_raw_fd())

@@ -18,7 +18,7 @@ use prometheus::{proto::MetricFamily, Encoder, TextEncoder};
 
 use super::family::Family;
 use crate::{
-    engine::{AliasView, Host},
+    engine::{host::CountedAt, AliasView, Host},
     shared::Shared,
 };
 
@@ -31,7 +31,8 @@ pub(super) struct State {
     /// Datapath id -> network name.
     pub(super) networks: HashMap<u32, String>,
     /// (network, container, interface, host interface)
-    pub(super) interfaces: Vec<[String; 4]>,
+    /// (network, container, interface) and where its counters are.
+    pub(super) interfaces: Vec<([String; 3], CountedAt)>,
     pub(super) ports: Vec<(PortStatsKey, PortLabels)>,
     pub(super) aliases: Vec<AliasView>,
     /// (network, in use, free)
@@ -71,12 +72,12 @@ pub(super) async fn state(d: &Shared) -> State {
         }
         let net_of = |id: &str| network_names_by_id.get(id).cloned().unwrap_or_default();
         for e in &c.endpoints {
-            interfaces.push([
+            let labels = [
                 net_of(&e.network_id),
                 c.name.to_string(),
                 e.ifname.to_string(),
-                e.host_ifname.to_string(),
-            ]);
+            ];
+            interfaces.push((labels, engine.counted_at(e)));
         }
         let network = c
             .endpoints
@@ -207,13 +208,9 @@ async fn interfaces(families: &mut Vec<MetricFamily>, s: &State) {
     );
     // (network, direction) -> (packets, bytes)
     let mut per_network: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
-    let ports: Vec<&str> = s
-        .interfaces
-        .iter()
-        .map(|[.., port]| port.as_str())
-        .collect();
-    let counters = s.host.port_counters(&ports).await;
-    for ([network, container, ifname, _], c) in s.interfaces.iter().zip(counters) {
+    let at: Vec<CountedAt> = s.interfaces.iter().map(|(_, at)| at.clone()).collect();
+    let counters = s.host.port_counters(&at).await;
+    for (([network, container, ifname], _), c) in s.interfaces.iter().zip(counters) {
         // The port's ingress is what the container sent.
         for (dir, p, b) in [
             ("from_container", c.ingress_packets, c.ingress_bytes),

@@ -132,6 +132,18 @@ pub fn shim_name(id: &str) -> IfName {
     IfName::parse(&format!("ndm-{}", &id[..11])).expect("15 ASCII bytes")
 }
 
+/// The ifindex netd gives the macvlan of endpoint `id`: one of a range of its own
+/// (0x4e000000 and the id's first 24 bits), far above what the kernel hands out, so that
+/// the datapath's maps, keyed by ifindex, never mix two namespaces' interfaces. netd keeps
+/// it unique among its endpoints when it makes the id.
+pub fn lan_ifindex(id: &str) -> u32 {
+    let bits = id
+        .get(..6)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    0x4e00_0000 | bits
+}
+
 pub fn datapath_id(id: &str) -> u32 {
     id.get(..8)
         .and_then(|h| u32::from_str_radix(h, 16).ok())

@@ -9,8 +9,10 @@ use rtnetlink::packet_route::link::MacVlanMode;
 use super::LinuxHost;
 use crate::{
     config::macvlan::{MacvlanMode, MacvlanSpec},
+    datapath::isolation,
     engine::host::{HostError, Plug, ShimSpec, OWNER_MARK},
     link::{MacvlanLink, Netlink},
+    state::model::lan_ifindex,
 };
 
 fn kernel_mode(mode: MacvlanMode) -> MacVlanMode {
@@ -29,25 +31,59 @@ impl LinuxHost {
             .index(m.parent.as_str())
             .await
             .map_err(|e| HostError::new("find parent", &m.parent, e))?;
+        let index = lan_ifindex(&p.endpoint_id);
         let link = MacvlanLink {
             netns: &p.netns,
             name: p.ifname.as_str(),
             mac: (m.mode != MacvlanMode::Passthru).then_some(p.mac.0),
             mtu: p.mtu,
             mode: kernel_mode(m.mode),
+            index,
         };
         let alias = format!("{OWNER_MARK}{}", p.endpoint_id);
         self.nl
             .create_macvlan_into(parent, p.host_ifname.as_str(), &alias, &link)
             .await
             .map_err(|e| HostError::new("create macvlan", &p.host_ifname, e))?;
-        if let Err(e) = self.configure_inside(p).await {
+        // Policed and counted from the first frame: the datapath before the address.
+        let configured = match self.attach_lan(p).await {
+            Ok(()) => self.configure_inside(p).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = configured {
             let _ = self
                 .unplug_inside(&p.netns, p.ifname.as_str(), &p.endpoint_id)
                 .await;
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The LAN programs, endpoint entry and counters of the macvlan of `p`.
+    async fn attach_lan(&self, p: &Plug) -> Result<(), HostError> {
+        let ifname = p.ifname.as_str();
+        let inside = Netlink::in_netns(&p.netns)
+            .map_err(|e| HostError::new("enter", p.netns.display(), e))?;
+        let want = lan_ifindex(&p.endpoint_id);
+        let index = inside
+            .index(ifname)
+            .await
+            .map_err(|e| HostError::new("find", ifname, e))?;
+        if index != want {
+            // Another interface of the namespace holds it: the maps' key would not be ours.
+            return Err(HostError::new(
+                "attach datapath to",
+                ifname,
+                std::io::Error::other(format!(
+                    "it has ifindex {index} in {}, not netd's {want}",
+                    p.netns.display()
+                )),
+            ));
+        }
+        let ep = isolation::endpoint(p.ip, p.mac.0, p.network);
+        self.datapath()
+            .attach_lan(&p.netns, ifname, index, ep)
+            .map_err(|e| HostError::new("attach datapath to", ifname, e))
     }
 
     /// Removes `ifname` from `netns` if it carries the mark of `endpoint_id`; a namespace
@@ -71,44 +107,65 @@ impl LinuxHost {
         if link.alias.as_deref() != Some(&format!("{OWNER_MARK}{endpoint_id}")) {
             return Ok(());
         }
+        let untracked = self
+            .datapath()
+            .untrack(link.index)
+            .map_err(|e| HostError::new("forget counters of", ifname, e));
         match inside.delete(link.index, ifname).await {
             Err(e) if !e.is_not_found() => Err(HostError::new("remove", ifname, e)),
-            _ => Ok(()),
+            _ => untracked,
         }
     }
 
-    /// What is missing of a macvlan endpoint: the interface with its mark and address.
+    /// What is missing of a macvlan endpoint: the interface with its mark and address,
+    /// then its place in the datapath.
     pub(super) async fn check_macvlan(&self, p: &Plug) -> Vec<String> {
+        match self.macvlan_link(p).await {
+            Ok(index) => {
+                let ep = isolation::endpoint(p.ip, p.mac.0, p.network);
+                let ifname = p.ifname.as_str();
+                self.datapath().check_lan(&p.netns, ifname, index, &ep)
+            }
+            Err(problems) => problems,
+        }
+    }
+
+    /// The index of the endpoint's interface, if it is there, netd's, with its address.
+    async fn macvlan_link(&self, p: &Plug) -> Result<u32, Vec<String>> {
         let ifname = p.ifname.as_str();
-        let inside = match Netlink::in_netns(&p.netns) {
-            Ok(inside) => inside,
-            Err(e) => return vec![format!("entering {}: {e}", p.netns.display())],
-        };
+        let inside = Netlink::in_netns(&p.netns)
+            .map_err(|e| vec![format!("entering {}: {e}", p.netns.display())])?;
         let mark = format!("{OWNER_MARK}{}", p.endpoint_id);
         match inside.link(ifname).await {
             Ok(Some(link)) if link.alias.as_deref() == Some(&mark) => {
                 let addrs = inside.ipv4_addresses().await.unwrap_or_default();
-                if addrs.contains(&(link.index, p.ip, p.prefix)) {
-                    vec![]
-                } else {
-                    vec![format!("{ifname} has no address {}/{}", p.ip, p.prefix)]
+                match addrs.contains(&(link.index, p.ip, p.prefix)) {
+                    true => Ok(link.index),
+                    false => Err(vec![format!(
+                        "{ifname} has no address {}/{}",
+                        p.ip, p.prefix
+                    )]),
                 }
             }
-            Ok(Some(_)) => vec![format!("{ifname} in {} is not netd's", p.netns.display())],
-            Ok(None) => vec![format!(
+            Ok(Some(_)) => Err(vec![format!(
+                "{ifname} in {} is not netd's",
+                p.netns.display()
+            )]),
+            Ok(None) => Err(vec![format!(
                 "interface {ifname} is gone from {}",
                 p.netns.display()
-            )],
-            Err(e) => vec![format!("looking up {ifname}: {e}")],
+            )]),
+            Err(e) => Err(vec![format!("looking up {ifname}: {e}")]),
         }
     }
 
-    /// After a restart: a macvlan endpoint whose interface is gone gets it back.
+    /// After a restart: a macvlan endpoint whose interface is gone gets it back, and one
+    /// whose datapath entries or programs are not this run's gets them.
     pub(super) async fn adopt_macvlan(&self, p: &Plug, m: &MacvlanSpec) -> Result<(), HostError> {
-        let problems = self.check_macvlan(p).await;
-        if problems.is_empty() {
-            return Ok(());
-        }
+        let problems = match self.macvlan_link(p).await {
+            Ok(_) => return self.attach_lan(p).await,
+            Err(problems) => problems,
+        };
         log::info!(
             "re-plugging macvlan endpoint {}: {}",
             p.ifname,

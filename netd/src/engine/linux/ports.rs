@@ -168,10 +168,14 @@ impl LinuxHost {
         self.attach_port(plug, index)
     }
 
-    pub(super) async fn forget_ports(&self, keep: &[String]) -> Result<(), HostError> {
+    pub(super) async fn forget_ports(
+        &self,
+        keep: &[String],
+        keep_lan: &[u32],
+    ) -> Result<(), HostError> {
         // One dump, whatever the number of ports.
         let keep: HashSet<&str> = keep.iter().map(String::as_str).collect();
-        let live: HashSet<u32> = self
+        let mut live: HashSet<u32> = self
             .nl
             .links()
             .await
@@ -180,6 +184,8 @@ impl LinuxHost {
             .filter(|l| keep.contains(l.name.as_str()))
             .map(|l| l.index)
             .collect();
+        // Not among the daemon's links: they live in their containers' namespaces.
+        live.extend(keep_lan);
         let mut datapath = self.datapath();
         for index in datapath.counted_ifindexes() {
             if !live.contains(&index) {
