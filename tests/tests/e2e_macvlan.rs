@@ -250,3 +250,41 @@ fn connect_and_disconnect_a_bridge_container_to_the_lan() {
     let inner = node01.ip("app", "inner");
     assert!(inner.starts_with("10.51.0."), "{inner}");
 }
+
+#[test]
+fn an_internal_macvlan_network_without_a_parent_reaches_only_its_members() {
+    if !privileged("an_internal_macvlan_network_without_a_parent_reaches_only_its_members") {
+        return;
+    }
+    let (node01, lan) = first_node();
+    let links = node01.host_links();
+    node01.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet=10.60.0.0/24",
+        "inner",
+    ]);
+    let inspect = &node01.json(&["network", "inspect", "inner"])[0];
+    assert_eq!(inspect["Internal"], true, "{inspect}");
+    let parent = inspect["Options"]["parent"].as_str().unwrap().to_string();
+    assert!(parent.starts_with("ndi-"), "netd's own parent: {parent}");
+    assert!(node01.host_links().contains(&parent));
+    let a = server(&node01, "a", "inner");
+    let b = server(&node01, "b", "inner");
+    reaches("a -> b", &|cmd| node01.exec("a", cmd), &[&b]);
+    reaches("b -> a", &|cmd| node01.exec("b", cmd), &[&a]);
+    // No way out: no default route, and the parent is on no LAN.
+    let route = node01.exec_ok("a", &["ip", "route", "show", "default"]);
+    assert!(route.trim().is_empty(), "{route}");
+    reaches_none("a -> router", &|cmd| node01.exec("a", cmd), &[ROUTER]);
+    reaches_none("router -> a", &|cmd| in_netns(&lan.router, cmd), &[&a]);
+    node01.ok(&["rm", "-f", "a", "b"]);
+    node01.ok(&["network", "rm", "inner"]);
+    assert_eq!(
+        node01.host_links(),
+        links,
+        "the parent went with its network"
+    );
+}

@@ -80,7 +80,14 @@ fn bad_macvlan_input_is_named_and_leaves_nothing() {
             &["-d", "macvlan", "-o", "parent=eth0", "-o", "icc=false"],
             "icc",
         ),
-        (&["-d", "macvlan"], "parent"),
+        (
+            &["-d", "macvlan", "--internal", "-o", "parent=eth0"],
+            "leave out -o parent",
+        ),
+        (
+            &["-d", "macvlan", "-o", "host_access=true"],
+            "host_access=true",
+        ),
         (&["-d", "ipvlan", "-o", "parent=eth0"], "ipvlan"),
     ] {
         let e = create(extra);

@@ -88,8 +88,8 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
         options.insert(OPT_ALIAS_MODE.into(), json!(aliases));
         options.insert(OPT_ALIAS_LB.into(), json!(net.alias_lb.as_str()));
     }
-    if let Some(m) = &net.macvlan {
-        for (key, value) in m.options() {
+    if let Some((m, parent)) = net.macvlan.as_ref().zip(net.macvlan_parent()) {
+        for (key, value) in m.options(&parent) {
             options.insert(key.into(), json!(value));
         }
         if net.mtu != crate::config::network::DEFAULT_MTU {

@@ -62,8 +62,9 @@ impl MacvlanMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MacvlanSpec {
-    /// The host interface on the LAN that the containers' macvlans sit on.
-    pub parent: IfName,
+    /// The host interface on the LAN that the containers' macvlans sit on; `None` for an
+    /// internal network, on a parent of netd's own (see `Network::macvlan_parent`).
+    pub parent: Option<IfName>,
     pub mode: MacvlanMode,
     /// The host reaches the containers through a shim macvlan of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -105,10 +106,10 @@ impl MacvlanSpec {
         Ok(true)
     }
 
-    /// The options `network inspect` shows, as Docker does.
-    pub fn options(&self) -> [(&'static str, String); 3] {
+    /// The options `network inspect` shows, as Docker does, with the parent in use.
+    pub fn options(&self, parent: &IfName) -> [(&'static str, String); 3] {
         [
-            (OPT_PARENT, self.parent.to_string()),
+            (OPT_PARENT, parent.to_string()),
             (OPT_MACVLAN_MODE, self.mode.as_str().to_string()),
             (OPT_HOST_ACCESS, self.host_access.to_string()),
         ]

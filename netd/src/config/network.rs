@@ -214,6 +214,8 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
             false => None,
             true => Some(macvlan_spec(&req, parent, mode, host_access, subnet)?),
         };
+        // Without a parent, a macvlan network is internal, as in Docker.
+        let internal = req.internal || macvlan.as_ref().is_some_and(|m| m.parent.is_none());
         if req.internal && policy.routed {
             return Err(ConfigError::invalid(
                 "network option",
@@ -247,7 +249,7 @@ impl TryFrom<CreateNetwork> for NetworkSpec {
         Ok(Self {
             name,
             subnet,
-            internal: req.internal,
+            internal,
             mtu,
             labels: req.labels,
             bridge_name,
@@ -270,18 +272,21 @@ fn macvlan_spec(
     host_access: bool,
     subnet: Option<SubnetSpec>,
 ) -> Result<MacvlanSpec, ConfigError> {
-    let parent = parent.ok_or_else(|| {
-        ConfigError::invalid(
-            "network option",
-            OPT_PARENT,
-            "a macvlan network needs -o parent=IFACE, the host's interface on the LAN (an internal network on a dummy parent is not supported yet: this kernel has no dummy driver)",
-        )
-    })?;
-    if req.internal {
+    if req.internal && parent.is_some() {
         return Err(ConfigError::invalid(
             "network option",
-            "--internal",
-            "an internal macvlan network would sit on a dummy parent, which netd does not make yet",
+            format!(
+                "{OPT_PARENT}={}",
+                parent.as_ref().map(|p| p.to_string()).unwrap_or_default()
+            ),
+            "an internal macvlan network sits on a parent of netd's own: leave out -o parent",
+        ));
+    }
+    if host_access && parent.is_none() {
+        return Err(ConfigError::invalid(
+            "network option",
+            format!("{OPT_HOST_ACCESS}=true"),
+            "an internal macvlan network (no -o parent) reaches nothing outside, the host neither",
         ));
     }
     let Some(subnet) = subnet else {

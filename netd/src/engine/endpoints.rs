@@ -358,8 +358,8 @@ pub(super) fn plug_of(
     Plug {
         endpoint_id: endpoint.id.clone(),
         netns,
-        bridge: match &net.macvlan {
-            Some(m) => m.parent.clone(),
+        bridge: match net.macvlan_parent() {
+            Some(parent) => parent,
             None => net.bridge.clone().expect("bridge networks have a bridge"),
         },
         host_ifname: endpoint.host_ifname.clone(),
@@ -372,7 +372,14 @@ pub(super) fn plug_of(
         network: net.datapath_id(),
         dnat_target,
         handover: false,
-        macvlan: net.macvlan.clone(),
+        macvlan: net
+            .macvlan
+            .as_ref()
+            .zip(net.macvlan_parent())
+            .map(|(m, parent)| super::host::MacvlanPlug {
+                parent,
+                mode: m.mode,
+            }),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::{
     config::{
         container::{ContainerSpec, CreateContainer},
         mac::Mac,
+        names::IfName,
         network::{CreateNetwork, NetworkSpec},
         port::Proto,
     },
@@ -69,6 +70,17 @@ impl FakeHost {
 impl Host for FakeHost {
     async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError> {
         Ok(self.k().routes.clone())
+    }
+    async fn ensure_internal_parent(
+        &self,
+        name: &IfName,
+        network_id: &str,
+        _: u32,
+    ) -> Result<(), HostError> {
+        self.k()
+            .links
+            .insert(name.to_string(), network_id.to_string());
+        Ok(())
     }
     async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError> {
         self.k()

@@ -36,9 +36,16 @@ pub struct Plug {
     pub dnat_target: bool,
     /// Leave the container end in `netns` as it is, for a runtime to move and configure.
     pub handover: bool,
-    /// A macvlan of this parent instead of a veth pair (`bridge` is not used, and
-    /// `host_ifname` names the link only until it moves into `netns`).
-    pub macvlan: Option<crate::config::macvlan::MacvlanSpec>,
+    /// A macvlan instead of a veth pair (`bridge` is not used, and `host_ifname` names the
+    /// link only until it moves into `netns`).
+    pub macvlan: Option<MacvlanPlug>,
+}
+
+/// Where a container's macvlan sits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacvlanPlug {
+    pub parent: IfName,
+    pub mode: crate::config::macvlan::MacvlanMode,
 }
 
 /// A bridge with its gateway address.
@@ -146,6 +153,14 @@ pub trait Host: Send + Sync {
     async fn routes(&self) -> Result<Vec<Ipv4Network>, HostError>;
     /// Creates the bridge with its gateway address, or completes one that exists.
     async fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<(), HostError>;
+    /// Creates the parent of an internal macvlan network (marked with `network_id`, up, no
+    /// address), or leaves the one that exists.
+    async fn ensure_internal_parent(
+        &self,
+        name: &IfName,
+        network_id: &str,
+        mtu: u32,
+    ) -> Result<(), HostError>;
     /// Creates the shim macvlan with its address and route, or completes one that exists.
     async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError>;
     async fn link_exists(&self, name: &str) -> Result<bool, HostError>;

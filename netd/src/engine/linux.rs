@@ -14,7 +14,7 @@ use super::host::{
     BridgeSpec, Host, HostError, NetworkRules, OwnedLink, Plug, ShimSpec, OWNER_MARK,
 };
 use crate::{
-    config::port::Proto,
+    config::{names::IfName, port::Proto},
     datapath::{isolation::NetworkRule, nat::Publication, stats::Usage, vips::VipSpec},
     dns::{Dns, DnsNetwork, Names},
 };
@@ -160,6 +160,16 @@ impl Host for LinuxHost {
 
     async fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), HostError> {
         self.ensure_bridge_link(b).await
+    }
+
+    async fn ensure_internal_parent(
+        &self,
+        name: &IfName,
+        network_id: &str,
+        mtu: u32,
+    ) -> Result<(), HostError> {
+        self.ensure_internal_parent_link(name.as_str(), network_id, mtu)
+            .await
     }
 
     async fn ensure_shim(&self, shim: &ShimSpec) -> Result<(), HostError> {

@@ -7,11 +7,12 @@ use super::{host::ShimSpec, Engine, EngineError};
 use crate::{
     config::{
         macvlan::{MacvlanMode, MacvlanSpec},
+        names::IfName,
         network::NetworkSpec,
         ConfigError,
     },
     ipam,
-    state::model::{shim_name, Driver, Network},
+    state::model::{internal_parent_name, shim_name, Driver, Network},
 };
 
 /// Who holds the shim's address in the network's pool.
@@ -19,11 +20,11 @@ pub(super) const SHIM_HOLDER: &str = "the host's shim (host_access)";
 
 /// The shim of a macvlan network with host access.
 pub(super) fn shim_spec(net: &Network) -> Option<ShimSpec> {
-    let m = net.macvlan.as_ref().filter(|m| m.host_access)?;
+    net.macvlan.as_ref().filter(|m| m.host_access)?;
     Some(ShimSpec {
         network_id: net.id.clone(),
         name: shim_name(&net.id),
-        parent: m.parent.clone(),
+        parent: net.macvlan_parent()?,
         ip: net.shim_ip?,
         range: net.subnet?.ip_range?,
         mtu: net.mtu,
@@ -37,14 +38,16 @@ impl Engine {
         macvlan: MacvlanSpec,
     ) -> Result<Network, EngineError> {
         let subnet = spec.subnet.expect("config requires a macvlan subnet");
-        if !self.host.link_exists(macvlan.parent.as_str()).await? {
-            return Err(EngineError::Invalid(ConfigError::invalid(
-                "network option",
-                format!("parent={}", macvlan.parent),
-                "no such interface on this host",
-            )));
+        if let Some(parent) = &macvlan.parent {
+            if !self.host.link_exists(parent.as_str()).await? {
+                return Err(EngineError::Invalid(ConfigError::invalid(
+                    "network option",
+                    format!("parent={parent}"),
+                    "no such interface on this host",
+                )));
+            }
+            self.check_parent_free(parent, macvlan.mode, subnet.subnet)?;
         }
-        self.check_parent_free(&macvlan, subnet.subnet)?;
         // The LAN's subnet is a route of the host's (the parent's own): only netd's other
         // networks and pools must stay clear of it.
         self.check_overlap(subnet.subnet, &[], None)?;
@@ -54,7 +57,7 @@ impl Engine {
             driver: Driver::Macvlan,
             created: chrono::Utc::now(),
             predefined: false,
-            internal: false,
+            internal: spec.internal,
             subnet: Some(subnet),
             bridge: None,
             mtu: spec.mtu,
@@ -95,9 +98,15 @@ impl Engine {
             net.shim_ip = Some(self.clear_on_lan(net, ip, false, SHIM_HOLDER).await?);
         }
         self.store.save_network(net)?;
+        if let Err(e) = self.ensure_own_parent(net).await {
+            self.remove_own_parent(net).await;
+            let _ = self.store.delete_network(&net.id);
+            return Err(e);
+        }
         if let Some(shim) = shim_spec(net) {
             if let Err(e) = self.host.ensure_shim(&shim).await {
                 let _ = self.host.remove_link(shim.name.as_str()).await;
+                self.remove_own_parent(net).await;
                 let _ = self.store.delete_network(&net.id);
                 return Err(e.into());
             }
@@ -106,29 +115,50 @@ impl Engine {
         Ok(())
     }
 
+    /// The parent of an internal macvlan network, made (or completed) if it is netd's own.
+    pub(super) async fn ensure_own_parent(&self, net: &Network) -> Result<(), EngineError> {
+        if net.macvlan.as_ref().is_none_or(|m| m.parent.is_some()) {
+            return Ok(());
+        }
+        let name = internal_parent_name(&net.id);
+        self.host
+            .ensure_internal_parent(&name, &net.id, net.mtu)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Removes the parent of an internal macvlan network (its macvlans go with it).
+    pub(super) async fn remove_own_parent(&self, net: &Network) {
+        if net.macvlan.as_ref().is_some_and(|m| m.parent.is_none()) {
+            let name = internal_parent_name(&net.id);
+            if let Err(e) = self.host.remove_link(name.as_str()).await {
+                log::warn!("removing {name}, the parent of network {}: {e}", net.name);
+            }
+        }
+    }
+
     /// Two macvlan networks share a parent only with disjoint subnets, as in Docker, and a
     /// passthru one shares it with none: its container takes the parent over.
     fn check_parent_free(
         &self,
-        macvlan: &MacvlanSpec,
+        parent: &IfName,
+        mode: MacvlanMode,
         subnet: ipnetwork::Ipv4Network,
     ) -> Result<(), EngineError> {
         for other in self.networks.values() {
-            let Some(theirs) = other
-                .macvlan
-                .as_ref()
-                .filter(|m| m.parent == macvlan.parent)
-            else {
+            let Some(theirs) = other.macvlan.as_ref() else {
                 continue;
             };
-            let passthru = [theirs.mode, macvlan.mode].contains(&MacvlanMode::Passthru);
+            if other.macvlan_parent().as_ref() != Some(parent) {
+                continue;
+            }
+            let passthru = [theirs.mode, mode].contains(&MacvlanMode::Passthru);
             let overlap = other
                 .subnet
                 .is_some_and(|s| ipam::overlaps(s.subnet, subnet));
             if passthru || overlap {
                 return Err(EngineError::Conflict(format!(
-                    "parent {} is taken by macvlan network {} ({}{}); a parent carries several macvlan networks only with disjoint subnets and none in passthru mode",
-                    macvlan.parent,
+                    "parent {parent} is taken by macvlan network {} ({}{}); a parent carries several macvlan networks only with disjoint subnets and none in passthru mode",
                     other.name,
                     theirs.mode.as_str(),
                     other.subnet.map(|s| format!(", {}", s.subnet)).unwrap_or_default(),
@@ -152,7 +182,7 @@ impl Engine {
                 "macvlan network {} is in passthru mode and container {} has its parent {}; a passthru network takes one container",
                 net.name,
                 c.name,
-                net.macvlan.as_ref().map(|m| m.parent.to_string()).unwrap_or_default()
+                net.macvlan_parent().map(|p| p.to_string()).unwrap_or_default()
             ))),
             None => Ok(()),
         }
@@ -168,9 +198,11 @@ impl Engine {
         asked: bool,
         holder: &str,
     ) -> Result<Ipv4Addr, EngineError> {
-        let Some(parent) = net.macvlan.as_ref().map(|m| m.parent.to_string()) else {
+        // An internal network's parent is netd's own: there is no LAN to ask.
+        if net.macvlan.as_ref().is_none_or(|m| m.parent.is_none()) {
             return Ok(ip);
-        };
+        }
+        let parent = net.macvlan_parent().expect("a macvlan network").to_string();
         loop {
             let owner = match self.host.has_address(ip) {
                 true => Some("this host".to_string()),

@@ -335,6 +335,7 @@ impl Engine {
         if let Some(shim) = super::macvlan::shim_spec(&net) {
             self.host.remove_link(shim.name.as_str()).await?;
         }
+        self.remove_own_parent(&net).await;
         self.store.delete_network(&net.id)?;
         self.pools.remove(&net.id);
         self.networks.remove(&net.id);

@@ -45,6 +45,7 @@ impl Engine {
             if let Some(bridge) = bridge_spec(net) {
                 errors.note(engine.host.ensure_bridge(&bridge).await);
             }
+            errors.note(engine.ensure_own_parent(net).await);
             if let Some(shim) = super::macvlan::shim_spec(net) {
                 errors.note(engine.host.ensure_shim(&shim).await);
             }

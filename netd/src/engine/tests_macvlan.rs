@@ -217,3 +217,27 @@ async fn a_running_macvlan_container_is_not_repaired_for_lacking_a_host_port() {
         "no datapath entry to forget"
     );
 }
+
+#[tokio::test]
+async fn an_internal_macvlan_network_sits_on_a_parent_of_its_own() {
+    let mut lab = lan_lab().await;
+    let net = lab
+        .engine
+        .create_network(macvlan("inner", "10.60.0.0/24", None, &[]))
+        .await
+        .unwrap();
+    assert!(net.internal, "no parent: internal, as in Docker");
+    let parent = crate::state::model::internal_parent_name(&net.id);
+    assert_eq!(lab.host.k().links.get(parent.as_str()), Some(&net.id));
+    lab.run("a", "inner", None).await.unwrap();
+    {
+        let k = lab.host.k();
+        let plug = k.plugs.values().next().unwrap();
+        assert_eq!(plug.macvlan.as_ref().unwrap().parent, parent);
+        assert_eq!(plug.default_gateway, None, "no way out");
+        assert!(k.lan.is_empty());
+    }
+    lab.engine.remove_container("a", true).await.unwrap();
+    lab.engine.remove_network("inner").await.unwrap();
+    assert!(!lab.host.k().links.contains_key(parent.as_str()));
+}

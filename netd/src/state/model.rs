@@ -119,11 +119,29 @@ impl Network {
         }
     }
 
+    /// The parent a macvlan network's containers sit on: the one given, or for an internal
+    /// network netd's own ([`internal_parent_name`]).
+    pub fn macvlan_parent(&self) -> Option<IfName> {
+        let m = self.macvlan.as_ref()?;
+        Some(
+            m.parent
+                .clone()
+                .unwrap_or_else(|| internal_parent_name(&self.id)),
+        )
+    }
+
     pub fn set_policy(&mut self, p: PolicyOptions) {
         self.masquerade = p.masquerade;
         self.icc = p.icc;
         self.routed = p.routed;
     }
+}
+
+/// The name of the parent netd makes for an internal macvlan network `id`: a bridge with no
+/// port and no address, where the containers' macvlans meet each other and nothing else (the
+/// kernel here has no dummy driver, Docker's choice).
+pub fn internal_parent_name(id: &str) -> IfName {
+    IfName::parse(&format!("ndi-{}", &id[..11])).expect("15 ASCII bytes")
 }
 
 /// The name of the host's shim macvlan on macvlan network `id` (not `nd-` and 12 hex

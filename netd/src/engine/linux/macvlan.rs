@@ -8,9 +8,9 @@ use rtnetlink::packet_route::link::MacVlanMode;
 
 use super::LinuxHost;
 use crate::{
-    config::macvlan::{MacvlanMode, MacvlanSpec},
+    config::macvlan::MacvlanMode,
     datapath::isolation,
-    engine::host::{HostError, Plug, ShimSpec, OWNER_MARK},
+    engine::host::{HostError, MacvlanPlug, Plug, ShimSpec, OWNER_MARK},
     link::{MacvlanLink, Netlink},
     state::model::lan_ifindex,
 };
@@ -25,7 +25,7 @@ fn kernel_mode(mode: MacvlanMode) -> MacVlanMode {
 }
 
 impl LinuxHost {
-    pub(super) async fn plug_macvlan(&self, p: &Plug, m: &MacvlanSpec) -> Result<(), HostError> {
+    pub(super) async fn plug_macvlan(&self, p: &Plug, m: &MacvlanPlug) -> Result<(), HostError> {
         let parent = self
             .nl
             .index(m.parent.as_str())
@@ -161,7 +161,7 @@ impl LinuxHost {
 
     /// After a restart: a macvlan endpoint whose interface is gone gets it back, and one
     /// whose datapath entries or programs are not this run's gets them.
-    pub(super) async fn adopt_macvlan(&self, p: &Plug, m: &MacvlanSpec) -> Result<(), HostError> {
+    pub(super) async fn adopt_macvlan(&self, p: &Plug, m: &MacvlanPlug) -> Result<(), HostError> {
         let problems = match self.macvlan_link(p).await {
             Ok(_) => return self.attach_lan(p).await,
             Err(problems) => problems,
@@ -215,5 +215,45 @@ impl LinuxHost {
             let _ = self.nl.delete(index, name).await;
         }
         result
+    }
+
+    /// An internal macvlan network's parent: a veth pair of the daemon's, both ends up, so
+    /// that it has carrier (a bridge without ports has none, and its macvlans could not send);
+    /// the macvlans sit on `name`, and what leaves them for the LAN ends at the peer, which
+    /// has no address. (Docker uses a dummy link; this kernel has no dummy driver.)
+    pub(super) async fn ensure_internal_parent_link(
+        &self,
+        name: &str,
+        network_id: &str,
+        mtu: u32,
+    ) -> Result<(), HostError> {
+        let err = |op| move |e| HostError::new(op, name, e);
+        let peer = format!("ndj-{}", &name[4..]);
+        let index = match self.nl.link(name).await.map_err(err("find parent"))? {
+            Some(link) => link.index,
+            None => {
+                let alias = format!("{OWNER_MARK}{network_id}");
+                // Its MAC is never seen: nothing answers behind it.
+                let mac = crate::config::mac::Mac::from_ipv4(std::net::Ipv4Addr::from(
+                    crate::state::model::datapath_id(network_id),
+                ));
+                let end = crate::link::VethPeer {
+                    netns: std::path::Path::new("/proc/thread-self/ns/net"),
+                    name: &peer,
+                    mac: mac.0,
+                    mtu,
+                };
+                self.nl
+                    .create_veth_into(name, &alias, &end)
+                    .await
+                    .map_err(err("create"))?
+            }
+        };
+        let peer_index = self.nl.index(&peer).await.map_err(err("find peer"))?;
+        for (index, ifname) in [(index, name), (peer_index, peer.as_str())] {
+            super::ipv4_only(ifname);
+            self.nl.set_up(index, ifname).await.map_err(err("set up"))?;
+        }
+        Ok(())
     }
 }
