@@ -2,98 +2,13 @@
 //! configuration on stdin, result or error on stdout), on namespaces the test makes, with a
 //! lab's daemon behind it.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-    time::Duration,
+use std::{process::Command, time::Duration};
+
+use integration_tests::{
+    cni::{cni, conf, Call, Netns},
+    peer_script, privileged, wait_until, Lab, UPLINK_IP,
 };
-
-use integration_tests::{netd_bin, peer_script, privileged, unique, wait_until, Lab, UPLINK_IP};
 use serde_json::{json, Value};
-
-/// A namespace of the test's own, as a runtime would make for a container.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Self {
-        let name = unique("nc");
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success());
-        Self(name)
-    }
-
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-struct Call<'a> {
-    command: &'a str,
-    container_id: &'a str,
-    netns: &'a str,
-    ifname: &'a str,
-    args: &'a str,
-}
-
-impl Call<'_> {
-    fn new(command: &str) -> Call<'_> {
-        Call {
-            command,
-            container_id: "",
-            netns: "",
-            ifname: "eth0",
-            args: "",
-        }
-    }
-}
-
-/// Execs netd-cni: its exit code and what it printed, as JSON (Null for nothing).
-fn cni(call: &Call, stdin: &str) -> (i32, Value) {
-    let bin = netd_bin().with_file_name("netd-cni");
-    let mut child = Command::new(&bin)
-        .env_clear()
-        .env("CNI_COMMAND", call.command)
-        .env("CNI_CONTAINERID", call.container_id)
-        .env("CNI_NETNS", call.netns)
-        .env("CNI_IFNAME", call.ifname)
-        .env("CNI_ARGS", call.args)
-        .env("CNI_PATH", "/opt/cni/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (out.status.code().unwrap_or(-1), value)
-}
-
-fn conf(lab: &Lab, version: &str, extra: Value) -> String {
-    let mut c = json!({"cniVersion": version, "name": "podnet", "type": "netd-cni", "socket": lab.socket(), "subnet": "10.72.0.0/24"});
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    c.to_string()
-}
 
 #[test]
 fn add_check_del_follow_the_spec() {

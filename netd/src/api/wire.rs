@@ -194,7 +194,11 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
                 "MacAddress": e.mac.to_string(),
                 "Aliases": e.aliases,
                 "InterfaceName": e.ifname.as_str(),
-                "HostInterface": e.host_ifname.as_str(),
+                // A macvlan lives in the container only: no host end.
+                "HostInterface": match net.macvlan {
+                    Some(_) => "",
+                    None => e.host_ifname.as_str(),
+                },
             }),
         );
     }

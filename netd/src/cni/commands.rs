@@ -287,8 +287,12 @@ fn attached(c: &Value, net: &Value, network: &str, netns: &str) -> Result<Attach
         .ok_or_else(bad)?;
     let gateway: Option<Ipv4Addr> = e["Gateway"].as_str().and_then(|s| s.parse().ok());
     let internal = net["Internal"].as_bool().unwrap_or(false);
-    // The default bridge has no embedded DNS, as with Docker.
-    let dns = gateway.filter(|_| net["Name"] != "bridge");
+    // The default bridge has no embedded DNS, as with Docker; a macvlan network's server is
+    // in each container (its gateway is the LAN's router).
+    let dns = match net["Driver"].as_str() {
+        Some("macvlan") => Some(crate::dns::CONTAINER_DNS),
+        _ => gateway.filter(|_| net["Name"] != "bridge"),
+    };
     Ok(Attached {
         host_ifname: e["HostInterface"].as_str().unwrap_or_default().to_string(),
         ifname: e["InterfaceName"].as_str().unwrap_or_default().to_string(),

@@ -175,7 +175,14 @@ pub struct Attached {
 
 impl Attached {
     pub fn result(&self, version: &str) -> Value {
-        let mut ip = json!({"address": format!("{}/{}", self.ip, self.prefix), "interface": 1});
+        // The host end first, when there is one (a macvlan has none).
+        let mut interfaces = Vec::new();
+        if !self.host_ifname.is_empty() {
+            interfaces.push(json!({"name": self.host_ifname}));
+        }
+        let index = interfaces.len();
+        interfaces.push(json!({"name": self.ifname, "mac": self.mac, "sandbox": self.netns}));
+        let mut ip = json!({"address": format!("{}/{}", self.ip, self.prefix), "interface": index});
         if let Some(gw) = self.gateway {
             ip["gateway"] = json!(gw.to_string());
         }
@@ -190,10 +197,7 @@ impl Attached {
         let nameservers: Vec<String> = self.dns.iter().map(|d| d.to_string()).collect();
         json!({
             "cniVersion": version,
-            "interfaces": [
-                {"name": self.host_ifname},
-                {"name": self.ifname, "mac": self.mac, "sandbox": self.netns},
-            ],
+            "interfaces": interfaces,
             "ips": [ip],
             "routes": routes,
             "dns": {"nameservers": nameservers},
@@ -266,5 +270,24 @@ mod tests {
             cni_args("IgnoreUnknown=1;K8S_POD_NAME=web")["K8S_POD_NAME"],
             "web"
         );
+    }
+
+    #[test]
+    fn an_interface_without_a_host_end_is_the_first() {
+        let a = Attached {
+            host_ifname: String::new(),
+            ifname: "eth0".into(),
+            mac: "02:42:c0:a8:00:40".into(),
+            netns: "/run/netns/x".into(),
+            ip: "192.168.0.64".parse().unwrap(),
+            prefix: 24,
+            gateway: Some("192.168.0.1".parse().unwrap()),
+            dns: Some("127.0.0.11".parse().unwrap()),
+        };
+        let r = a.result("1.1.0");
+        assert_eq!(r["interfaces"].as_array().unwrap().len(), 1, "{r}");
+        assert_eq!(r["interfaces"][0]["name"], "eth0");
+        assert_eq!(r["ips"][0]["interface"], 0);
+        assert_eq!(r["dns"]["nameservers"][0], "127.0.0.11");
     }
 }

@@ -208,8 +208,9 @@ impl Dns {
             ),
             Some(netns) => {
                 let netns = netns.clone();
+                let at = std::net::SocketAddrV4::new(spec.addr, 53);
                 let (udp, tcp) =
-                    tokio::task::spawn_blocking(move || crate::netns::sockets_in(&netns, addr))
+                    tokio::task::spawn_blocking(move || crate::netns::sockets_in(&netns, at))
                         .await
                         .map_err(|e| err(std::io::Error::other(e)))?
                         .map_err(err)?;

@@ -4,7 +4,7 @@
 use std::{
     fs::{self, File},
     io,
-    os::fd::{AsFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::Path,
 };
 
@@ -118,19 +118,33 @@ pub fn netlink_socket_in(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// A UDP socket and a TCP listener bound to `addr` in the namespace at `path`, both
-/// non-blocking (for tokio): a server there, run by the daemon.
+/// non-blocking (for tokio): a server there, run by the daemon. Bound with IP_FREEBIND: a
+/// runtime's namespace may not have `lo` up yet (its loopback plugin may come later), and
+/// the server serves once it is.
 pub fn sockets_in(
     path: &Path,
-    addr: std::net::SocketAddr,
+    addr: std::net::SocketAddrV4,
 ) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrIn,
+    };
     let path = path.to_path_buf();
     std::thread::spawn(move || -> io::Result<_> {
         enter(&path)?;
-        let udp = std::net::UdpSocket::bind(addr)?;
-        let tcp = std::net::TcpListener::bind(addr)?;
-        udp.set_nonblocking(true)?;
-        tcp.set_nonblocking(true)?;
-        Ok((udp, tcp))
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let at = SockaddrIn::from(addr);
+        let open = |kind| -> io::Result<OwnedFd> {
+            let fd = socket(AddressFamily::Inet, kind, flags, None).map_err(nix_io)?;
+            setsockopt(&fd, sockopt::IpFreebind, &true).map_err(nix_io)?;
+            setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(nix_io)?;
+            bind(fd.as_raw_fd(), &at).map_err(nix_io)?;
+            Ok(fd)
+        };
+        let udp = open(SockType::Datagram)?;
+        let tcp = open(SockType::Stream)?;
+        listen(&tcp, Backlog::new(128).map_err(nix_io)?).map_err(nix_io)?;
+        Ok((udp.into(), tcp.into()))
     })
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))?
