@@ -89,6 +89,7 @@ fn bad_macvlan_input_is_named_and_leaves_nothing() {
             "host_access=true",
         ),
         (&["-d", "ipvlan", "-o", "parent=eth0"], "ipvlan"),
+        (&["-d", "macvlan", "-o", "parent=eth0.10"], "802.1Q"),
     ] {
         let e = create(extra);
         assert!(e.contains(named), "{extra:?}: {e}");

@@ -90,16 +90,7 @@ impl MacvlanSpec {
                     )
                 })?
             }
-            OPT_PARENT => {
-                if value.contains('.') {
-                    return Err(ConfigError::invalid(
-                        "network option",
-                        format!("{OPT_PARENT}={value}"),
-                        "VLAN sub-interfaces (PARENT.ID) need the kernel's 802.1Q driver, which netd does not drive yet; create the sub-interface yourself under another name",
-                    ));
-                }
-                *parent = Some(IfName::parse(value)?);
-            }
+            OPT_PARENT => *parent = Some(IfName::parse(value)?),
             OPT_MACVLAN_MODE => *mode = MacvlanMode::parse(value)?,
             _ => return Ok(false),
         }
@@ -147,10 +138,6 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("a-name-far-too-long"), "{e}");
-        let e = MacvlanSpec::apply(&mut None, &mut mode, &mut access, "parent", "eth0.10")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("parent=eth0.10"), "{e}");
         assert!(!MacvlanSpec::apply(&mut None, &mut mode, &mut access, "icc", "true").unwrap());
         assert!(
             MacvlanSpec::apply(&mut None, &mut mode, &mut access, "host_access", "true").unwrap()

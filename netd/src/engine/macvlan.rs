@@ -40,10 +40,16 @@ impl Engine {
         let subnet = spec.subnet.expect("config requires a macvlan subnet");
         if let Some(parent) = &macvlan.parent {
             if !self.host.link_exists(parent.as_str()).await? {
+                // Docker would make PARENT.ID, a VLAN sub-interface; this kernel has no
+                // 802.1Q driver, so netd makes none (one that exists is used as it is).
+                let why = match parent.as_str().split_once('.') {
+                    Some((_, id)) if id.parse::<u16>().is_ok() => "no such interface on this host, and netd makes no VLAN sub-interfaces: this kernel has no 802.1Q driver (CONFIG_VLAN_8021Q)",
+                    _ => "no such interface on this host",
+                };
                 return Err(EngineError::Invalid(ConfigError::invalid(
                     "network option",
                     format!("parent={parent}"),
-                    "no such interface on this host",
+                    why,
                 )));
             }
             self.check_parent_free(parent, macvlan.mode, subnet.subnet)?;

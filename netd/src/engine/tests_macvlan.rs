@@ -81,6 +81,14 @@ async fn bad_macvlan_networks_are_named_and_leave_nothing() {
         e.contains("parent=eth9") && e.contains("no such interface"),
         "{e}"
     );
+    let vlan = macvlan("v", "192.168.0.0/24", None, &[("parent", "eth0.10")]);
+    let e = lab
+        .engine
+        .create_network(vlan)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("parent=eth0.10") && e.contains("802.1Q"), "{e}");
     let first = macvlan("one", "192.168.0.0/25", None, &[("parent", "eth0")]);
     lab.engine.create_network(first).await.unwrap();
     let e = lab
