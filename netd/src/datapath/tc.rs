@@ -7,7 +7,7 @@
 
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
 };
 
 /// Where netd's filters sit: a fixed priority and handle, so that a restarted daemon finds
@@ -61,19 +61,7 @@ pub struct TcSocket {
 
 impl TcSocket {
     pub fn open() -> io::Result<Self> {
-        // SAFETY: plain socket(2); the result is checked before it is owned.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by socket(2) and nothing else owns it.
-        Ok(Self::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        crate::netns::netlink_socket().map(Self::from_fd)
     }
 
     /// A socket made elsewhere, say in a container's namespace

@@ -205,10 +205,10 @@ impl Engine {
         holder: &str,
     ) -> Result<Ipv4Addr, EngineError> {
         // An internal network's parent is netd's own: there is no LAN to ask.
-        if net.macvlan.as_ref().is_none_or(|m| m.parent.is_none()) {
+        let Some(parent) = net.macvlan.as_ref().and_then(|m| m.parent.as_ref()) else {
             return Ok(ip);
-        }
-        let parent = net.macvlan_parent().expect("a macvlan network").to_string();
+        };
+        let parent = parent.to_string();
         loop {
             let owner = match self.host.has_address(ip) {
                 true => Some("this host".to_string()),

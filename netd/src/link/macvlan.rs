@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, os::fd::AsRawFd, path::Path};
 use ipnetwork::Ipv4Network;
 use rtnetlink::{packet_route::link::MacVlanMode, LinkMacVlan, LinkUnspec, RouteMessageBuilder};
 
-use super::{nl, LinkError, Netlink};
+use super::{LinkError, Netlink};
 
 /// The container end of a macvlan.
 pub struct MacvlanLink<'a> {
@@ -83,12 +83,7 @@ impl Netlink {
             .destination_prefix(dest.network(), dest.prefix())
             .output_interface(index)
             .build();
-        self.handle
-            .route()
-            .add(msg)
-            .replace()
-            .execute()
+        self.replace_route(msg, "route", format!("{dest} via {name}"))
             .await
-            .map_err(nl("route", format!("{dest} via {name}")))
     }
 }

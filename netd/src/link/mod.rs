@@ -323,13 +323,24 @@ impl Netlink {
         let msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
             .build();
+        self.replace_route(msg, "add default route via", gateway)
+            .await
+    }
+
+    /// Adds route `msg`, replacing one to the same destination.
+    pub(crate) async fn replace_route(
+        &self,
+        msg: rtnetlink::packet_route::route::RouteMessage,
+        op: &'static str,
+        target: impl ToString,
+    ) -> Result<(), LinkError> {
         self.handle
             .route()
             .add(msg)
             .replace()
             .execute()
             .await
-            .map_err(nl("add default route via", gateway))
+            .map_err(nl(op, target))
     }
 
     pub async fn delete(&self, index: u32, name: &str) -> Result<(), LinkError> {

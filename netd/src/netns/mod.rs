@@ -93,25 +93,30 @@ pub fn enter(path: &Path) -> io::Result<()> {
     setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_io)
 }
 
+/// Opens a NETLINK_ROUTE socket in the calling thread's namespace.
+pub fn netlink_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the fd is owned by the returned OwnedFd.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Opens a NETLINK_ROUTE socket that lives in the namespace at `path`; a socket stays in the
 /// namespace it was created in, whichever thread uses it later.
 pub fn netlink_socket_in(path: &Path) -> io::Result<OwnedFd> {
     let path = path.to_path_buf();
     std::thread::spawn(move || -> io::Result<OwnedFd> {
         enter(&path)?;
-        // SAFETY: plain socket(2) call; the fd is owned by the returned OwnedFd.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        netlink_socket()
     })
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))?
