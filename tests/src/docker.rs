@@ -64,6 +64,32 @@ impl Dockerd {
     }
 }
 
+/// POSTs a plugin call on the plugin socket: the HTTP status and the JSON answer.
+pub fn plugin_call(plugin: &str, method: &str, body: &str) -> (u16, serde_json::Value) {
+    let socket = format!("/run/docker/plugins/{plugin}.sock");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--unix-socket",
+            &socket,
+            "-X",
+            "POST",
+            "-w",
+            "\n%{http_code}",
+            "-d",
+            body,
+        ])
+        .arg(format!("http://plugin/{method}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (answer, status) = text.rsplit_once('\n').expect("a status line");
+    (
+        status.parse().expect("a status"),
+        serde_json::from_str(answer).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         if std::thread::panicking() {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::{
-    docker::{Dockerd, IMAGE, WEB},
+    docker::{plugin_call, Dockerd, IMAGE, WEB},
     privileged, unique, wait_until, Lab, UPLINK_IP,
 };
 use serde_json::Value;
@@ -520,32 +520,6 @@ fn docker_dns_aliases_and_netd_vips_balance_across_containers() {
         hosts.windows(2).all(|w| w[0] != w[1]),
         "not in turns: {hosts:?}"
     );
-}
-
-/// POSTs a plugin call on the plugin socket: the HTTP status and the JSON answer.
-fn plugin_call(plugin: &str, method: &str, body: &str) -> (u16, Value) {
-    let socket = format!("/run/docker/plugins/{plugin}.sock");
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "--unix-socket",
-            &socket,
-            "-X",
-            "POST",
-            "-w",
-            "\n%{http_code}",
-            "-d",
-            body,
-        ])
-        .arg(format!("http://plugin/{method}"))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (answer, status) = text.rsplit_once('\n').expect("a status line");
-    (
-        status.parse().expect("a status"),
-        serde_json::from_str(answer).unwrap_or(Value::Null),
-    )
 }
 
 #[test]

@@ -1,6 +1,12 @@
-//! A small HTTP/1.1 client over the daemon's unix socket, used by the CLI.
+//! A small HTTP/1.1 client over the daemon's unix socket, used by the CLI and netd-cni.
+//! Every call is bounded: a daemon that is stopped or hung gets a timeout error, never a
+//! caller blocked for ever.
 
-use std::path::{Path, PathBuf};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +24,10 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the netd daemon at {socket} did not answer within {} s; it may be stopped or overloaded (NETD_TIMEOUT sets the limit in seconds)", after.as_secs())]
+    Timeout { socket: PathBuf, after: Duration },
+    #[error("cannot make a request for {path:?}: {why}")]
+    Request { path: String, why: String },
     #[error("talking to the daemon: {0}")]
     Http(#[from] hyper::Error),
     #[error("{message}")]
@@ -32,15 +42,50 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// How long a call may take when NETD_TIMEOUT does not say: from connecting until the
+/// whole answer is read (for a stream, until it starts).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Client {
+    /// A client whose calls give up after NETD_TIMEOUT seconds (default [`DEFAULT_TIMEOUT`]).
     pub fn new(socket: &Path) -> Self {
+        let timeout = std::env::var("NETD_TIMEOUT")
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e6)
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
         Self {
             socket: socket.to_path_buf(),
+            timeout,
         }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs `call` within the client's timeout.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                after: self.timeout,
+            })?
     }
 
     /// A fresh HTTP/1.1 connection to the daemon.
@@ -65,24 +110,24 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Response, ClientError> {
-        let mut sender = self.connect().await?;
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "netd")
+        let req = request(method, path)
             .header("content-type", "application/json")
             .body(Full::new(body))
-            .expect("static request parts are valid");
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Response {
-            status,
-            headers,
-            body,
+            .map_err(|e| bad_request(path, e))?;
+        self.bounded(async {
+            let mut sender = self.connect().await?;
+            let resp = sender.send_request(req).await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
         })
+        .await
     }
 
     /// A GET whose answer is a stream of lines (`/v1/monitor`): `line` is called for each as
@@ -92,14 +137,16 @@ impl Client {
         path: &str,
         mut line: impl FnMut(&str),
     ) -> Result<(), ClientError> {
-        let mut sender = self.connect().await?;
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header("host", "netd")
+        let req = request(Method::GET, path)
             .body(Full::new(Bytes::new()))
-            .expect("static request parts are valid");
-        let resp = sender.send_request(req).await?;
+            .map_err(|e| bad_request(path, e))?;
+        // Bounded until the stream starts; then it lasts as long as the daemon sends.
+        let resp = self
+            .bounded(async {
+                let mut sender = self.connect().await?;
+                Ok(sender.send_request(req).await?)
+            })
+            .await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
@@ -145,5 +192,52 @@ impl Client {
             return Ok(Value::Null);
         }
         Ok(serde_json::from_slice(&resp.body)?)
+    }
+}
+
+fn request(method: Method, path: &str) -> hyper::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "netd")
+}
+
+fn bad_request(path: &str, e: hyper::http::Error) -> ClientError {
+    ClientError::Request {
+        path: path.to_string(),
+        why: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_daemon_that_never_answers_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        // Accepts connections (the kernel's backlog) but never reads or answers, as a
+        // stopped daemon does.
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let client = Client::new(&socket).with_timeout(Duration::from_millis(200));
+        let e = client
+            .call(Method::GET, "/v1/version", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
+        assert!(e.to_string().contains("did not answer"), "{e}");
+        let e = client
+            .stream_lines("/v1/monitor", |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_no_uri_is_an_error() {
+        let client = Client::new(Path::new("/nonexistent.sock"));
+        let e = client.call(Method::GET, "/v1/x y", None).await.unwrap_err();
+        assert!(matches!(e, ClientError::Request { .. }), "{e}");
     }
 }

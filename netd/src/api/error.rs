@@ -63,3 +63,8 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+/// The API's refusal of a request the listener cuts short (too large, too slow).
+pub fn reject(status: StatusCode, message: String) -> Response {
+    ApiError::new(status, message).into_response()
+}

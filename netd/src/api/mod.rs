@@ -3,9 +3,10 @@
 
 pub mod client;
 mod error;
+pub mod listen;
 mod monitor;
 mod ports;
 pub mod server;
 pub mod wire;
 
-pub use error::ApiError;
+pub use error::{reject, ApiError};

@@ -371,7 +371,18 @@ async fn remove_container(
     Path(key): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let kind = q.origin.as_deref().unwrap_or("netd");
+    // Docker's endpoints go only through Docker (its DeleteEndpoint on the plugin socket);
+    // naming another runtime here must not open a door the CLI's `rm` keeps shut.
+    let kind = match q.origin.as_deref() {
+        None | Some("netd") => "netd",
+        Some("cni") => "cni",
+        Some(other) => {
+            return Err(crate::engine::EngineError::Forbidden(format!(
+                "origin {other:?}: only cni removes its containers through this API; a Docker endpoint goes when Docker removes it"
+            ))
+            .into())
+        }
+    };
     d.engine
         .lock()
         .await

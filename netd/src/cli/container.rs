@@ -183,6 +183,9 @@ pub async fn start(client: &Client, container: &str) -> Result<i32, ClientError>
 }
 
 pub async fn stop(client: &Client, time: u64, containers: &[String]) -> Result<i32, ClientError> {
+    // The daemon waits up to `time` for each command before its SIGKILL.
+    let grace = Duration::from_secs(time.min(86_400));
+    let client = client.clone().with_timeout(client.timeout() + grace);
     let mut code = 0;
     for c in containers {
         let path = format!("/v1/containers/{}/stop?t={time}", seg(c));

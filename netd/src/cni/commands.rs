@@ -14,6 +14,9 @@ use crate::{
     cli::seg,
 };
 
+/// How long STATUS waits for the daemon before it reports the plugin not ready.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn run(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
     if conf.name.is_empty() {
         return Err(CniError::new(
@@ -39,7 +42,11 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
             Ok(None)
         }
         "CHECK" => check(&api, env, conf, &network).await.map(|()| None),
-        "STATUS" => match api.client.call(Method::GET, "/v1/version", None).await {
+        "STATUS" => match Client::new(Path::new(socket))
+            .with_timeout(STATUS_TIMEOUT)
+            .call(Method::GET, "/v1/version", None)
+            .await
+        {
             Ok(_) => Ok(None),
             Err(e) => Err(CniError::new(
                 Code::NotAvailable,
@@ -78,7 +85,7 @@ impl Api {
 
     fn error(&self, e: ClientError) -> CniError {
         let code = match &e {
-            ClientError::Connect { .. } => Code::TryAgain,
+            ClientError::Connect { .. } | ClientError::Timeout { .. } => Code::TryAgain,
             ClientError::Api { status, .. } if status.is_client_error() => Code::InvalidConfig,
             _ => Code::Io,
         };
@@ -250,9 +257,9 @@ async fn attach(
 }
 
 /// The runtime's name for the container (podman's K8S_POD_NAME) when netd has none of that
-/// name yet, else `cni-` and the container id.
+/// name yet, else one made from the container id (`Origin::container_name`).
 async fn container_name(api: &Api, env: &Env, id: &str) -> String {
-    let fallback = format!("cni-{}", &id[..id.len().min(12)]);
+    let fallback = crate::config::origin::Origin::Cni { id: id.into() }.container_name();
     let Some(pod) = env
         .args
         .get("K8S_POD_NAME")

@@ -12,7 +12,10 @@ mod lock;
 mod upkeep;
 
 use crate::{
-    api::server,
+    api::{
+        listen::{self, Limits, SHUTDOWN_GRACE},
+        server,
+    },
     datapath::Datapath,
     dns::Dns,
     engine::{linux::LinuxHost, Engine},
@@ -47,9 +50,14 @@ pub fn run(args: Options, socket: PathBuf) -> Result<()> {
     // own: 0600 files in 0700 dirs.
     // SAFETY: umask(2) has no preconditions.
     unsafe { libc::umask(0o077) };
+    raise_open_files_limit();
     if let Some(name) = &args.docker_plugin {
         check_plugin_name(name)?;
     }
+    // Taken before entering --netns: the namespace netd was started in is the host's (or
+    // the caller's), and no container may be given it by any path.
+    let mut protected = netns::Protected::at_start()
+        .context("reading the identity of the network namespace netd was started in")?;
     let netns_name = match &args.netns {
         Some(name) => {
             let path = if name.contains('/') {
@@ -65,6 +73,9 @@ pub fn run(args: Options, socket: PathBuf) -> Result<()> {
         None => std::fs::read_link("/proc/self/ns/net")
             .unwrap_or_else(|_| PathBuf::from("/proc/self/ns/net")),
     };
+    protected
+        .add_own()
+        .context("reading the identity of the daemon's network namespace")?;
     // Before anything is read or changed: a second daemon on a shared path stops here.
     let _locks = lock::take(&lock::Paths {
         netns: Path::new("/proc/self/ns/net"),
@@ -78,10 +89,14 @@ pub fn run(args: Options, socket: PathBuf) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(args, socket))
+    let served = runtime.block_on(serve(args, socket, protected));
+    // Whatever still runs (a blocking read of a hung file system, say) must not hold the
+    // exit: SIGTERM ends the daemon in bounded time.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
-async fn serve(args: Options, socket: PathBuf) -> Result<()> {
+async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> Result<()> {
     let started = std::time::Instant::now();
     let store = Store::open(&args.state_dir).context("opening the state dir")?;
     let datapath =
@@ -113,7 +128,7 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     }
     let daemon_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
     let before_reconcile = started.elapsed();
-    let (engine, alive) = Engine::start(host.clone(), store, daemon_netns)
+    let (engine, alive) = Engine::start(host.clone(), store, daemon_netns, protected)
         .await
         .context("reconciling state")?;
     let reconciled = started.elapsed();
@@ -147,14 +162,17 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
     for (id, process) in alive {
         daemon.watch_adopted(id, process);
     }
-    if let Some(addr) = args.metrics_addr {
-        crate::metrics::serve(addr, Arc::clone(&daemon))
-            .await
-            .with_context(|| {
-                format!("serving metrics on {addr} (--metrics-addr; `none` turns them off)")
-            })?;
-        log::info!("metrics on http://{addr}/metrics");
-    }
+    let mut metrics_server = None;
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics::bind(addr, Arc::clone(&daemon))
+                .await
+                .with_context(|| {
+                    format!("serving metrics on {addr} (--metrics-addr; `none` turns them off)")
+                })?,
+        ),
+        None => None,
+    };
     let listener = bind(&socket, "--socket").await?;
     log::info!(
         "serving {} ms after start: datapath loaded at {} ms ({programs}), reconcile from {} to {} ms",
@@ -163,9 +181,17 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         before_reconcile.as_millis(),
         reconciled.as_millis()
     );
-    let plugin_socket = match &args.docker_plugin {
-        Some(name) => match serve_docker_plugin(name, Arc::clone(&daemon)).await {
-            Ok(path) => Some(path),
+    // Every listener stops on SIGTERM or SIGINT, each giving its connections a bounded grace.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    };
+    let plugin = match &args.docker_plugin {
+        Some(name) => match serve_docker_plugin(name, Arc::clone(&daemon), stopped()).await {
+            Ok(served) => Some(served),
             Err(e) => {
                 let _ = std::fs::remove_file(&socket);
                 return Err(e);
@@ -173,16 +199,52 @@ async fn serve(args: Options, socket: PathBuf) -> Result<()> {
         },
         None => None,
     };
+    if let (Some(addr), Some(metrics)) = (args.metrics_addr, metrics) {
+        metrics_server = Some(tokio::spawn(crate::metrics::serve(metrics, stopped())));
+        log::info!("metrics on http://{addr}/metrics");
+    }
     log::info!("netd listening on {}", socket.display());
-    let served = axum::serve(listener, server::router(daemon))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving the API");
+    let api = tokio::spawn(listen::serve(
+        listener,
+        server::router(daemon),
+        ("the API", Limits::SOCKET, crate::api::reject),
+        stopped(),
+    ));
+    shutdown().await;
+    log::info!("stopping: connections under way get {SHUTDOWN_GRACE:?}");
+    let _ = stop.send(true);
+    let _ = api.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     let _ = std::fs::remove_file(&socket);
-    if let Some(path) = plugin_socket {
+    if let Some((path, server)) = plugin {
+        let _ = server.await;
         let _ = std::fs::remove_file(path);
     }
-    served
+    Ok(())
+}
+
+/// Lifts the soft limit on open files to the hard one, as container runtimes do: every
+/// container's DNS server holds sockets, and each listener holds its clients up to its
+/// bound. Failing to lift it is no error.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                log::warn!(
+                    "cannot raise the open files limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
 }
 
 /// A plugin name Docker can look up, and a file name under /run/docker/plugins.
@@ -200,20 +262,25 @@ fn check_plugin_name(name: &str) -> Result<()> {
 }
 
 /// Serves Docker's plugin protocol on /run/docker/plugins/NAME.sock, where Docker finds
-/// plugins by name; returns the socket's path.
-async fn serve_docker_plugin(name: &str, daemon: crate::shared::Shared) -> Result<PathBuf> {
+/// plugins by name, until `stopped`; returns the socket's path and the server's task.
+async fn serve_docker_plugin(
+    name: &str,
+    daemon: crate::shared::Shared,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(PathBuf, tokio::task::JoinHandle<()>)> {
     let path = Path::new(crate::docker::PLUGIN_DIR).join(format!("{name}.sock"));
     let listener = bind(&path, "--docker-plugin").await?;
     log::info!(
         "Docker network and IPAM plugin {name} on {}",
         path.display()
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, crate::docker::router(daemon)).await {
-            log::error!("Docker plugin server: {e}");
-        }
-    });
-    Ok(path)
+    let server = tokio::spawn(listen::serve(
+        listener,
+        crate::docker::router(daemon),
+        ("the Docker plugin", Limits::SOCKET, crate::docker::reject),
+        stopped,
+    ));
+    Ok((path, server))
 }
 
 /// Published ports and masquerade forward between uplinks and bridges, as with Docker.

@@ -85,6 +85,17 @@ async fn call(State(d): State<Shared>, Path(method): Path<String>, body: Bytes) 
         .into_response()
 }
 
+/// The plugin's refusal of a request the listener cuts short (too large, too slow): Docker
+/// reads `Err` of any answer that is not 200.
+pub fn reject(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        json!({"Err": message}).to_string(),
+    )
+        .into_response()
+}
+
 /// The call's body; an empty one (or `null`) is the call's defaults.
 fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Failure> {
     let text = std::str::from_utf8(bytes).unwrap_or_default().trim();

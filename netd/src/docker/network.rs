@@ -159,7 +159,7 @@ fn network_spec(req: &wire::CreateNetwork) -> Result<NetworkSpec, Failure> {
     }
     let internal = req.options.get(wire::OPT_INTERNAL) == Some(&Value::Bool(true));
     let mut spec = NetworkSpec::try_from(CreateNetwork {
-        name: id[..id.len().min(12)].to_string(),
+        name: id.chars().take(12).collect(),
         subnet: Some(subnet.to_string()),
         gateway,
         internal,

@@ -1,7 +1,7 @@
 //! Container lifecycle: create (namespace, interface, files), start, remove, and the sandbox
 //! a process of the container runs in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{endpoints::EndpointRequest, Engine, EngineError, Errors};
 use crate::{
@@ -12,9 +12,6 @@ use crate::{
         store::rewrite_for_containers,
     },
 };
-
-/// The host's network namespace: PID 1's.
-const HOST_NETNS: &str = "/proc/1/ns/net";
 
 /// A process the caller must wait for, to record its exit.
 #[derive(Debug)]
@@ -150,27 +147,13 @@ impl Engine {
         id: &str,
         spec: &ContainerSpec,
     ) -> Result<(String, Sandbox, Option<String>), EngineError> {
-        let refuse = |path: &Path, why: &str| {
-            Err(EngineError::Invalid(crate::config::ConfigError::invalid(
-                "netns path",
-                path.display().to_string(),
-                why,
-            )))
-        };
         // Routes and interfaces of a given namespace are netd's to set: never the daemon's
         // own (its default route would be replaced) nor the host's.
         let own = || match &spec.netns_path {
-            Some(path) if !self.host.netns_alive(path) => {
-                refuse(path, "is not a network namespace")
+            Some(path) => {
+                self.guard_netns(path)?;
+                Ok::<_, EngineError>(Sandbox::External { path: path.clone() })
             }
-            Some(path) if self.host.same_netns(path, &self.daemon_netns) => {
-                refuse(path, "is the daemon's own network namespace")
-            }
-            Some(path) if self.host.same_netns(path, Path::new(HOST_NETNS)) => refuse(
-                path,
-                "is the host's network namespace (PID 1's); use --network host",
-            ),
-            Some(path) => Ok(Sandbox::External { path: path.clone() }),
             None => Ok(Sandbox::Owned {
                 path: self.store.netns_path(id),
             }),

@@ -28,6 +28,7 @@ use crate::{
     },
     datapath::{nat::Publication, stats::Usage, vips::VipSpec},
     dns::{DnsNetwork, Names},
+    netns::{NsId, Protected},
     state::Store,
 };
 
@@ -36,6 +37,10 @@ pub(super) struct Kernel {
     /// Link name -> owner mark.
     pub(super) links: BTreeMap<String, String>,
     pub(super) netns: BTreeSet<PathBuf>,
+    /// Other paths of a namespace (a bind mount, /proc/PID/ns/net): path -> the namespace's.
+    pub(super) ns_aliases: BTreeMap<PathBuf, PathBuf>,
+    /// Namespaces whose identity cannot be read.
+    pub(super) ns_unreadable: BTreeSet<PathBuf>,
     pub(super) plugs: BTreeMap<String, Plug>,
     pub(super) routes: Vec<Ipv4Network>,
     pub(super) fail_plug: bool,
@@ -127,14 +132,24 @@ impl Host for FakeHost {
         Ok(())
     }
     fn netns_alive(&self, path: &Path) -> bool {
-        self.k().netns.contains(path)
+        let k = self.k();
+        let ns = k.ns_aliases.get(path).map_or(path, |p| p.as_path());
+        k.netns.contains(ns) || PROTECTED.iter().any(|(p, _)| Path::new(p) == ns)
     }
     async fn rebind_netns(&self, path: &Path, _: i32) -> Result<(), HostError> {
         self.k().netns.insert(path.to_path_buf());
         Ok(())
     }
-    fn same_netns(&self, a: &Path, b: &Path) -> bool {
-        a == b
+    fn netns_id(&self, path: &Path) -> std::io::Result<NsId> {
+        let k = self.k();
+        let ns = k.ns_aliases.get(path).map_or(path, |p| p.as_path());
+        if k.ns_unreadable.contains(ns) {
+            return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        }
+        if !k.netns.contains(ns) && !PROTECTED.iter().any(|(p, _)| Path::new(p) == ns) {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        Ok(fake_ns_id(ns))
     }
     async fn plug(&self, plug: &Plug) -> Result<(), HostError> {
         let mut k = self.k();
@@ -270,6 +285,23 @@ impl Host for FakeHost {
     }
 }
 
+/// The fake's protected namespaces: the daemon's own and the host's.
+const PROTECTED: [(&str, &str); 2] = [
+    ("/proc/self/ns/net", "the daemon's own network namespace"),
+    ("/proc/1/ns/net", "the host's network namespace (PID 1's)"),
+];
+
+/// A fake namespace's identity: one per path the fake knows as a namespace.
+fn fake_ns_id(path: &Path) -> NsId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    NsId {
+        dev: 4,
+        ino: h.finish(),
+    }
+}
+
 pub(super) struct Lab {
     pub(super) host: Arc<FakeHost>,
     pub(super) dir: tempfile::TempDir,
@@ -291,7 +323,11 @@ pub(super) async fn lab() -> Lab {
 pub(super) async fn start(host: &Arc<FakeHost>, dir: &Path) -> Engine {
     let store = Store::open(dir).unwrap();
     let host: Arc<dyn Host> = host.clone();
-    Engine::start(host, store, "/proc/self/ns/net".into())
+    let mut protected = Protected::default();
+    for (path, what) in PROTECTED {
+        protected.add(fake_ns_id(Path::new(path)), what);
+    }
+    Engine::start(host, store, "/proc/self/ns/net".into(), protected)
         .await
         .unwrap()
         .0

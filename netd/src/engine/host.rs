@@ -178,8 +178,8 @@ pub trait Host: Send + Sync {
     fn netns_alive(&self, path: &Path) -> bool;
     /// Mounts the namespace of process `pid` at `path` again.
     async fn rebind_netns(&self, path: &Path, pid: i32) -> Result<(), HostError>;
-    /// Whether two paths name one namespace.
-    fn same_netns(&self, a: &Path, b: &Path) -> bool;
+    /// Which namespace `path` names, whatever the path (an error when it names none).
+    fn netns_id(&self, path: &Path) -> std::io::Result<crate::netns::NsId>;
 
     /// Creates the veth pair, configures the container side and attaches the datapath. On
     /// failure nothing of it remains.

@@ -256,8 +256,8 @@ impl Host for LinuxHost {
             .map_err(|e| HostError::new("mount namespace again at", path.display(), e))
     }
 
-    fn same_netns(&self, a: &Path, b: &Path) -> bool {
-        netns::same(a, b)
+    fn netns_id(&self, path: &Path) -> std::io::Result<netns::NsId> {
+        netns::NsId::of(path)
     }
 
     async fn plug(&self, p: &Plug) -> Result<(), HostError> {

@@ -11,6 +11,7 @@ pub mod host;
 mod ipam_pools;
 pub mod linux;
 mod macvlan;
+mod netns_guard;
 mod networks;
 mod ports;
 mod reconcile;
@@ -63,6 +64,8 @@ pub struct Engine {
     ipam_pools: BTreeMap<String, IpamPool>,
     /// The daemon's own namespace, for `--network host` containers.
     daemon_netns: PathBuf,
+    /// Namespaces no caller may name as a container's (the host's, the daemon's).
+    protected: crate::netns::Protected,
     /// Reconciliations of the state with the machine since the state was made (persisted).
     reconciles: u64,
     /// Links made again while running ([`Engine::repair`]).

@@ -23,6 +23,7 @@ impl Engine {
         host: Arc<dyn Host>,
         store: Store,
         daemon_netns: PathBuf,
+        protected: crate::netns::Protected,
     ) -> Result<(Self, Vec<(String, Process)>), EngineError> {
         let (networks, containers) = store.load()?;
         let ipam_pools = store.load_ipam_pools()?;
@@ -34,6 +35,7 @@ impl Engine {
             pools: Default::default(),
             ipam_pools: ipam_pools.into_iter().map(|p| (p.id.clone(), p)).collect(),
             daemon_netns,
+            protected,
             reconciles: 0,
             repairs: 0,
             missing_ports: Default::default(),

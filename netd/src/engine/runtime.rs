@@ -79,9 +79,13 @@ impl Engine {
             .get(&req.network)
             .ok_or_else(|| EngineError::not_found("network", &req.network))?
             .clone();
-        let runtime_id = req.origin.runtime_id().unwrap_or_default();
-        let short = &runtime_id[..runtime_id.len().min(12)];
-        let name = Name::parse("container name", &format!("{}-{short}", req.origin.kind()))?;
+        let name = Name::parse("container name", &req.origin.container_name())?;
+        if let Some(other) = self.containers.values().find(|c| c.name == name) {
+            return Err(EngineError::Conflict(format!(
+                "container name {name} is already in use by container {}",
+                other.id.get(..12).unwrap_or(&other.id)
+            )));
+        }
         let mut c = Container {
             id: new_id(),
             hostname: String::new(),
@@ -129,6 +133,9 @@ impl Engine {
         key: &str,
         path: Option<PathBuf>,
     ) -> Result<Container, EngineError> {
+        if let Some(path) = &path {
+            self.guard_netns(path)?;
+        }
         let mut c = self.container(key)?.clone();
         c.sandbox = Sandbox::Runtime { path };
         self.store.save_container(&c)?;

@@ -72,26 +72,57 @@ async fn a_mac_of_a_gateway_or_of_another_member_is_refused() {
 }
 
 #[tokio::test]
-async fn the_daemons_own_namespace_is_no_container_namespace() {
+async fn the_hosts_and_daemons_namespaces_are_refused_by_any_path() {
     let mut lab = lab().await;
     let own = lab.engine.daemon_netns().to_path_buf();
-    lab.host.k().netns.insert(own.clone());
+    let host = std::path::PathBuf::from("/proc/1/ns/net");
+    {
+        let mut k = lab.host.k();
+        k.netns.insert(own.clone());
+        k.netns.insert(host.clone());
+        // Other names of the same namespaces: a process's /proc entry, a bind mount.
+        k.ns_aliases
+            .insert("/proc/4242/ns/net".into(), host.clone());
+        k.ns_aliases
+            .insert("/run/netns/looks-fine".into(), own.clone());
+    }
+    for (path, what) in [
+        (own.display().to_string(), "daemon's own"),
+        ("/proc/1/ns/net".into(), "host's"),
+        ("/proc/4242/ns/net".into(), "host's"),
+        ("/run/netns/looks-fine".into(), "daemon's own"),
+    ] {
+        let links_before = lab.host.k().links.clone();
+        let e = refused(&mut lab, spec_of(|r| r.netns_path = Some(path.clone()))).await;
+        assert!(e.contains(&path) && e.contains(what), "{path}: {e}");
+        assert_eq!(lab.host.k().links, links_before, "{path}: a link was made");
+        assert!(lab.host.k().plugs.is_empty(), "{path}: plugged");
+        assert_eq!(lab.engine.containers().count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_that_cannot_be_identified_is_refused() {
+    let mut lab = lab().await;
+    let path = std::path::PathBuf::from("/run/netns/unreadable");
+    lab.host.k().netns.insert(path.clone());
+    lab.host.k().ns_unreadable.insert(path.clone());
     let e = refused(
         &mut lab,
-        spec_of(|r| r.netns_path = Some(own.display().to_string())),
+        spec_of(|r| r.netns_path = Some(path.display().to_string())),
     )
     .await;
     assert!(
-        e.contains(&own.display().to_string()) && e.contains("daemon's own"),
+        e.contains("/run/netns/unreadable") && e.contains("cannot be identified"),
         "{e}"
     );
-    lab.host.k().netns.insert("/proc/1/ns/net".into());
-    let e = refused(
-        &mut lab,
-        spec_of(|r| r.netns_path = Some("/proc/1/ns/net".into())),
-    )
-    .await;
-    assert!(e.contains("/proc/1/ns/net") && e.contains("host's"), "{e}");
+    assert!(lab.host.k().plugs.is_empty());
+    // The same namespace, readable: accepted.
+    lab.host.k().ns_unreadable.clear();
+    lab.engine
+        .create_container(spec_of(|r| r.netns_path = Some(path.display().to_string())))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -55,7 +55,11 @@ async fn a_docker_endpoint_is_a_container_whose_veth_end_is_handed_over() {
         c.id, again.id,
         "a retried CreateEndpoint makes nothing more"
     );
-    assert_eq!(c.name.as_str(), "docker-e1e1e1e1e1e1");
+    assert!(
+        c.name.as_str().starts_with("docker-e1e1e1e1e1e1-"),
+        "{}",
+        c.name
+    );
     assert!(!c.is_running(), "not joined yet");
     let e = &c.endpoints[0];
     assert_eq!(e.ip, ip("10.7.0.9"));
@@ -64,6 +68,24 @@ async fn a_docker_endpoint_is_a_container_whose_veth_end_is_handed_over() {
     assert_eq!(plug.netns, lab.engine.daemon_netns());
     assert_eq!(plug.ifname.as_str(), format!("{}c", e.host_ifname));
 
+    // A sandbox key naming the host's namespace (here a bind mount of it) is refused, and
+    // the endpoint stays unjoined.
+    lab.host
+        .k()
+        .ns_aliases
+        .insert("/run/docker/netns/host".into(), "/proc/1/ns/net".into());
+    let e = lab
+        .engine
+        .set_runtime_sandbox(&c.id, Some("/run/docker/netns/host".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/run/docker/netns/host") && e.contains("host's"),
+        "{e}"
+    );
+    assert!(!lab.engine.container(&c.id).unwrap().is_running());
+
+    lab.host.k().netns.insert("/run/docker/netns/x".into());
     let joined = lab
         .engine
         .set_runtime_sandbox(&c.id, Some("/run/docker/netns/x".into()))

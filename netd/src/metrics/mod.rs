@@ -12,7 +12,10 @@ use axum::{extract::State, http::header, response::IntoResponse, routing::get, R
 
 pub use ops::track_operations;
 
-use crate::shared::Shared;
+use crate::{
+    api::listen::{self, Limits},
+    shared::Shared,
+};
 
 /// Where the metrics are served; `None` for `--metrics-addr none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,18 +31,31 @@ pub fn parse_addr(s: &str) -> Result<MetricsAddr, String> {
         .map_err(|_| format!("{s:?} is not IP:PORT or none"))
 }
 
-/// Serves `/metrics` until the runtime stops.
-pub async fn serve(addr: SocketAddr, daemon: Shared) -> std::io::Result<()> {
+/// The metrics port, bound, with what it serves.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    app: Router,
+}
+
+/// Binds the metrics port (an error here stops the daemon's start).
+pub async fn bind(addr: SocketAddr, daemon: Shared) -> std::io::Result<Bound> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .with_state(daemon);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            log::error!("metrics server: {e}");
-        }
-    });
-    Ok(())
+    Ok(Bound { listener, app })
+}
+
+/// Serves `/metrics` until `stopped`. Any local user reaches this port: it holds few
+/// connections and gives each a short time (see [`Limits::METRICS`]).
+pub async fn serve(bound: Bound, stopped: impl std::future::Future<Output = ()>) {
+    listen::serve(
+        bound.listener,
+        bound.app,
+        ("the metrics port", Limits::METRICS, listen::reject_text),
+        stopped,
+    )
+    .await
 }
 
 async fn metrics(State(d): State<Shared>) -> impl IntoResponse {

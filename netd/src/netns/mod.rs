@@ -14,6 +14,9 @@ use nix::{
     sys::statfs::{statfs, NSFS_MAGIC},
 };
 
+mod identity;
+pub use identity::{NsId, Protected};
+
 fn nix_io(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
@@ -76,15 +79,6 @@ pub fn remove(path: &Path) -> io::Result<()> {
 /// Whether `path` is a live namespace (an nsfs mount), not just the file left behind.
 pub fn is_namespace(path: &Path) -> bool {
     statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
-}
-
-/// Whether two paths name the same namespace (the same nsfs inode).
-pub fn same(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (fs::metadata(a), fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
 }
 
 /// Moves the calling thread into the namespace at `path`.
