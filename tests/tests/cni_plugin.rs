@@ -365,6 +365,9 @@ fn a_pod_whose_namespace_died_is_released_without_a_del() {
     }
     let lab = Lab::new();
     let ports_before = lab.published_entries();
+    let maps = ["NETD_ENDPOINTS", "NETD_MEMBERS", "NETD_IFACE_CTRS"];
+    let entries = || maps.map(|m| lab.map_entries(m));
+    let entries_before = entries();
     let ns = Netns::new();
     let path = ns.path();
     let runtime = json!({"runtimeConfig": {
@@ -405,6 +408,13 @@ fn a_pod_whose_namespace_died_is_released_without_a_del() {
         lab.daemon_log()
             .contains("is gone: releasing its addresses and ports"),
         "the release is logged"
+    );
+    // Its endpoint, member and counter entries go with it (the repair after the release
+    // forgets them).
+    assert!(
+        wait_until(Duration::from_secs(10), || entries() == entries_before),
+        "datapath entries left after the release: {:?} against {entries_before:?}",
+        entries()
     );
 
     // Its address and host port are free for the next pod.

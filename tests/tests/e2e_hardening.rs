@@ -532,6 +532,8 @@ fn sigterm_ends_the_daemon_whatever_clients_are_connected() {
     }
     let mut lab = Lab::new();
     lab.run_d("a", &[]);
+    let pid = lab.daemon_pid();
+    let base = open_fds(pid);
     let mut monitor = Command::new(netd_bin())
         .env("NETD_SOCKET", lab.socket())
         .arg("monitor")
@@ -542,10 +544,12 @@ fn sigterm_ends_the_daemon_whatever_clients_are_connected() {
     let api = lab.socket().display().to_string();
     let (mut half, _) = flood(&lab, &api, (5, 5, 5));
     let (mut metrics, _) = flood(&lab, "127.0.0.1:9640", (5, 5, 5));
-    // The monitor stream is open once the daemon counts it among its connections.
-    let pid = lab.daemon_pid();
-    let base = open_fds(pid);
-    assert!(wait_until(Duration::from_secs(10), || open_fds(pid) > base));
+    // Connected: the monitor stream and the floods' 30 connections are the daemon's.
+    assert!(
+        wait_until(Duration::from_secs(10), || open_fds(pid) > base + 30),
+        "{} descriptors, {base} before",
+        open_fds(pid)
+    );
     // SAFETY: kill(2) on the lab's daemon.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let t = Instant::now();
@@ -613,4 +617,106 @@ fn a_daemon_that_does_not_answer_is_given_up_on() {
         0
     );
     let _: Value = lab.json(&["network", "ls", "--format", "json"]);
+}
+
+#[test]
+fn the_plugin_grants_no_pool_a_network_could_not_have_and_no_changed_retry() {
+    if !privileged("the_plugin_grants_no_pool_a_network_could_not_have_and_no_changed_retry") {
+        return;
+    }
+    let plugin = unique("netd-t");
+    let lab = Lab::with_external_args(&["--docker-plugin", &plugin]);
+    for (pool, named) in [
+        ("127.0.0.0/24", "loopback"),
+        ("224.0.0.0/24", "multicast"),
+        ("10.5.0.1/32", "10.5.0.1/32"),
+        ("10.5.0.0/31", "10.5.0.0/31"),
+        ("0.0.0.0/8", "this network"),
+    ] {
+        let req = json!({"AddressSpace": "netd", "Pool": pool}).to_string();
+        let (status, answer) = plugin_call(&plugin, "IpamDriver.RequestPool", &req);
+        let why = answer["Error"].as_str().unwrap_or_default();
+        assert!(status == 200 && why.contains(named), "{pool}: {answer}");
+    }
+    assert!(
+        !lab.state_dir().join("ipam-pools.json").exists(),
+        "a refused pool was persisted"
+    );
+    let net = "ab".repeat(32);
+    let create = |pool: &str| {
+        json!({"NetworkID": net, "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": pool}]})
+            .to_string()
+    };
+    let first = plugin_call(
+        &plugin,
+        "NetworkDriver.CreateNetwork",
+        &create("10.66.0.0/24"),
+    );
+    assert_eq!(first, (200, json!({})));
+    let (_, retry) = plugin_call(
+        &plugin,
+        "NetworkDriver.CreateNetwork",
+        &create("10.67.0.0/24"),
+    );
+    let why = retry["Err"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("10.66.0.0/24") && why.contains("10.67.0.0/24"),
+        "{retry}"
+    );
+    let endpoint = |addr: &str| {
+        json!({"NetworkID": net, "EndpointID": "cd".repeat(32), "Interface": {"Address": addr}})
+            .to_string()
+    };
+    let (status, _) = plugin_call(
+        &plugin,
+        "NetworkDriver.CreateEndpoint",
+        &endpoint("10.66.0.5/24"),
+    );
+    assert_eq!(status, 200);
+    let (_, retry) = plugin_call(
+        &plugin,
+        "NetworkDriver.CreateEndpoint",
+        &endpoint("10.66.0.6/24"),
+    );
+    let why = retry["Err"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("10.66.0.5") && why.contains("10.66.0.6"),
+        "{retry}"
+    );
+    let ids = json!({"NetworkID": net, "EndpointID": "cd".repeat(32)}).to_string();
+    assert_eq!(
+        plugin_call(&plugin, "NetworkDriver.DeleteEndpoint", &ids).0,
+        200
+    );
+    let del = json!({"NetworkID": net}).to_string();
+    assert_eq!(
+        plugin_call(&plugin, "NetworkDriver.DeleteNetwork", &del).0,
+        200
+    );
+}
+
+#[test]
+fn rm_f_stops_the_processes_exec_started_too() {
+    if !privileged("rm_f_stops_the_processes_exec_started_too") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.run_d("a", &[]);
+    let mut exec = integration_tests::child::spawn_exec(&lab, "a", &["sleep", "987"]);
+    // The CLI runs the command as its child, and ends when it does.
+    let cli = exec.id().to_string();
+    let running = wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit(") ").next().and_then(|r| r.split(' ').nth(1));
+            std::fs::read_to_string(p.path().join("cmdline")).is_ok_and(|c| c == "sleep\0987\0")
+                && ppid == Some(cli.as_str())
+        })
+    });
+    assert!(running, "netd exec a -- sleep did not start");
+    lab.ok(&["rm", "-f", "a"]);
+    let gone = wait_until(Duration::from_secs(10), || {
+        exec.try_wait().ok().flatten().is_some()
+    });
+    assert!(gone, "the exec'd process outlived its container");
 }

@@ -8,6 +8,7 @@ use super::{
     Failure,
 };
 use crate::{
+    config::network::SubnetSpec,
     engine::{AddressUse, ADDRESS_SPACE},
     shared::Shared,
 };
@@ -65,13 +66,17 @@ async fn request_pool(d: &Shared, req: RequestPool) -> Result<Value, Failure> {
             req.address_space
         )));
     }
-    let subnet = match req.pool.as_str() {
-        "" => None,
-        p => Some(wire::subnet("Pool", p)?),
-    };
-    let range = match req.sub_pool.as_str() {
-        "" => None,
-        p => Some(wire::subnet("SubPool", p)?),
+    // The same checks as a network's subnet and range: a pool is granted only if a
+    // network could be made on it (no loopback, multicast or /32 pool is persisted).
+    let (subnet, range) = match (req.pool.as_str(), req.sub_pool.as_str()) {
+        ("", "") => (None, None),
+        ("", _) => (None, Some(wire::subnet("SubPool", &req.sub_pool)?)),
+        (pool, sub) => {
+            let sub = Some(sub).filter(|s| !s.is_empty());
+            let spec = SubnetSpec::parse(pool, sub, None)
+                .map_err(|e| Failure::Refused(format!("Pool {pool:?}: {e}")))?;
+            (Some(spec.subnet), spec.ip_range)
+        }
     };
     let pool = d.engine.lock().await.request_pool(subnet, range).await?;
     Ok(json!({"PoolID": pool.id, "Pool": pool.subnet.to_string(), "Data": {}}))

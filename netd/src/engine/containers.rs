@@ -431,6 +431,16 @@ impl Engine {
         if let Some(p) = c.process.as_ref().filter(|p| p.exit_code.is_none()) {
             process::kill(p);
         }
+        if let Sandbox::Owned { path } = &c.sandbox {
+            // `netd exec` processes live in the namespace too; nothing else does.
+            let killed = process::kill_all_in(path);
+            if killed > 0 {
+                log::info!(
+                    "container {}: killed {killed} processes in its namespace",
+                    c.name
+                );
+            }
+        }
         errors.note(self.host.unpublish(&self.publications(&c)).await);
         for e in &c.endpoints {
             errors.note(self.detach_endpoint(&c, e).await);

@@ -33,4 +33,14 @@ impl Engine {
             None => Ok(()),
         }
     }
+
+    /// The guard for a runtime's sandbox key (Docker's Join): Docker mounts the namespace
+    /// only after Join, and moves the interface itself, so a path that is no namespace yet
+    /// is taken; one that is a namespace already is checked as any other.
+    pub(super) fn guard_runtime_sandbox(&self, path: &Path) -> Result<(), EngineError> {
+        if !self.host.netns_alive(path) {
+            return Ok(());
+        }
+        self.guard_netns(path)
+    }
 }

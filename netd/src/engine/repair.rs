@@ -18,7 +18,7 @@ impl Engine {
     pub async fn repair(&mut self) -> usize {
         let remounted = self.remount_lost_namespaces().await;
         let released = self.release_dead_namespaces().await;
-        remounted + released + self.repair_links().await
+        remounted + released + self.repair_links(released > 0).await
     }
 
     /// Mounts again the namespaces of netd's containers whose mount was removed (`umount`,
@@ -83,7 +83,9 @@ impl Engine {
         released
     }
 
-    async fn repair_links(&mut self) -> usize {
+    /// `released`: containers were released since the last look, whose interfaces died
+    /// with their namespace: their datapath entries go too.
+    async fn repair_links(&mut self, released: bool) -> usize {
         let mut present: HashSet<String> = match self.host.owned_links().await {
             Ok(links) => links.into_iter().map(|l| l.name).collect(),
             Err(e) => {
@@ -157,14 +159,15 @@ impl Engine {
                 Err(e) => log::warn!("looking at the links after repairs: {e}"),
             }
         }
-        self.forget_removed_ports(&present, repairs > 0).await;
+        self.forget_removed_ports(&present, repairs > 0 || released)
+            .await;
         repairs
     }
 
     /// Drops the datapath entries (endpoint, member, counters) of interfaces that are gone:
     /// made again, they have another ifindex, and a runtime's that is not made again has
-    /// none. Done when what is missing changed, not every second.
-    async fn forget_removed_ports(&mut self, present: &HashSet<String>, repaired: bool) {
+    /// none. Done when what is missing changed or `changed` says so, not every second.
+    async fn forget_removed_ports(&mut self, present: &HashSet<String>, changed: bool) {
         let ports: Vec<String> = self
             .containers
             .values()
@@ -177,7 +180,7 @@ impl Engine {
             .filter(|p| !present.contains(p.as_str()))
             .cloned()
             .collect();
-        if !repaired && missing == self.missing_ports {
+        if !changed && missing == self.missing_ports {
             return;
         }
         match self

@@ -43,12 +43,34 @@ impl Engine {
         self.containers.values().find(|c| &c.origin == origin)
     }
 
-    /// Makes a runtime's network, or finds the one an earlier call made.
+    /// Makes a runtime's network, or finds the one an earlier call made. A retry that asks
+    /// for other values is refused: acknowledging it would hand back the old ones.
     pub async fn create_runtime_network(
         &mut self,
         spec: NetworkSpec,
     ) -> Result<Network, EngineError> {
         if let Some(net) = self.network_of_origin(&spec.origin) {
+            let differs = |what: &str, had: String, asked: String| {
+                EngineError::Conflict(format!(
+                    "network {} exists with {what} {had}; a retry asks for {asked}: remove it first",
+                    net.name
+                ))
+            };
+            if net.subnet != spec.subnet {
+                let show = |s: Option<crate::config::network::SubnetSpec>| {
+                    s.map_or("none".into(), |s| {
+                        format!("{} (gateway {})", s.subnet, s.gateway)
+                    })
+                };
+                return Err(differs("subnet", show(net.subnet), show(spec.subnet)));
+            }
+            if net.internal != spec.internal {
+                return Err(differs(
+                    "internal",
+                    net.internal.to_string(),
+                    spec.internal.to_string(),
+                ));
+            }
             return Ok(net.clone());
         }
         self.create_network(spec).await
@@ -69,6 +91,22 @@ impl Engine {
         req: RuntimeEndpoint,
     ) -> Result<Container, EngineError> {
         if let Some(c) = self.container_of_origin(&req.origin) {
+            let e = c.endpoints.first();
+            let (had_ip, had_mac) = (e.map(|e| e.ip), e.map(|e| e.mac));
+            let other_ip = req.ip.filter(|ip| Some(*ip) != had_ip);
+            let other_mac = req.mac.filter(|mac| Some(*mac) != had_mac);
+            let other_net = e.filter(|e| e.network_id != req.network);
+            if other_ip.is_some() || other_mac.is_some() || other_net.is_some() {
+                return Err(EngineError::Conflict(format!(
+                    "endpoint {} exists with address {} and MAC {}; a retry asks for {}: remove it first",
+                    c.name,
+                    had_ip.map_or("none".into(), |ip| ip.to_string()),
+                    had_mac.map_or("none".into(), |m| m.to_string()),
+                    other_ip.map(|ip| format!("address {ip}"))
+                        .or(other_mac.map(|m| format!("MAC {m}")))
+                        .unwrap_or_else(|| format!("network {}", req.network)),
+                )));
+            }
             return Ok(c.clone());
         }
         for alias in &req.aliases {
@@ -134,7 +172,7 @@ impl Engine {
         path: Option<PathBuf>,
     ) -> Result<Container, EngineError> {
         if let Some(path) = &path {
-            self.guard_netns(path)?;
+            self.guard_runtime_sandbox(path)?;
         }
         let mut c = self.container(key)?.clone();
         c.sandbox = Sandbox::Runtime { path };

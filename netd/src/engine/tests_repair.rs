@@ -34,7 +34,13 @@ async fn a_container_whose_brought_namespace_died_is_released() {
         .to_string();
     lab.host.k().netns.remove(&ns);
     lab.host.k().links.remove(&veth);
+    lab.host.k().forgets.clear();
     assert_eq!(lab.engine.repair().await, 1);
+    // Its datapath entries (endpoint, member, counters) go with the release: the datapath
+    // is told to keep no port of it.
+    let forgets = std::mem::take(&mut lab.host.k().forgets);
+    assert_eq!(forgets.len(), 1, "{forgets:?}");
+    assert!(!forgets[0].contains(&veth), "{forgets:?}");
     assert!(lab.engine.container("c").is_err(), "the container is gone");
     assert!(
         lab.host.k().published.is_empty(),

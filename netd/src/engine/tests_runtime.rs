@@ -328,3 +328,53 @@ async fn a_standalone_ipam_pool_hands_out_addresses_itself() {
         ip("10.5.0.2")
     );
 }
+
+#[tokio::test]
+async fn retries_that_change_values_are_refused() {
+    let mut lab = lab().await;
+    lab.engine
+        .create_runtime_network(docker_net("a", "10.7.0.0/24", false))
+        .await
+        .unwrap();
+    let e = lab
+        .engine
+        .create_runtime_network(docker_net("a", "10.8.0.0/24", false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("10.7.0.0/24") && e.contains("10.8.0.0/24"),
+        "{e}"
+    );
+    assert_eq!(
+        lab.engine
+            .networks()
+            .filter(|n| n.origin == docker("a"))
+            .count(),
+        1
+    );
+
+    let req = endpoint(&lab, "e1", &docker("a"), Some("10.7.0.9"));
+    lab.engine
+        .create_runtime_endpoint(req.clone())
+        .await
+        .unwrap();
+    let mut other = req.clone();
+    other.ip = Some(ip("10.7.0.10"));
+    let e = lab
+        .engine
+        .create_runtime_endpoint(other)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("10.7.0.9") && e.contains("10.7.0.10"), "{e}");
+    // The same retry, or one that leaves the address to netd, finds the first.
+    lab.engine
+        .create_runtime_endpoint(req.clone())
+        .await
+        .unwrap();
+    let mut unset = req;
+    unset.ip = None;
+    let c = lab.engine.create_runtime_endpoint(unset).await.unwrap();
+    assert_eq!(c.endpoints[0].ip, ip("10.7.0.9"));
+}

@@ -232,6 +232,33 @@ pub fn kill(p: &Process) {
     }
 }
 
+/// Kills every process living in the network namespace at `netns` (SIGKILL), the daemon
+/// excepted; returns how many. For a namespace netd made for one container, these are its
+/// process and whatever `netd exec` started there, as `docker rm -f` stops them all.
+pub fn kill_all_in(netns: &std::path::Path) -> usize {
+    use crate::netns::NsId;
+    let Ok(target) = NsId::of(netns) else {
+        return 0;
+    };
+    let me = std::process::id().to_string();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Ok(pid) = name.to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if name.to_string_lossy() == me {
+            continue;
+        }
+        if NsId::of(&entry.path().join("ns/net")).is_ok_and(|id| id == target) {
+            // SAFETY: plain kill(2) on a process in the container's own namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    killed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
