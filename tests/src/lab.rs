@@ -138,6 +138,11 @@ impl Lab {
         lab
     }
 
+    /// A lab whose daemon is not started yet (a test prepares its state dir first).
+    pub fn unstarted() -> Self {
+        Self::bare()
+    }
+
     fn bare() -> Self {
         let netns = crate::unique("nh");
         run("ip", &["netns", "add", &netns]);

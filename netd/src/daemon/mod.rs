@@ -115,7 +115,7 @@ async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> R
         args.dns_upstreams.clone()
     };
     log::info!("embedded DNS forwards to {upstreams:?}");
-    let reserved = ReservedPorts::open(&args.state_dir.join("reserved-ports.json"));
+    let reserved = ReservedPorts::open(&args.state_dir.join("reserved-ports"));
     let host = Arc::new(LinuxHost::new(nl, datapath, Dns::new(upstreams), reserved));
     enable_forwarding()?;
     let uplinks = host

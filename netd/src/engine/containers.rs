@@ -6,11 +6,8 @@ use std::path::PathBuf;
 use super::{endpoints::EndpointRequest, Engine, EngineError, Errors};
 use crate::{
     config::container::{ContainerSpec, NetworkMode},
-    process::{self, files, SandboxEnv},
-    state::{
-        model::{new_id, Container, Driver, Link, Process, Sandbox},
-        store::rewrite_for_containers,
-    },
+    process::{self, SandboxEnv},
+    state::model::{new_id, Container, Driver, Link, Process, Sandbox},
 };
 
 /// A process the caller must wait for, to record its exit.
@@ -125,7 +122,7 @@ impl Engine {
     }
 
     /// Hosts entries of the container's links: the target's bridge address, alias and name.
-    fn link_entries(&self, c: &Container) -> Vec<(std::net::Ipv4Addr, String)> {
+    pub(super) fn link_entries(&self, c: &Container) -> Vec<(std::net::Ipv4Addr, String)> {
         c.links
             .iter()
             .filter_map(|l| {
@@ -244,42 +241,6 @@ impl Engine {
         }
     }
 
-    /// Writes hosts, resolv.conf and hostname for the container's processes (running ones
-    /// see the change: see [`rewrite_for_containers`]).
-    pub(super) fn write_files(&self, c: &Container) -> Result<(), EngineError> {
-        let dir = self.store.container_dir(&c.id);
-        std::fs::create_dir_all(&dir).map_err(|source| crate::state::StoreError::Io {
-            op: "create",
-            path: dir.clone(),
-            source,
-        })?;
-        let ips: Vec<_> = c.endpoints.iter().map(|e| e.ip).collect();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = match self.dns_server_of(c) {
-            Some(gateway) => files::embedded_resolv_conf(gateway, &host_resolv),
-            None => files::resolv_conf(&host_resolv),
-        };
-        rewrite_for_containers(
-            &dir.join("hosts"),
-            files::hosts(&c.hostname, &ips, &self.link_entries(c)).as_bytes(),
-        )?;
-        rewrite_for_containers(&dir.join("resolv.conf"), resolv.as_bytes())?;
-        rewrite_for_containers(
-            &dir.join("hostname"),
-            format!("{}\n", c.hostname).as_bytes(),
-        )?;
-        Ok(())
-    }
-
-    /// Persists a changed container and refreshes its files.
-    pub(super) fn commit_container(&mut self, c: Container) -> Result<(), EngineError> {
-        self.write_files(&c)?;
-        self.store.save_container(&c)?;
-        self.containers.insert(c.id.clone(), c);
-        self.refresh_names();
-        Ok(())
-    }
-
     /// The namespace, files and hostname that processes of `c` get.
     pub fn sandbox_env(&self, c: &Container) -> SandboxEnv {
         let owner = match &c.sandbox {
@@ -343,23 +304,6 @@ impl Engine {
         Ok(started)
     }
 
-    /// Records the exit of a container process, if it is still the one recorded.
-    pub fn process_exited(&mut self, id: &str, pid: i32, code: i32) {
-        let Some(mut c) = self.containers.get(id).cloned() else {
-            return;
-        };
-        match &mut c.process {
-            Some(p) if p.pid == pid && p.exit_code.is_none() => {
-                p.exit_code = Some(code);
-                p.finished = Some(chrono::Utc::now());
-            }
-            _ => return,
-        }
-        if let Err(e) = self.commit_container(c) {
-            log::warn!("recording the exit of container {id}: {e}");
-        }
-    }
-
     pub async fn remove_container(
         &mut self,
         key: &str,
@@ -420,11 +364,11 @@ impl Engine {
             )));
         }
         if !c.removing {
+            self.store.mark_removing(&c.id)?;
             let marked = Container {
                 removing: true,
                 ..c.clone()
             };
-            self.store.save_container(&marked)?;
             self.containers.insert(c.id.clone(), marked);
         }
         let mut errors = Errors::default();

@@ -318,7 +318,8 @@ impl Engine {
         if endpoint.default_route {
             self.move_default_route(&mut updated).await;
         }
-        self.commit_container(updated)?;
+        // The interface is gone whatever the disk says: recorded, and written when it can be.
+        self.record_done(updated);
         self.prune_alias_vips().await;
         result
     }

@@ -15,6 +15,7 @@ mod netns_guard;
 mod networks;
 mod ports;
 mod reconcile;
+mod records;
 mod repair;
 mod runtime;
 #[cfg(test)]
@@ -68,6 +69,9 @@ pub struct Engine {
     protected: crate::netns::Protected,
     /// Reconciliations of the state with the machine since the state was made (persisted).
     reconciles: u64,
+    /// Containers whose record in memory is newer than on disk (a write failed): written
+    /// again until it succeeds.
+    unsaved: std::collections::BTreeSet<String>,
     /// Links made again while running ([`Engine::repair`]).
     repairs: u64,
     /// Host ends of container interfaces missing at the last repair, whose datapath entries

@@ -36,6 +36,7 @@ impl Engine {
             ipam_pools: ipam_pools.into_iter().map(|p| (p.id.clone(), p)).collect(),
             daemon_netns,
             protected,
+            unsaved: Default::default(),
             reconciles: 0,
             repairs: 0,
             missing_ports: Default::default(),
@@ -102,7 +103,11 @@ impl Engine {
         if let Err(e) = errors.finish() {
             log::warn!("reconcile finished with errors: {e}");
         }
-        engine.reconciles = engine.store.count_reconcile()?;
+        let (reconciles, counted) = engine.store.count_reconcile();
+        if let Err(e) = counted {
+            log::warn!("counting this reconcile: {e}");
+        }
+        engine.reconciles = reconciles;
         let alive = engine.refresh_processes();
         Ok((engine, alive))
     }

@@ -16,6 +16,7 @@ impl Engine {
     /// Puts back what was deleted since the last look and releases what died; returns the
     /// repairs made (each one logged).
     pub async fn repair(&mut self) -> usize {
+        self.save_unsaved();
         let remounted = self.remount_lost_namespaces().await;
         let released = self.release_dead_namespaces().await;
         remounted + released + self.repair_links(released > 0).await

@@ -2,9 +2,11 @@
 //! `net.ipv4.ip_local_reserved_ports`, so that the kernel never hands one to a host socket as
 //! its ephemeral port (that socket's replies, a DNS or NTP answer, would be translated into
 //! the container). The ports the operator reserved stay reserved: netd keeps them apart, in a
-//! file of its state dir, and writes them with its own.
+//! record of its state dir (see [`slots`]), and writes them with its own. The record is
+//! written before the sysctl, so that a write that fails leaves both as they were.
 
 mod ranges;
+mod slots;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,8 +19,7 @@ pub use ranges::{format, parse};
 
 const SYSCTL: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
-/// What netd found and what it wrote, so that a restart tells the operator's ports from its
-/// own.
+/// The record of earlier versions (one JSON file, rewritten with a rename), read once.
 #[derive(Default, Serialize, Deserialize)]
 struct Saved {
     /// The operator's reservation, as netd first found it.
@@ -34,44 +35,54 @@ pub type Published = (u8, std::net::Ipv4Addr, u16);
 /// The reservation of the daemon's namespace: the operator's ports and the published ones.
 /// Publishing what is published already changes nothing (a restart publishes again).
 pub struct ReservedPorts {
-    file: PathBuf,
+    slots: slots::Slots,
     base: BTreeSet<u16>,
     published: BTreeMap<u16, BTreeSet<(u8, std::net::Ipv4Addr)>>,
     sysctl: PathBuf,
 }
 
 impl ReservedPorts {
-    /// Reads the current reservation: the operator's, unless it is what netd wrote last.
+    /// Reads the current reservation: the operator's, unless it is what netd wrote (its
+    /// last record, or the one before when a crash came between the record and the sysctl).
+    /// `file` names the record (`FILE.a`, `FILE.b`; `FILE.json` of earlier versions).
     pub fn open(file: &Path) -> Self {
         Self::open_at(file, Path::new(SYSCTL))
     }
 
     fn open_at(file: &Path, sysctl: &Path) -> Self {
         let current = std::fs::read_to_string(sysctl).unwrap_or_default();
-        let saved: Saved = std::fs::read(file)
+        let slots = slots::Slots::new(file);
+        let legacy = std::fs::read(file.with_extension("json"))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+            .and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
+            .map(|s| slots::Record {
+                seq: 0,
+                base: s.base,
+                written: s.written,
+            });
+        let mut records = slots.read();
+        records.extend(legacy);
         // Changed since netd wrote it (or never written): the operator's now.
-        let base = if !saved.written.is_empty() && saved.written.trim() == current.trim() {
-            parse(&saved.base)
-        } else {
-            parse(&current)
-        };
+        let base = records
+            .iter()
+            .find(|r| !r.written.is_empty() && r.written.trim() == current.trim())
+            .map_or_else(|| parse(&current), |r| parse(&r.base));
         Self {
-            file: file.to_path_buf(),
+            slots,
             base,
             published: BTreeMap::new(),
             sysctl: sysctl.to_path_buf(),
         }
     }
 
-    /// Adds publications (and writes the reservation).
+    /// Adds publications (and writes the reservation); one that cannot be written changes
+    /// nothing.
     pub fn add(&mut self, published: impl IntoIterator<Item = Published>) -> std::io::Result<()> {
+        let before = self.published.clone();
         for (proto, ip, port) in published {
             self.published.entry(port).or_default().insert((proto, ip));
         }
-        self.write()
+        self.write_or_restore(before)
     }
 
     /// Removes publications: a port stays reserved while any of its publications is left.
@@ -79,6 +90,7 @@ impl ReservedPorts {
         &mut self,
         published: impl IntoIterator<Item = Published>,
     ) -> std::io::Result<()> {
+        let before = self.published.clone();
         for (proto, ip, port) in published {
             if let Some(by) = self.published.get_mut(&port) {
                 by.remove(&(proto, ip));
@@ -87,7 +99,18 @@ impl ReservedPorts {
                 }
             }
         }
-        self.write()
+        self.write_or_restore(before)
+    }
+
+    fn write_or_restore(
+        &mut self,
+        before: BTreeMap<u16, BTreeSet<(u8, std::net::Ipv4Addr)>>,
+    ) -> std::io::Result<()> {
+        let written = self.write();
+        if written.is_err() {
+            self.published = before;
+        }
+        written
     }
 
     /// What the reservation is: the operator's ports and the published ones.
@@ -101,18 +124,13 @@ impl ReservedPorts {
 
     fn write(&self) -> std::io::Result<()> {
         let written = format(&self.ports());
-        // With a newline: the kernel takes an empty write as no write at all.
-        std::fs::write(&self.sysctl, format!("{written}\n"))?;
-        let saved = Saved {
+        self.slots.write(&slots::Record {
+            seq: 0,
             base: format(&self.base),
-            written,
-        };
-        let tmp = self.file.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(&saved).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, &self.file)
+            written: written.clone(),
+        })?;
+        // With a newline: the kernel takes an empty write as no write at all.
+        std::fs::write(&self.sysctl, format!("{written}\n"))
     }
 }
 

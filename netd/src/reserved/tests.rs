@@ -19,7 +19,7 @@ fn lists_round_trip_as_ranges() {
 fn lab() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let sysctl = dir.path().join("ip_local_reserved_ports");
-    let file = dir.path().join("reserved-ports.json");
+    let file = dir.path().join("reserved-ports");
     (dir, sysctl, file)
 }
 

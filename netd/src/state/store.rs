@@ -14,6 +14,13 @@ use super::model::{Container, IpamPool, Network};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("state {op} {path}: the file system holding it is full ({source}); free space there, or remove containers or networks (rm works on a full disk)")]
+    Full {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("state {op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -29,12 +36,19 @@ pub enum StoreError {
     },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+impl StoreError {
+    /// An I/O error of `op` on `path`; a full file system is named as such.
+    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        let path = path.to_path_buf();
+        match source.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => StoreError::Full { op, path, source },
+            _ => StoreError::Io { op, path, source },
+        }
     }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::io(op, path, source)
 }
 
 #[derive(Clone, Debug)]
@@ -90,7 +104,7 @@ impl Store {
     pub fn save_container(&self, c: &Container) -> Result<(), StoreError> {
         let dir = self.container_dir(&c.id);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        write_json(&dir.join("config.json"), c)
+        write_json(&dir.join(CONFIG), c)
     }
 
     pub fn delete_container(&self, id: &str) -> Result<(), StoreError> {
@@ -104,12 +118,26 @@ impl Store {
 
     /// Counts one more reconciliation of this state with the machine and returns how many
     /// there have been since the state was made: the count lives beside the state, so that a
-    /// restarted daemon goes on from it.
-    pub fn count_reconcile(&self) -> Result<u64, StoreError> {
+    /// restarted daemon goes on from it. A count that cannot be written (a full disk) is
+    /// still counted, with the error beside it: it never stops a start.
+    pub fn count_reconcile(&self) -> (u64, Result<(), StoreError>) {
         let path = self.root.join("reconciles.json");
-        let done: u64 = if path.exists() { read_json(&path)? } else { 0 };
-        write_json(&path, &(done + 1))?;
-        Ok(done + 1)
+        let done: u64 = read_json(&path).unwrap_or(0);
+        (done + 1, write_json(&path, &(done + 1)))
+    }
+
+    /// Marks a container as being removed, before anything of it goes, so that a crash
+    /// during `rm` is finished at the next start. A rename: it needs no free space, and
+    /// `rm` must work on a full disk to free some.
+    pub fn mark_removing(&self, id: &str) -> Result<(), StoreError> {
+        let dir = self.container_dir(id);
+        let marked = dir.join(REMOVING);
+        match fs::rename(dir.join(CONFIG), &marked) {
+            Ok(()) => sync_dir(&dir),
+            // Marked already, or never written (nothing on disk to finish).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("rename", &marked)(e)),
+        }
     }
 
     /// The pools of netd's IPAM driver, all in one file (a handful, written when Docker
@@ -136,9 +164,13 @@ impl Store {
         }
         let mut containers = Vec::new();
         for dir in list(&self.root.join("containers"))? {
-            let config = dir.join("config.json");
-            if config.exists() {
-                containers.push(read_json(&config)?);
+            let removing = dir.join(REMOVING);
+            if removing.exists() {
+                let mut c: Container = read_json(&removing)?;
+                c.removing = true;
+                containers.push(c);
+            } else if dir.join(CONFIG).exists() {
+                containers.push(read_json(&dir.join(CONFIG))?);
             }
         }
         Ok((networks, containers))
@@ -148,19 +180,21 @@ impl Store {
 impl Store {
     /// Removes what a crash left half-written: container dirs that never got their
     /// config.json (the files are written first, the config last) and temporary files of
-    /// writes that never reached their rename. Returns what went.
+    /// writes that never reached their rename, in every folder the daemon writes. Returns
+    /// what went.
     pub fn remove_debris(&self) -> Result<Vec<PathBuf>, StoreError> {
         let mut removed = Vec::new();
         let is_tmp = |p: &Path| p.extension().is_some_and(|e| e == "tmp");
-        for path in list(&self.root.join("networks"))?
+        for path in list(&self.root)?
             .into_iter()
-            .filter(|p| is_tmp(p))
+            .chain(list(&self.root.join("networks"))?)
+            .filter(|p| is_tmp(p) && p.is_file())
         {
             fs::remove_file(&path).map_err(io_err("remove", &path))?;
             removed.push(path);
         }
         for dir in list(&self.root.join("containers"))? {
-            if !dir.join("config.json").exists() {
+            if !dir.join(CONFIG).exists() && !dir.join(REMOVING).exists() {
                 fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
                 removed.push(dir);
                 continue;
@@ -173,6 +207,10 @@ impl Store {
         Ok(removed)
     }
 }
+
+/// A container's record, and the same record once its removal began.
+const CONFIG: &str = "config.json";
+const REMOVING: &str = "removing.json";
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut paths = Vec::new();
@@ -208,31 +246,24 @@ pub fn write_for_containers(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
     write_with_mode(path, bytes, 0o644)
 }
 
-/// Rewrites a file that running containers see through a bind mount: in place, since the
-/// mount holds the inode and a rename would leave them the old file. A reader may see it
-/// empty for a moment (as with Docker's updates of /etc/hosts), never half of two versions.
-/// A file that is not there yet is written atomically.
-pub fn rewrite_for_containers(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut file = match fs::OpenOptions::new().write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_for_containers(path, bytes),
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    file.set_len(0).map_err(io_err("truncate", path))?;
-    file.write_all(bytes).map_err(io_err("write", path))?;
-    file.sync_data().map_err(io_err("fsync", path))
-}
-
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    // fchmod: the mode exactly, whatever the umask.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_err("chmod", &tmp))?;
-    file.write_all(bytes).map_err(io_err("write", &tmp))?;
-    file.sync_data().map_err(io_err("fsync", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename", path))?;
+    let written = File::create(&tmp)
+        .map_err(io_err("create", &tmp))
+        .and_then(|mut file| {
+            // fchmod: the mode exactly, whatever the umask.
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_err("chmod", &tmp))?;
+            file.write_all(bytes).map_err(io_err("write", &tmp))?;
+            file.sync_data().map_err(io_err("fsync", &tmp))?;
+            fs::rename(&tmp, path).map_err(io_err("rename", path))
+        });
+    if written.is_err() {
+        // A full disk leaves no half-written file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(path.parent().expect("state files live in a folder"))
 }
 
