@@ -2,6 +2,7 @@
 //! a dockerd of the lab's own ([`docker::Dockerd`]), the busybox-static image their containers
 //! run, and the teardown that leaves no process, mount or cgroup behind.
 
+pub mod containerd;
 pub mod docker;
 mod rootfs;
 

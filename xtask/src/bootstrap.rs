@@ -38,7 +38,29 @@ pub fn setup() -> Result<()> {
     apt_packages()?;
     nightly_rust_src()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     bpffs()
+}
+
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// cargo-fuzz, which builds and runs the fuzz targets (fuzz/) on the nightly toolchain.
+fn cargo_fuzz() -> Result<()> {
+    let bin = cmd::cargo_home_bin().join("cargo-fuzz");
+    let installed = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION));
+    if installed {
+        return Ok(());
+    }
+    println!("xtask setup: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    let mut install = cmd::new("cargo");
+    install
+        .args(["+stable", "install", "cargo-fuzz", "--locked", "--version"])
+        .arg(CARGO_FUZZ_VERSION)
+        .env_remove("RUSTUP_TOOLCHAIN");
+    cmd::run(install)
 }
 
 fn apt_packages() -> Result<()> {

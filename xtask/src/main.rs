@@ -3,6 +3,7 @@
 mod bench;
 mod bootstrap;
 mod cmd;
+mod fuzz;
 mod test;
 
 use std::path::PathBuf;
@@ -37,6 +38,15 @@ enum Task {
     Test {
         /// Only run tests whose name contains this filter.
         filter: Option<String>,
+    },
+    /// Set up, then run the fuzz targets of the front doors (fuzz/) from their seeds.
+    Fuzz {
+        /// Which targets (all when none is named).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 600)]
+        secs: u64,
     },
     /// Set up, then run the benchmarks in throwaway namespaces and print the figures.
     Bench {
@@ -158,6 +168,14 @@ fn main() -> Result<()> {
         Task::Test { filter } => {
             bootstrap::setup()?;
             test::all(filter.as_deref())
+        }
+        Task::Fuzz { targets, secs } => {
+            bootstrap::setup()?;
+            let targets = match targets.is_empty() {
+                true => fuzz::TARGETS.iter().map(|t| t.to_string()).collect(),
+                false => targets,
+            };
+            fuzz::run(&targets, secs)
         }
         Task::Bench {
             suites,

@@ -46,7 +46,13 @@ pub fn all(filter: Option<&str>) -> Result<()> {
     let mut integration = cmd::cargo();
     integration.args(["test", "-p", "integration-tests"]);
     integration.args(filter);
-    cmd::run(integration)
+    cmd::run(integration)?;
+    // The front doors' fuzz targets, briefly (`cargo xtask fuzz` runs them longer).
+    if filter.is_none() {
+        let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+        crate::fuzz::run(&targets, crate::fuzz::TEST_SECS)?;
+    }
+    Ok(())
 }
 
 fn package_args() -> Vec<&'static str> {

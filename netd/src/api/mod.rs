@@ -1,6 +1,7 @@
 //! The API: JSON over HTTP/1.1 on a unix socket, under versioned paths (`/v1/...`). The CLI
 //! is a client of it, and so is `curl --unix-socket`.
 
+pub mod check;
 pub mod client;
 mod error;
 pub mod listen;

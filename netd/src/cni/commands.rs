@@ -179,13 +179,17 @@ async fn add(api: &Api, env: &Env, conf: &NetConf, network: &str) -> Result<Valu
     result
 }
 
-async fn attach(
-    api: &Api,
-    env: &Env,
-    conf: &NetConf,
-    network: &str,
-    (id, netns, ifname): (&str, &str, &str),
-) -> Result<Value, CniError> {
+/// What an ADD asks of the daemon, read from the configuration and the environment.
+pub struct Plan {
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+    pub aliases: Vec<String>,
+    /// `-p` specs of the port mappings.
+    pub publish: Vec<String>,
+}
+
+/// Reads what an ADD asks for; a value netd cannot take is a CNI error naming it.
+pub fn plan(env: &Env, conf: &NetConf) -> Result<Plan, CniError> {
     let rc = &conf.runtime_config;
     // The `ips` capability, else CNI_ARGS's IP= (podman's and host-local's convention).
     let args_ip: Vec<String> = env.args.get("IP").into_iter().cloned().collect();
@@ -205,8 +209,27 @@ async fn attach(
                 })?,
         ),
     };
-    let aliases = rc.aliases_on(&conf.name)?;
-    let publish: Vec<String> = rc.port_mappings.iter().map(PortMap::spec).collect();
+    Ok(Plan {
+        ip,
+        mac,
+        aliases: rc.aliases_on(&conf.name)?,
+        publish: rc.port_mappings.iter().map(PortMap::spec).collect(),
+    })
+}
+
+async fn attach(
+    api: &Api,
+    env: &Env,
+    conf: &NetConf,
+    network: &str,
+    (id, netns, ifname): (&str, &str, &str),
+) -> Result<Value, CniError> {
+    let Plan {
+        ip,
+        mac,
+        aliases,
+        publish,
+    } = plan(env, conf)?;
     let ip_text = ip.map(|ip| ip.to_string());
     let name = match api.ours(id).await? {
         Some(c) => {

@@ -43,12 +43,16 @@ impl Env {
     }
 }
 
-/// Runs the plugin; returns its exit code.
+/// Runs the plugin; returns its exit code. Whatever happens, the runtime gets a CNI answer:
+/// a panic (a bug) becomes an error result, not exit 101 with nothing on stdout.
 pub fn main() -> i32 {
     let env = Env::from_process();
     let mut stdin = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut stdin);
-    let (version, outcome) = run(&env, &stdin);
+    let (version, outcome) = std::panic::catch_unwind(|| run(&env, &stdin)).unwrap_or_else(|_| {
+        let err = CniError::new(Code::Io, "netd-cni failed inside (a bug: see its stderr)");
+        ("1.1.0".into(), Err(err))
+    });
     match outcome {
         Ok(Some(result)) => {
             println!("{result}");
@@ -62,6 +66,44 @@ pub fn main() -> i32 {
     }
 }
 
+/// Reads the network configuration as every command does; an error comes with the version
+/// to answer in.
+fn read_conf(stdin: &[u8]) -> Result<NetConf, CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| {
+        CniError::new(
+            Code::Decode,
+            format!("the network configuration is not valid JSON: {e}"),
+        )
+    })?;
+    if !SUPPORTED_VERSIONS.contains(&conf.cni_version.as_str()) {
+        return Err(CniError::new(
+            Code::IncompatibleVersion,
+            format!(
+                "cniVersion {:?} is not supported; netd-cni supports {}",
+                conf.cni_version,
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        ));
+    }
+    Ok(conf)
+}
+
+/// What netd-cni checks of a call before it asks the daemon (the configuration, CNI_ARGS,
+/// runtimeConfig), alone: the fuzz targets drive it with any input.
+pub fn check(args: &str, stdin: &[u8]) -> Result<(), CniError> {
+    let conf = read_conf(stdin)?;
+    let env = Env {
+        args: wire::cni_args(args),
+        ..Env::default()
+    };
+    let plan = commands::plan(&env, &conf)?;
+    for spec in &plan.publish {
+        crate::config::port::parse_publish(spec)
+            .map_err(|e| CniError::new(Code::InvalidConfig, e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// The command's result (if it prints one), with the version to answer in.
 fn run(env: &Env, stdin: &[u8]) -> (String, Result<Option<serde_json::Value>, CniError>) {
     if env.command == "VERSION" {
@@ -69,27 +111,11 @@ fn run(env: &Env, stdin: &[u8]) -> (String, Result<Option<serde_json::Value>, Cn
             serde_json::json!({"cniVersion": "1.1.0", "supportedVersions": SUPPORTED_VERSIONS});
         return ("1.1.0".into(), Ok(Some(versions)));
     }
-    let conf: NetConf = match serde_json::from_slice(stdin) {
+    let conf = match read_conf(stdin) {
         Ok(conf) => conf,
-        Err(e) => {
-            let err = CniError::new(
-                Code::Decode,
-                format!("the network configuration is not valid JSON: {e}"),
-            );
-            return ("1.1.0".into(), Err(err));
-        }
+        Err(e) => return ("1.1.0".into(), Err(e)),
     };
     let version = conf.cni_version.clone();
-    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        let err = CniError::new(
-            Code::IncompatibleVersion,
-            format!(
-                "cniVersion {version:?} is not supported; netd-cni supports {}",
-                SUPPORTED_VERSIONS.join(", ")
-            ),
-        );
-        return ("1.1.0".into(), Err(err));
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

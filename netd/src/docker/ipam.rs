@@ -55,6 +55,37 @@ pub async fn call(d: &Shared, method: &str, bytes: &[u8]) -> Result<Value, Failu
 }
 
 async fn request_pool(d: &Shared, req: RequestPool) -> Result<Value, Failure> {
+    let (subnet, range) = pool_request(&req)?;
+    let pool = d.engine.lock().await.request_pool(subnet, range).await?;
+    Ok(json!({"PoolID": pool.id, "Pool": pool.subnet.to_string(), "Data": {}}))
+}
+
+/// The checks a call's body passes before the engine sees it, alone (the fuzz targets).
+pub fn check(method: &str, bytes: &[u8]) -> Result<(), Failure> {
+    match method {
+        "RequestPool" => pool_request(&body(bytes)?).map(drop),
+        "RequestAddress" | "ReleaseAddress" | "ReleasePool" => {
+            let req: AddressRequest = body(bytes)?;
+            required("PoolID", &req.pool_id)?;
+            if !req.address.is_empty() {
+                wire::address("Address", &req.address)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The pool and sub-pool a RequestPool asks for, checked as a network's would be.
+fn pool_request(
+    req: &RequestPool,
+) -> Result<
+    (
+        Option<ipnetwork::Ipv4Network>,
+        Option<ipnetwork::Ipv4Network>,
+    ),
+    Failure,
+> {
     if req.v6 {
         return Err(Failure::Refused(
             "V6: netd's IPAM hands out IPv4 pools only".into(),
@@ -78,6 +109,5 @@ async fn request_pool(d: &Shared, req: RequestPool) -> Result<Value, Failure> {
             (Some(spec.subnet), spec.ip_range)
         }
     };
-    let pool = d.engine.lock().await.request_pool(subnet, range).await?;
-    Ok(json!({"PoolID": pool.id, "Pool": pool.subnet.to_string(), "Data": {}}))
+    Ok((subnet, range))
 }

@@ -85,6 +85,18 @@ async fn call(State(d): State<Shared>, Path(method): Path<String>, body: Bytes) 
         .into_response()
 }
 
+/// The checks a plugin call's body passes before the engine sees it (the fuzz targets
+/// drive them with any bytes): `Err` is a refusal, never a panic.
+pub fn check(method: &str, bytes: &[u8]) -> Result<(), Failure> {
+    if let Some(m) = method.strip_prefix("NetworkDriver.") {
+        network::check(m, bytes)
+    } else if let Some(m) = method.strip_prefix("IpamDriver.") {
+        ipam::check(m, bytes)
+    } else {
+        Ok(())
+    }
+}
+
 /// The plugin's refusal of a request the listener cuts short (too large, too slow): Docker
 /// reads `Err` of any answer that is not 200.
 pub fn reject(status: StatusCode, message: String) -> Response {

@@ -189,7 +189,15 @@ async fn create_network(d: &Shared, req: wire::CreateNetwork) -> Result<Value, F
     ok()
 }
 
-async fn create_endpoint(d: &Shared, mut req: EndpointRef) -> Result<Value, Failure> {
+/// What a CreateEndpoint asks for, checked.
+struct EndpointAsk {
+    endpoint_id: String,
+    ip: Option<std::net::Ipv4Addr>,
+    mac: Option<Mac>,
+    aliases: Vec<String>,
+}
+
+fn endpoint_ask(req: &mut EndpointRef) -> Result<EndpointAsk, Failure> {
     let endpoint_id = required("EndpointID", &req.endpoint_id)?.to_string();
     let given = req.interface.take().unwrap_or_default();
     if !given.address_ipv6.is_empty() {
@@ -224,6 +232,46 @@ async fn create_endpoint(d: &Shared, mut req: EndpointRef) -> Result<Value, Fail
             )))
         }
     };
+    for alias in &aliases {
+        crate::config::names::Name::parse("alias", alias)?;
+    }
+    Ok(EndpointAsk {
+        endpoint_id,
+        ip,
+        mac,
+        aliases,
+    })
+}
+
+/// The checks a call's body passes before the engine sees it, alone: the fuzz targets
+/// drive them with any bytes.
+pub fn check(method: &str, bytes: &[u8]) -> Result<(), Failure> {
+    match method {
+        "CreateNetwork" => network_spec(&body(bytes)?).map(drop),
+        "CreateEndpoint" => endpoint_ask(&mut body(bytes)?).map(drop),
+        "DeleteNetwork" => required("NetworkID", &body::<EndpointRef>(bytes)?.network_id)
+            .map(drop)
+            .map_err(Into::into),
+        "DeleteEndpoint" | "Leave" | "RevokeExternalConnectivity" => {
+            endpoint_origin(bytes).map(drop)
+        }
+        "Join" => required("SandboxKey", &body::<EndpointRef>(bytes)?.sandbox_key)
+            .map(drop)
+            .map_err(Into::into),
+        "ProgramExternalConnectivity" => {
+            ports::requested(&body::<EndpointRef>(bytes)?.options).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn create_endpoint(d: &Shared, mut req: EndpointRef) -> Result<Value, Failure> {
+    let EndpointAsk {
+        endpoint_id,
+        ip,
+        mac,
+        aliases,
+    } = endpoint_ask(&mut req)?;
     let mut engine = d.engine.lock().await;
     let net = network(&engine, &req)?;
     let spec = RuntimeEndpoint {
