@@ -90,6 +90,44 @@ pub fn plugin_call(plugin: &str, method: &str, body: &str) -> (u16, serde_json::
     )
 }
 
+/// Makes Docker network `net` (an id) on `pool` through the plugin, as Docker does; panics
+/// if the plugin refuses.
+pub fn plugin_network(plugin: &str, net: &str, pool: &str) {
+    let create = serde_json::json!({"NetworkID": net, "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": pool}]});
+    let answer = plugin_call(plugin, "NetworkDriver.CreateNetwork", &create.to_string());
+    assert_eq!(answer, (200, serde_json::json!({})), "CreateNetwork {net}");
+}
+
+/// Makes endpoint `ep` of network `net` with `address` through the plugin; panics if the
+/// plugin refuses.
+pub fn plugin_endpoint(plugin: &str, net: &str, ep: &str, address: &str) {
+    let endpoint =
+        serde_json::json!({"NetworkID": net, "EndpointID": ep, "Interface": {"Address": address}});
+    let (status, made) = plugin_call(
+        plugin,
+        "NetworkDriver.CreateEndpoint",
+        &endpoint.to_string(),
+    );
+    assert!(
+        status == 200 && made.get("Err").is_none(),
+        "CreateEndpoint {ep}: {made}"
+    );
+}
+
+/// Removes endpoint `ep` and network `net` through the plugin, as Docker does.
+pub fn plugin_teardown(plugin: &str, net: &str, ep: &str) {
+    let ids = serde_json::json!({"NetworkID": net, "EndpointID": ep}).to_string();
+    assert_eq!(
+        plugin_call(plugin, "NetworkDriver.DeleteEndpoint", &ids).0,
+        200
+    );
+    let del = serde_json::json!({"NetworkID": net}).to_string();
+    assert_eq!(
+        plugin_call(plugin, "NetworkDriver.DeleteNetwork", &del).0,
+        200
+    );
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         if std::thread::panicking() {
