@@ -477,7 +477,7 @@ async fn stats(State(d): State<Shared>) -> Json<Value> {
                 })
             })
             .collect();
-        (Arc::clone(engine.host()), ports)
+        (Arc::clone(&engine.host().telemetry), ports)
     };
     let mut rows = Vec::new();
     let at: Vec<CountedAt> = ports.iter().map(|(.., at)| at.clone()).collect();

@@ -129,6 +129,7 @@ pub fn network(engine: &Engine, net: &Network) -> Value {
 pub fn drops(engine: &Engine, network: Option<u32>) -> Vec<Value> {
     let mut rows: Vec<_> = engine
         .host()
+        .telemetry
         .drops()
         .into_iter()
         .filter(|(k, _)| network.is_none_or(|n| n == k.network))

@@ -116,7 +116,12 @@ async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> R
     };
     log::info!("embedded DNS forwards to {upstreams:?}");
     let reserved = ReservedPorts::open(&args.state_dir.join("reserved-ports"));
-    let host = Arc::new(LinuxHost::new(nl, datapath, Dns::new(upstreams), reserved));
+    let host = Arc::new(LinuxHost::new(
+        nl,
+        datapath,
+        Arc::new(Dns::new(upstreams)),
+        reserved,
+    ));
     enable_forwarding()?;
     let uplinks = host
         .attach_uplinks(&args.uplinks)
@@ -128,7 +133,7 @@ async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> R
     }
     let daemon_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
     let before_reconcile = started.elapsed();
-    let (engine, alive) = Engine::start(host.clone(), store, daemon_netns, protected)
+    let (engine, alive) = Engine::start(host.interfaces(), store, daemon_netns, protected)
         .await
         .context("reconciling state")?;
     let reconciled = started.elapsed();

@@ -192,7 +192,7 @@ impl Engine {
         undo: &mut Vec<Undo>,
     ) -> Result<(), EngineError> {
         if let Sandbox::Owned { path } = &c.sandbox {
-            self.host.create_netns(path).await?;
+            self.host.links.create_netns(path).await?;
             undo.push(Undo::Netns(path.clone()));
         }
         if let Some(network_id) = network {
@@ -216,7 +216,7 @@ impl Engine {
             c.endpoints.push(endpoint);
         }
         c.ports = self.resolve_ports(c, &spec.publish)?;
-        self.host.publish(&self.publications(c)).await?;
+        self.host.rules.publish(&self.publications(c)).await?;
         self.write_files(c)
     }
 
@@ -224,7 +224,7 @@ impl Engine {
         if let Some(p) = &c.process {
             process::kill(p);
         }
-        let _ = self.host.unpublish(&self.publications(c)).await;
+        let _ = self.host.rules.unpublish(&self.publications(c)).await;
         for e in &c.endpoints {
             let _ = self.detach_endpoint(c, e).await;
         }
@@ -233,6 +233,7 @@ impl Engine {
             let _ = match step {
                 Undo::Netns(path) => self
                     .host
+                    .links
                     .remove_netns(&path)
                     .await
                     .map_err(EngineError::from),
@@ -385,13 +386,13 @@ impl Engine {
                 );
             }
         }
-        errors.note(self.host.unpublish(&self.publications(&c)).await);
+        errors.note(self.host.rules.unpublish(&self.publications(&c)).await);
         for e in &c.endpoints {
             errors.note(self.detach_endpoint(&c, e).await);
-            self.host.flush_connections(e.ip).await;
+            self.host.rules.flush_connections(e.ip).await;
         }
         if let Sandbox::Owned { path } = &c.sandbox {
-            errors.note(self.host.remove_netns(path).await);
+            errors.note(self.host.links.remove_netns(path).await);
         }
         errors.note(self.store.delete_container(&c.id));
         self.containers.remove(&c.id);

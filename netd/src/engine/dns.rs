@@ -13,7 +13,7 @@ impl Engine {
     /// Hands the current container names to the DNS servers, and the backends of virtual
     /// IPs to the datapath; cheap enough for every change.
     pub(super) fn refresh_names(&self) {
-        self.host.set_names(Names::build(
+        self.host.dns.set_names(Names::build(
             self.networks.values(),
             self.containers.values(),
         ));
@@ -26,8 +26,9 @@ impl Engine {
         let networks: Vec<DnsNetwork> = self
             .networks
             .values()
-            // A macvlan network's servers live in its containers (see `serve_dns_in`).
-            .filter(|n| has_dns(n) && n.macvlan.is_none())
+            // Servers of networks without a host end live in the containers (see
+            // `serve_dns_in`).
+            .filter(|n| has_dns(n) && !self.dns_inside(n))
             .filter_map(|n| {
                 Some(DnsNetwork {
                     id: n.id.clone(),
@@ -39,7 +40,7 @@ impl Engine {
                 })
             })
             .collect();
-        if let Err(e) = self.host.serve_dns(&networks).await {
+        if let Err(e) = self.host.dns.serve_dns(&networks).await {
             log::warn!("embedded DNS: {e}");
         }
         self.refresh_names();
@@ -55,19 +56,24 @@ impl Engine {
         endpoints.sort_by_key(|e| !e.default_route);
         endpoints.iter().find_map(|e| {
             let net = self.networks.get(&e.network_id)?;
-            let addr = match net.macvlan {
-                Some(_) => CONTAINER_DNS,
-                None => net.subnet?.gateway,
+            let addr = match self.dns_inside(net) {
+                true => CONTAINER_DNS,
+                false => net.subnet?.gateway,
             };
             has_dns(net).then_some(addr)
         })
     }
 
-    /// Starts the server of a macvlan endpoint in its container's namespace: the container
-    /// cannot reach the host, where a bridge network's server listens. Without a server the
-    /// container still works, so a failure is logged.
+    /// Whether the DNS server of `net` runs in each container's namespace: without a host
+    /// end (a macvlan), a container cannot reach the host, where a bridge's server listens.
+    fn dns_inside(&self, net: &Network) -> bool {
+        self.host.driver(net.driver).is_some_and(|d| !d.host_end())
+    }
+
+    /// Starts the server of an endpoint without a host end in its container's namespace.
+    /// Without a server the container still works, so a failure is logged.
     pub(super) async fn serve_dns_in(&self, net: &Network, netns: &Path, e: &Endpoint) {
-        if net.macvlan.is_none() || !has_dns(net) {
+        if !self.dns_inside(net) || !has_dns(net) {
             return;
         }
         let spec = DnsNetwork {
@@ -78,7 +84,7 @@ impl Engine {
             netns: Some(netns.to_path_buf()),
             client: Some(e.ip),
         };
-        if let Err(err) = self.host.serve_dns_in(&e.id, &spec).await {
+        if let Err(err) = self.host.dns.serve_dns_in(&e.id, &spec).await {
             log::warn!("embedded DNS of {} in {}: {err}", e.ifname, netns.display());
         }
     }

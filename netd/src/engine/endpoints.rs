@@ -3,7 +3,11 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use super::{host::Plug, ipam_pools::IPAM_HOLDER, Engine, EngineError};
+use super::{
+    host::{Plug, Unplug},
+    ipam_pools::IPAM_HOLDER,
+    Engine, EngineError,
+};
 use crate::{
     config::{
         mac::Mac,
@@ -40,6 +44,7 @@ impl Engine {
         req: EndpointRequest<'_>,
     ) -> Result<Endpoint, EngineError> {
         let net = req.network;
+        let driver = self.driver(net)?;
         if let Some(mac) = req.mac {
             self.check_mac_free(net, mac)?;
         }
@@ -94,7 +99,7 @@ impl Engine {
         }
         let mut plug = plug_of(net, req.netns, &endpoint, req.dnat_target);
         plug.handover = req.handover;
-        if let Err(e) = self.host.plug(&plug).await {
+        if let Err(e) = driver.attach(&plug).await {
             self.release(&net.id, ip);
             self.prune_alias_vips().await;
             return Err(e.into());
@@ -156,20 +161,21 @@ impl Engine {
         c: &Container,
         endpoint: &Endpoint,
     ) -> Result<(), EngineError> {
-        self.host.stop_dns_in(&endpoint.id);
-        let macvlan = self
+        self.host.dns.stop_dns_in(&endpoint.id);
+        // An endpoint whose network record is gone can only be a bridge's: a macvlan
+        // network is removed only once it has no endpoints.
+        let driver = self
             .networks
             .get(&endpoint.network_id)
-            .is_some_and(|n| n.macvlan.is_some());
-        let result = match (macvlan, self.own_netns(c)) {
-            // It lives in the container's namespace only.
-            (true, Ok(netns)) => {
-                let (ifname, id) = (endpoint.ifname.as_str(), endpoint.id.as_str());
-                self.host.unplug_inside(&netns, ifname, id).await
-            }
-            (true, Err(_)) => Ok(()),
-            (false, _) => self.host.unplug(endpoint.host_ifname.as_str()).await,
+            .and_then(|n| self.host.driver(n.driver))
+            .unwrap_or_else(|| self.host.drivers.bridge.clone());
+        let unplug = Unplug {
+            endpoint_id: endpoint.id.clone(),
+            host_ifname: endpoint.host_ifname.clone(),
+            ifname: endpoint.ifname.clone(),
+            netns: self.own_netns(c).ok(),
         };
+        let result = driver.detach(&unplug).await;
         self.release(&endpoint.network_id, endpoint.ip);
         result.map_err(Into::into)
     }
@@ -314,7 +320,7 @@ impl Engine {
         let mut updated = c.clone();
         updated.endpoints.retain(|e| e.id != endpoint.id);
         let result = self.detach_endpoint(&c, &endpoint).await;
-        self.host.flush_connections(endpoint.ip).await;
+        self.host.rules.flush_connections(endpoint.ip).await;
         if endpoint.default_route {
             self.move_default_route(&mut updated).await;
         }
@@ -337,6 +343,7 @@ impl Engine {
             };
             if self
                 .host
+                .links
                 .set_default_route(&netns, subnet.gateway)
                 .await
                 .is_ok()

@@ -33,7 +33,7 @@ impl Engine {
         subnet: Option<Ipv4Network>,
         ip_range: Option<Ipv4Network>,
     ) -> Result<IpamPool, EngineError> {
-        let routes = self.host.routes().await?;
+        let routes = self.host.facts.routes().await?;
         let subnet = match subnet {
             Some(subnet) => {
                 self.check_overlap(subnet, &routes, None)?;

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use super::{host::ShimSpec, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::{
     config::{
         macvlan::{MacvlanMode, MacvlanSpec},
@@ -12,24 +12,11 @@ use crate::{
         ConfigError,
     },
     ipam,
-    state::model::{internal_parent_name, shim_name, Driver, Network},
+    state::model::{Driver, Network},
 };
 
 /// Who holds the shim's address in the network's pool.
 pub(super) const SHIM_HOLDER: &str = "the host's shim (host_access)";
-
-/// The shim of a macvlan network with host access.
-pub(super) fn shim_spec(net: &Network) -> Option<ShimSpec> {
-    net.macvlan.as_ref().filter(|m| m.host_access)?;
-    Some(ShimSpec {
-        network_id: net.id.clone(),
-        name: shim_name(&net.id),
-        parent: net.macvlan_parent()?,
-        ip: net.shim_ip?,
-        range: net.subnet?.ip_range?,
-        mtu: net.mtu,
-    })
-}
 
 impl Engine {
     pub(super) async fn create_macvlan_network(
@@ -39,7 +26,7 @@ impl Engine {
     ) -> Result<Network, EngineError> {
         let subnet = spec.subnet.expect("config requires a macvlan subnet");
         if let Some(parent) = &macvlan.parent {
-            if !self.host.link_exists(parent.as_str()).await? {
+            if !self.host.links.link_exists(parent.as_str()).await? {
                 // Docker would make PARENT.ID, a VLAN sub-interface; this kernel has no
                 // 802.1Q driver, so netd makes none (one that exists is used as it is).
                 let why = match parent.as_str().split_once('.') {
@@ -96,51 +83,17 @@ impl Engine {
         made.map(|()| net)
     }
 
-    /// Persists `net` and makes its shim if it has host access; nothing remains on failure.
+    /// Makes the network's links (its own parent, the shim) and persists it; nothing remains
+    /// on failure.
     async fn make_macvlan_network(&mut self, net: &mut Network) -> Result<(), EngineError> {
         if net.macvlan.as_ref().is_some_and(|m| m.host_access) {
             let pool = self.pools.get_mut(&net.id).expect("inserted");
             let ip = pool.allocate_highest(SHIM_HOLDER)?;
             net.shim_ip = Some(self.clear_on_lan(net, ip, false, SHIM_HOLDER).await?);
         }
-        self.store.save_network(net)?;
-        if let Err(e) = self.ensure_own_parent(net).await {
-            self.remove_own_parent(net).await;
-            let _ = self.store.delete_network(&net.id);
-            return Err(e);
-        }
-        if let Some(shim) = shim_spec(net) {
-            if let Err(e) = self.host.ensure_shim(&shim).await {
-                let _ = self.host.remove_link(shim.name.as_str()).await;
-                self.remove_own_parent(net).await;
-                let _ = self.store.delete_network(&net.id);
-                return Err(e.into());
-            }
-        }
+        self.set_up_network(net).await?;
         self.networks.insert(net.id.clone(), net.clone());
         Ok(())
-    }
-
-    /// The parent of an internal macvlan network, made (or completed) if it is netd's own.
-    pub(super) async fn ensure_own_parent(&self, net: &Network) -> Result<(), EngineError> {
-        if net.macvlan.as_ref().is_none_or(|m| m.parent.is_some()) {
-            return Ok(());
-        }
-        let name = internal_parent_name(&net.id);
-        self.host
-            .ensure_internal_parent(&name, &net.id, net.mtu)
-            .await
-            .map_err(Into::into)
-    }
-
-    /// Removes the parent of an internal macvlan network (its macvlans go with it).
-    pub(super) async fn remove_own_parent(&self, net: &Network) {
-        if net.macvlan.as_ref().is_some_and(|m| m.parent.is_none()) {
-            let name = internal_parent_name(&net.id);
-            if let Err(e) = self.host.remove_link(name.as_str()).await {
-                log::warn!("removing {name}, the parent of network {}: {e}", net.name);
-            }
-        }
     }
 
     /// Two macvlan networks share a parent only with disjoint subnets, as in Docker, and a
@@ -210,9 +163,9 @@ impl Engine {
         };
         let parent = parent.to_string();
         loop {
-            let owner = match self.host.has_address(ip) {
+            let owner = match self.host.facts.has_address(ip) {
                 true => Some("this host".to_string()),
-                false => match self.host.lan_owner(&parent, ip).await {
+                false => match self.host.facts.lan_owner(&parent, ip).await {
                     Ok(owner) => owner.map(|mac| format!("{mac} (answering ARP on {parent})")),
                     Err(e) => {
                         self.release_on(net, ip);

@@ -42,6 +42,7 @@ use std::{
 
 pub use error::{EngineError, Errors};
 pub use host::Host;
+use host::NetworkDriver;
 pub use ipam_pools::{AddressUse, ADDRESS_SPACE};
 pub use runtime::RuntimeEndpoint;
 pub use vips::AliasView;
@@ -55,7 +56,7 @@ use crate::{
 };
 
 pub struct Engine {
-    host: Arc<dyn Host>,
+    host: Host,
     store: Store,
     networks: BTreeMap<String, Network>,
     containers: BTreeMap<String, Container>,
@@ -104,8 +105,19 @@ impl Engine {
         self.pools.get(network_id)
     }
 
-    pub fn host(&self) -> &Arc<dyn Host> {
+    pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// The driver of `net`'s kind; `host` and `none` networks have none.
+    fn driver(&self, net: &Network) -> Result<Arc<dyn NetworkDriver>, EngineError> {
+        self.host.driver(net.driver).ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "network {} ({} driver) gives containers no interface",
+                net.name,
+                net.driver.as_str()
+            ))
+        })
     }
 
     /// Finds a network by full id, then name, then unique id prefix (Docker's order).

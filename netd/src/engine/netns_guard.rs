@@ -18,10 +18,10 @@ impl Engine {
                 why,
             ))
         };
-        if !self.host.netns_alive(path) {
+        if !self.host.links.netns_alive(path) {
             return Err(refuse("is not a network namespace".into()));
         }
-        let id = self.host.netns_id(path).map_err(|e| {
+        let id = self.host.links.netns_id(path).map_err(|e| {
             refuse(format!(
                 "cannot be identified ({e}); netd refuses a namespace it cannot tell from the host's"
             ))
@@ -38,7 +38,7 @@ impl Engine {
     /// only after Join, and moves the interface itself, so a path that is no namespace yet
     /// is taken; one that is a namespace already is checked as any other.
     pub(super) fn guard_runtime_sandbox(&self, path: &Path) -> Result<(), EngineError> {
-        if !self.host.netns_alive(path) {
+        if !self.host.links.netns_alive(path) {
             return Ok(());
         }
         self.guard_netns(path)

@@ -5,11 +5,7 @@ use std::collections::BTreeMap;
 
 use ipnetwork::Ipv4Network;
 
-use super::{
-    host::{BridgeSpec, NetworkRules},
-    ipam_pools::IPAM_HOLDER,
-    Engine, EngineError,
-};
+use super::{host::NetworkRules, ipam_pools::IPAM_HOLDER, Engine, EngineError};
 use crate::{
     config::{
         mac::Mac,
@@ -36,7 +32,7 @@ impl Engine {
         if let Some(macvlan) = spec.macvlan.clone() {
             return self.create_macvlan_network(spec, macvlan).await;
         }
-        let routes = self.host.routes().await?;
+        let routes = self.host.facts.routes().await?;
         let subnet = match spec.subnet {
             Some(mut subnet) => {
                 self.check_ipam_binding(spec.ipam_pool.as_deref(), subnet.subnet)?;
@@ -167,14 +163,29 @@ impl Engine {
 
     pub(super) async fn sync_network_rules(&self) -> Result<(), EngineError> {
         self.host
+            .rules
             .set_networks(&self.network_rules())
             .await
             .map_err(Into::into)
     }
 
+    /// Makes the links of `net` with its driver and persists it; nothing remains on failure.
+    pub(super) async fn set_up_network(&self, net: &Network) -> Result<(), EngineError> {
+        let driver = self.driver(net)?;
+        let made = match driver.setup(net).await {
+            Ok(()) => self.store.save_network(net).map_err(EngineError::from),
+            Err(e) => Err(e.into()),
+        };
+        if made.is_err() {
+            if let Err(e) = driver.teardown(net).await {
+                log::warn!("removing what was made of network {}: {e}", net.name);
+            }
+        }
+        made
+    }
+
     /// Creates the bridge of `net`, persists it and opens its address pool.
     async fn add_bridge_network(&mut self, net: Network) -> Result<Network, EngineError> {
-        let bridge = bridge_spec(&net).expect("a bridge network");
         let mut refused = Vec::new();
         let pool = self
             .network_pool(&net, &mut refused)
@@ -182,11 +193,7 @@ impl Engine {
         if let Some(e) = refused.into_iter().next() {
             return Err(e.into());
         }
-        self.host.ensure_bridge(&bridge).await?;
-        if let Err(e) = self.store.save_network(&net) {
-            let _ = self.host.remove_link(bridge.name.as_str()).await;
-            return Err(e.into());
-        }
+        self.set_up_network(&net).await?;
         self.pools.insert(net.id.clone(), pool);
         self.networks.insert(net.id.clone(), net.clone());
         self.sync_masq_subnets().await?;
@@ -207,7 +214,7 @@ impl Engine {
                 net.name
             )));
         }
-        if self.host.link_exists(name.as_str()).await? {
+        if self.host.links.link_exists(name.as_str()).await? {
             return Err(EngineError::Conflict(format!(
                 "an interface named {name} already exists on the host; pick another bridge name"
             )));
@@ -329,13 +336,9 @@ impl Engine {
                 members.join(", ")
             )));
         }
-        if let Some(bridge) = &net.bridge {
-            self.host.remove_link(bridge.as_str()).await?;
+        if let Some(driver) = self.host.driver(net.driver) {
+            driver.teardown(&net).await?;
         }
-        if let Some(shim) = super::macvlan::shim_spec(&net) {
-            self.host.remove_link(shim.name.as_str()).await?;
-        }
-        self.remove_own_parent(&net).await;
         self.store.delete_network(&net.id)?;
         self.pools.remove(&net.id);
         self.networks.remove(&net.id);
@@ -370,7 +373,7 @@ impl Engine {
                 .any(|n| n.predefined && n.name.as_str() == name)
         };
         if !has(self, "bridge") {
-            let routes = self.host.routes().await?;
+            let routes = self.host.facts.routes().await?;
             let preferred: Ipv4Network = DEFAULT_SUBNET.parse().expect("valid");
             let subnet = if self.check_overlap(preferred, &routes, None).is_ok() {
                 SubnetSpec::with_default_gateway(preferred)
@@ -418,16 +421,4 @@ fn predefined(name: &str, driver: Driver) -> Network {
         macvlan: None,
         shim_ip: None,
     }
-}
-
-pub(super) fn bridge_spec(net: &Network) -> Option<BridgeSpec> {
-    let subnet = net.subnet?;
-    Some(BridgeSpec {
-        network_id: net.id.clone(),
-        name: net.bridge.clone()?,
-        gateway: subnet.gateway,
-        prefix: subnet.subnet.prefix(),
-        mtu: net.mtu,
-        mac: Mac::for_gateway(subnet.gateway),
-    })
 }

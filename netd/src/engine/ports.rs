@@ -45,16 +45,16 @@ impl Engine {
         let publications = self.publications(&new);
         if first {
             let port = &c.endpoints[0].host_ifname; // resolve_ports made sure there is one
-            self.host.mark_dnat_target(port.as_str()).await?;
+            self.host.rules.mark_dnat_target(port.as_str()).await?;
         }
-        if let Err(e) = self.host.publish(&publications).await {
-            let _ = self.host.unpublish(&publications).await;
+        if let Err(e) = self.host.rules.publish(&publications).await {
+            let _ = self.host.rules.unpublish(&publications).await;
             return Err(e.into());
         }
         c.ports.extend_from_slice(&added);
         // Only the container's record changes: its files (hosts, resolv.conf) and names stay.
         if let Err(e) = self.store.save_container(&c) {
-            let _ = self.host.unpublish(&publications).await;
+            let _ = self.host.rules.unpublish(&publications).await;
             return Err(e.into());
         }
         self.containers.insert(c.id.clone(), c);
@@ -100,7 +100,7 @@ impl Engine {
             }
         }
         let mut bound = PortIndex::default();
-        for (proto, ip, port) in self.host.bound_ports() {
+        for (proto, ip, port) in self.host.facts.bound_ports() {
             if wanted.may_clash(proto, NonZeroU16::new(port)) {
                 bound.add_socket(proto, ip, port, "a process on the host");
             }
@@ -112,7 +112,10 @@ impl Engine {
             .map(|m| m.host_ip)
             .filter(|ip| !ip.is_unspecified())
             .collect();
-        if let Some(ip) = host_ips.into_iter().find(|ip| !self.host.has_address(*ip)) {
+        if let Some(ip) = host_ips
+            .into_iter()
+            .find(|ip| !self.host.facts.has_address(*ip))
+        {
             return Err(ConfigError::invalid(
                 "host IP",
                 ip.to_string(),
@@ -152,7 +155,7 @@ impl Engine {
         taken: &PortIndex<'_>,
         bound: &PortIndex<'_>,
     ) -> Result<PortMapping, EngineError> {
-        let (lo, hi) = self.host.ephemeral_ports();
+        let (lo, hi) = self.host.facts.ephemeral_ports();
         let span = u32::from(hi - lo) + 1;
         let start = rand::random::<u32>() % span;
         for i in 0..span {
@@ -205,6 +208,7 @@ impl Engine {
 
     pub(super) async fn sync_masq_subnets(&self) -> Result<(), EngineError> {
         self.host
+            .rules
             .set_masq_subnets(&self.masq_subnets())
             .await
             .map_err(Into::into)

@@ -4,13 +4,9 @@
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
-use super::{
-    endpoints::plug_of, ipam_pools::IPAM_HOLDER, networks::bridge_spec, Engine, EngineError,
-    Errors, Host,
-};
+use super::{endpoints::plug_of, ipam_pools::IPAM_HOLDER, Engine, EngineError, Errors, Host};
 use crate::state::{
     model::{Container, Process, Sandbox},
     Store,
@@ -20,7 +16,7 @@ impl Engine {
     /// Loads and reconciles. Returns the engine and the container processes of an earlier run
     /// that are still alive, for the caller to watch.
     pub async fn start(
-        host: Arc<dyn Host>,
+        host: Host,
         store: Store,
         daemon_netns: PathBuf,
         protected: crate::netns::Protected,
@@ -45,12 +41,8 @@ impl Engine {
         engine.create_predefined().await?;
         let mut errors = Errors::default();
         for net in engine.networks.values() {
-            if let Some(bridge) = bridge_spec(net) {
-                errors.note(engine.host.ensure_bridge(&bridge).await);
-            }
-            errors.note(engine.ensure_own_parent(net).await);
-            if let Some(shim) = super::macvlan::shim_spec(net) {
-                errors.note(engine.host.ensure_shim(&shim).await);
+            if let Some(driver) = engine.host.driver(net.driver) {
+                errors.note(driver.setup(net).await);
             }
         }
         let mut phases = Phases::start();
@@ -67,13 +59,13 @@ impl Engine {
         }
         // Files and processes only: walked on another thread while the interfaces are adopted.
         let sweep = engine.sweep_files_and_processes();
-        errors.note(engine.host.snapshot_links(true).await);
+        errors.note(engine.host.links.snapshot_links(true).await);
         let ids: Vec<String> = engine.containers.keys().cloned().collect();
         for id in ids {
             let c = engine.containers[&id].clone();
             errors.note(engine.restore_container(&c).await);
         }
-        errors.note(engine.host.snapshot_links(false).await);
+        errors.note(engine.host.links.snapshot_links(false).await);
         phases.done("containers");
         engine.remove_orphans(&mut errors).await;
         match sweep.await {
@@ -88,7 +80,7 @@ impl Engine {
             .values()
             .flat_map(|c| engine.publications(c))
             .collect();
-        errors.note(engine.host.publish_exactly(&published).await);
+        errors.note(engine.host.rules.publish_exactly(&published).await);
         phases.done("ports");
         errors.note(engine.sync_masq_subnets().await);
         errors.note(engine.sync_network_rules().await);
@@ -146,14 +138,14 @@ impl Engine {
     pub(super) async fn restore_container(&self, c: &Container) -> Result<(), EngineError> {
         let netns = match &c.sandbox {
             Sandbox::Owned { path } => {
-                if !self.host.netns_alive(path) {
+                if !self.host.links.netns_alive(path) {
                     log::info!("recreating the namespace of container {}", c.name);
-                    self.host.remove_netns(path).await?;
-                    self.host.create_netns(path).await?;
+                    self.host.links.remove_netns(path).await?;
+                    self.host.links.create_netns(path).await?;
                 }
                 path.clone()
             }
-            Sandbox::External { path } if self.host.netns_alive(path) => path.clone(),
+            Sandbox::External { path } if self.host.links.netns_alive(path) => path.clone(),
             Sandbox::External { path } => {
                 log::warn!(
                     "namespace {} of container {} is gone",
@@ -169,14 +161,15 @@ impl Engine {
             let Some(net) = self.networks.get(&e.network_id) else {
                 continue;
             };
+            let driver = self.driver(net)?;
             let plug = plug_of(net, netns.clone(), e, !c.ports.is_empty());
-            // A macvlan has no host end: adopting looks for it in the container.
-            if net.macvlan.is_some() || self.host.link_exists(e.host_ifname.as_str()).await? {
-                self.host.adopt_port(&plug).await?;
+            // Without a host end, adopting looks for the interface in the container.
+            if !driver.host_end() || self.host.links.link_exists(e.host_ifname.as_str()).await? {
+                driver.adopt(&plug).await?;
                 self.serve_dns_in(net, &netns, e).await;
             } else {
                 log::info!("recreating interface {} of container {}", e.ifname, c.name);
-                self.host.plug(&plug).await?;
+                driver.attach(&plug).await?;
             }
         }
         Ok(())
@@ -189,10 +182,10 @@ impl Engine {
             let Some(net) = self.networks.get(&e.network_id) else {
                 continue;
             };
-            if self.host.link_exists(e.host_ifname.as_str()).await? {
+            if self.host.links.link_exists(e.host_ifname.as_str()).await? {
                 let mut plug = plug_of(net, self.daemon_netns.clone(), e, !c.ports.is_empty());
                 plug.handover = true;
-                self.host.adopt_port(&plug).await?;
+                self.driver(net)?.adopt(&plug).await?;
             } else {
                 log::warn!(
                     "interface {} of {} container {} is gone; {} must recreate the endpoint",
@@ -243,7 +236,7 @@ impl Engine {
                 namespaces.insert(path.clone());
             }
         }
-        if let Some(links) = errors.note(self.host.owned_links().await) {
+        if let Some(links) = errors.note(self.host.links.owned_links().await) {
             for link in &links {
                 if !link.half_made && !owners.contains(link.owner.as_str()) {
                     log::info!("removing orphan link {}", link.name);
@@ -257,12 +250,13 @@ impl Engine {
                 } else {
                     continue;
                 }
-                errors.note(self.host.remove_link(&link.name).await);
+                errors.note(self.host.links.remove_link(&link.name).await);
             }
         }
         let ports: Vec<String> = ports.into_iter().collect();
         errors.note(
             self.host
+                .rules
                 .forget_ports_except(&ports, &self.lan_indexes())
                 .await,
         );
@@ -275,7 +269,7 @@ impl Engine {
             .filter(|p| !namespaces.contains(p))
         {
             log::info!("removing orphan namespace {}", path.display());
-            errors.note(self.host.remove_netns(&path).await);
+            errors.note(self.host.links.remove_netns(&path).await);
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::{networks::bridge_spec, Engine};
+use super::Engine;
 use crate::state::model::{lan_ifindex, Container, Sandbox};
 
 impl Engine {
@@ -32,7 +32,7 @@ impl Engine {
             .values()
             .filter_map(|c| match (&c.sandbox, &c.process) {
                 (Sandbox::Owned { path }, Some(p))
-                    if !self.host.netns_alive(path) && crate::process::alive(p) =>
+                    if !self.host.links.netns_alive(path) && crate::process::alive(p) =>
                 {
                     Some((c.name.to_string(), path.clone(), p.pid))
                 }
@@ -45,7 +45,7 @@ impl Engine {
                 "container {name}: its namespace {} was unmounted: mounting it again from process {pid}",
                 path.display()
             );
-            match self.host.rebind_netns(&path, pid).await {
+            match self.host.links.rebind_netns(&path, pid).await {
                 Ok(()) => remounted += 1,
                 Err(e) => log::warn!("container {name}: {e}"),
             }
@@ -63,7 +63,7 @@ impl Engine {
             .values()
             .filter(|c| c.process.as_ref().is_none_or(|p| p.exit_code.is_some()))
             .filter_map(|c| match &c.sandbox {
-                Sandbox::External { path } if !self.host.netns_alive(path) => {
+                Sandbox::External { path } if !self.host.links.netns_alive(path) => {
                     Some((c.id.clone(), path.display().to_string()))
                 }
                 _ => None,
@@ -87,7 +87,7 @@ impl Engine {
     /// `released`: containers were released since the last look, whose interfaces died
     /// with their namespace: their datapath entries go too.
     async fn repair_links(&mut self, released: bool) -> usize {
-        let mut present: HashSet<String> = match self.host.owned_links().await {
+        let mut present: HashSet<String> = match self.host.links.owned_links().await {
             Ok(links) => links.into_iter().map(|l| l.name).collect(),
             Err(e) => {
                 log::warn!("looking for deleted links: {e}");
@@ -97,23 +97,23 @@ impl Engine {
         let mut repairs = 0;
         let mut remade = HashSet::new();
         for net in self.networks.values() {
-            let Some(bridge) = bridge_spec(net) else {
+            let Some(driver) = self.host.driver(net.driver) else {
                 continue;
             };
-            if present.contains(bridge.name.as_str()) {
+            let links = driver.repaired_links(net);
+            let Some(gone) = links.iter().find(|l| !present.contains(l.as_str())) else {
                 continue;
-            }
+            };
             log::warn!(
-                "bridge {} of network {} was deleted: making it again",
-                bridge.name,
+                "{gone} of network {} was deleted: making it again",
                 net.name
             );
-            match self.host.ensure_bridge(&bridge).await {
+            match driver.setup(net).await {
                 Ok(()) => {
                     repairs += 1;
                     remade.insert(net.id.clone());
                 }
-                Err(e) => log::warn!("making bridge {} again: {e}", bridge.name),
+                Err(e) => log::warn!("making {gone} again: {e}"),
             }
         }
         // A runtime's interfaces are the runtime's to check and make again (CNI's CHECK
@@ -124,7 +124,7 @@ impl Engine {
             self.containers
                 .values()
                 .filter(|c| match &c.sandbox {
-                    Sandbox::External { path } => self.host.netns_alive(path),
+                    Sandbox::External { path } => self.host.links.netns_alive(path),
                     _ => true,
                 })
                 .filter(|c| {
@@ -155,7 +155,7 @@ impl Engine {
         }
         if repairs > 0 {
             // What was made again is present now, with another ifindex.
-            match self.host.owned_links().await {
+            match self.host.links.owned_links().await {
                 Ok(links) => present = links.into_iter().map(|l| l.name).collect(),
                 Err(e) => log::warn!("looking at the links after repairs: {e}"),
             }
@@ -186,6 +186,7 @@ impl Engine {
         }
         match self
             .host
+            .rules
             .forget_ports_except(&ports, &self.lan_indexes())
             .await
         {
@@ -199,7 +200,8 @@ impl Engine {
     fn has_host_port(&self, e: &crate::state::model::Endpoint) -> bool {
         self.networks
             .get(&e.network_id)
-            .is_none_or(|n| n.macvlan.is_none())
+            .and_then(|n| self.host.driver(n.driver))
+            .is_none_or(|d| d.host_end())
     }
 
     /// Where the datapath counts endpoint `e`.

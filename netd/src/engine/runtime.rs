@@ -197,7 +197,7 @@ impl Engine {
         if c.ports.is_empty() {
             return Ok(());
         }
-        self.host.unpublish(&self.publications(&c)).await?;
+        self.host.rules.unpublish(&self.publications(&c)).await?;
         c.ports.clear();
         self.store.save_container(&c)?;
         self.containers.insert(c.id.clone(), c);
@@ -210,7 +210,7 @@ impl Engine {
         let c = self.container(key)?;
         let (netns, handover) = match &c.sandbox {
             Sandbox::Owned { path } | Sandbox::External { path } => {
-                if !self.host.netns_alive(path) {
+                if !self.host.links.netns_alive(path) {
                     return Ok(vec![format!("namespace {} is gone", path.display())]);
                 }
                 (path.clone(), false)
@@ -226,7 +226,10 @@ impl Engine {
             };
             let mut plug = plug_of(net, netns.clone(), e, !c.ports.is_empty());
             plug.handover = handover;
-            problems.extend(self.host.check_plug(&plug).await);
+            match self.host.driver(net.driver) {
+                Some(driver) => problems.extend(driver.check(&plug).await),
+                None => problems.push(format!("network {} gives no interface", net.name)),
+            }
         }
         Ok(problems)
     }

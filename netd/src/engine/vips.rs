@@ -75,7 +75,7 @@ impl Engine {
 
     /// Hands the datapath the VIPs and their backends; cheap enough for every change.
     pub(super) fn sync_vips(&self) {
-        if let Err(e) = self.host.set_vips(&self.vip_specs()) {
+        if let Err(e) = self.host.rules.set_vips(&self.vip_specs()) {
             log::warn!("virtual IPs: {e}");
         }
     }
@@ -97,7 +97,7 @@ impl Engine {
 
     /// Connections each backend address of VIP `id` was chosen for.
     pub fn vip_connections(&self, id: u32) -> Vec<(Ipv4Addr, u64)> {
-        self.host.vip_connections(id)
+        self.host.telemetry.vip_connections(id)
     }
 
     /// `alias create`: a VIP alias on a network, whether or not members carry it yet.

@@ -18,7 +18,10 @@ use prometheus::{proto::MetricFamily, Encoder, TextEncoder};
 
 use super::family::Family;
 use crate::{
-    engine::{host::CountedAt, AliasView, Host},
+    engine::{
+        host::{CountedAt, Telemetry},
+        AliasView,
+    },
     shared::Shared,
 };
 
@@ -27,7 +30,7 @@ pub(super) type PortLabels = [String; 5];
 
 /// What the scrape needs from the engine, taken under its lock.
 pub(super) struct State {
-    pub(super) host: Arc<dyn Host>,
+    pub(super) telemetry: Arc<dyn Telemetry>,
     /// Datapath id -> network name.
     pub(super) networks: HashMap<u32, String>,
     /// (network, container, interface, host interface)
@@ -97,7 +100,7 @@ pub(super) async fn state(d: &Shared) -> State {
         }
     }
     State {
-        host: Arc::clone(engine.host()),
+        telemetry: Arc::clone(&engine.host().telemetry),
         networks,
         interfaces,
         ports,
@@ -179,7 +182,7 @@ fn published_ports(families: &mut Vec<MetricFamily>, s: &State) {
         "Connections (TCP) and flows (UDP) opened through a published port from clients that the datapath translates (external, containers, hairpin).",
         &LABELS[..5],
     );
-    let stats: HashMap<PortStatsKey, _> = s.host.port_stats().into_iter().collect();
+    let stats: HashMap<PortStatsKey, _> = s.telemetry.port_stats().into_iter().collect();
     for (key, l) in &s.ports {
         let st = stats.get(key).copied().unwrap_or_default();
         let with = |dir: &'static str| -> [&str; 6] { [&l[0], &l[1], &l[2], &l[3], &l[4], dir] };
@@ -209,7 +212,7 @@ async fn interfaces(families: &mut Vec<MetricFamily>, s: &State) {
     // (network, direction) -> (packets, bytes)
     let mut per_network: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
     let at: Vec<CountedAt> = s.interfaces.iter().map(|(_, at)| at.clone()).collect();
-    let counters = s.host.port_counters(&at).await;
+    let counters = s.telemetry.port_counters(&at).await;
     for (([network, container, ifname], _), c) in s.interfaces.iter().zip(counters) {
         // The port's ingress is what the container sent.
         for (dir, p, b) in [
@@ -254,7 +257,7 @@ fn drops(families: &mut Vec<MetricFamily>, s: &State) {
         "Bytes the datapath dropped, by network, reason and direction.",
         LABELS,
     );
-    for (k, c) in s.host.drops() {
+    for (k, c) in s.telemetry.drops() {
         let network = s.networks.get(&k.network).map_or("", String::as_str);
         let reason = DropReason::from_u8(k.reason).map_or("unknown", |r| r.name());
         let labels = [network, reason, direction_name(k.direction)];
@@ -286,7 +289,7 @@ fn maps(families: &mut Vec<MetricFamily>, s: &State) {
         "Entries an LRU map (the conntrack tables) pushed out to make room, since the map was made. NETD_CT_NEW evicting is a flood churning unanswered connections; NETD_CT evicting is answered connections lost to a full table.",
         &["map"],
     );
-    let usage = s.host.usage();
+    let usage = s.telemetry.usage();
     for m in &usage.maps {
         entries.add(&[m.name], m.entries as f64);
         capacity.add(&[m.name], f64::from(m.capacity));
@@ -341,7 +344,8 @@ fn aliases(families: &mut Vec<MetricFamily>, s: &State) {
     );
     for a in &s.aliases {
         let vip = a.vip.ip.to_string();
-        let counts: HashMap<Ipv4Addr, u64> = s.host.vip_connections(a.vip.id).into_iter().collect();
+        let counts: HashMap<Ipv4Addr, u64> =
+            s.telemetry.vip_connections(a.vip.id).into_iter().collect();
         backends.add(&[&a.network, &a.name, &vip], a.backends.len() as f64);
         for (container, ip) in &a.backends {
             let n = counts.get(ip).copied().unwrap_or(0);
@@ -368,7 +372,7 @@ fn dns(families: &mut Vec<MetricFamily>, s: &State) {
         "TCP connections a network's DNS server closed at once: it held its maximum (64).",
         &["network"],
     );
-    for c in s.host.dns_counters() {
+    for c in s.telemetry.dns_counters() {
         let Some(network) = s.network_names_by_id.get(&c.network_id) else {
             continue;
         };

@@ -41,7 +41,7 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
     let s = state(d).await;
     let rows = match view {
         "ports" => {
-            let stats: HashMap<_, _> = s.host.port_stats().into_iter().collect();
+            let stats: HashMap<_, _> = s.telemetry.port_stats().into_iter().collect();
             s.ports
                 .iter()
                 .map(|(key, l)| {
@@ -56,7 +56,7 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
                 .collect()
         }
         "maps" => s
-            .host
+            .telemetry
             .usage()
             .maps
             .into_iter()
@@ -70,7 +70,7 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
             .iter()
             .flat_map(|a| {
                 let counts: HashMap<Ipv4Addr, u64> =
-                    s.host.vip_connections(a.vip.id).into_iter().collect();
+                    s.telemetry.vip_connections(a.vip.id).into_iter().collect();
                 a.backends
                     .iter()
                     .map(|(c, ip)| {
@@ -81,7 +81,7 @@ pub async fn rows(d: &Shared, view: &str) -> Option<Vec<Value>> {
             })
             .collect(),
         "dns" => s
-            .host
+            .telemetry
             .dns_counters()
             .into_iter()
             .filter_map(|c| {

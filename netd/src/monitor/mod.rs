@@ -12,7 +12,7 @@ use std::{
 use netd_common::monitor::Event;
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 
-use crate::{datapath::monitor::Events, engine::Host};
+use crate::{datapath::monitor::Events, engine::host::Telemetry};
 
 /// Events a slow watcher may fall behind by before it is told it lost some.
 const BACKLOG: usize = 4096;
@@ -20,7 +20,7 @@ const BACKLOG: usize = 4096;
 pub struct Monitor {
     tx: broadcast::Sender<Event>,
     watchers: AtomicUsize,
-    host: Arc<dyn Host>,
+    telemetry: Arc<dyn Telemetry>,
 }
 
 /// An open watch; the programs stop writing events when the last one is dropped.
@@ -32,7 +32,7 @@ pub struct Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         if self.monitor.watchers.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.monitor.host.set_monitor(false);
+            self.monitor.telemetry.set_monitor(false);
         }
     }
 }
@@ -47,12 +47,12 @@ impl AsRawFd for Ring {
 
 impl Monitor {
     /// Starts the reader of `events`.
-    pub fn start(events: Events, host: Arc<dyn Host>) -> std::io::Result<Arc<Self>> {
+    pub fn start(events: Events, telemetry: Arc<dyn Telemetry>) -> std::io::Result<Arc<Self>> {
         let (tx, _) = broadcast::channel(BACKLOG);
         let monitor = Arc::new(Self {
             tx: tx.clone(),
             watchers: AtomicUsize::new(0),
-            host,
+            telemetry,
         });
         // SAFETY: the ring owns its map fd, which stays open and the same for as long as the
         // AsyncFd owns the ring.
@@ -76,7 +76,7 @@ impl Monitor {
     pub fn watch(self: &Arc<Self>) -> Watch {
         let rx = self.tx.subscribe();
         if self.watchers.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.host.set_monitor(true);
+            self.telemetry.set_monitor(true);
         }
         Watch {
             rx,

@@ -130,6 +130,14 @@ impl Network {
         )
     }
 
+    /// The parent netd makes for an internal macvlan network (one given no parent).
+    pub fn own_parent(&self) -> Option<IfName> {
+        self.macvlan
+            .as_ref()
+            .filter(|m| m.parent.is_none())
+            .map(|_| internal_parent_name(&self.id))
+    }
+
     pub fn set_policy(&mut self, p: PolicyOptions) {
         self.masquerade = p.masquerade;
         self.icc = p.icc;
