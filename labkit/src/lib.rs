@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod docker;
+pub mod etcd;
 mod rootfs;
 
 use std::{

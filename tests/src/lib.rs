@@ -27,6 +27,15 @@ pub fn privileged(test: &str) -> bool {
     skip_unless(test, root, "needs root (CAP_NET_ADMIN, CAP_BPF)")
 }
 
+/// Whether etcd is installed (`cargo xtask test` installs it), as [`privileged`] does.
+pub fn has_etcd(test: &str) -> bool {
+    let found = std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    skip_unless(test, found, "needs etcd (Debian's etcd-server)")
+}
+
 /// `SKIP test: reason` and false when `can_run` is false, unless skipping is refused.
 fn skip_unless(test: &str, can_run: bool, reason: &str) -> bool {
     if can_run {

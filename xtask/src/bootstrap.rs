@@ -26,6 +26,10 @@ const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "podman",
     "busybox-static",
+    // The cluster tests run their own etcd members (in lab namespaces, with their own data
+    // dirs); the package's service is never started. The etcd client's build needs protoc.
+    "etcd-server",
+    "protobuf-compiler",
 ];
 
 /// Debian's way of telling package scripts not to start services: installing `prometheus`
