@@ -10,7 +10,9 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     if let Command::Daemon(args) = &cli.command {
-        if let Err(e) = netd::daemon::run(args.into(), cli.socket.clone()) {
+        let started = netd::daemon::Options::try_from(args)
+            .and_then(|options| netd::daemon::run(options, cli.socket.clone()));
+        if let Err(e) = started {
             eprintln!("Error: {e:#}");
             std::process::exit(1);
         }

@@ -62,17 +62,24 @@ impl Lan {
 
     /// Gives namespace `ns` an `eth0` with `addr` on the LAN, through bridge port `port`.
     pub fn wire(&self, ns: &str, addr: &str, port: &str) {
-        let lan = self.ns.as_str();
-        let peer = format!("{port}p");
-        ip(&[
-            "-n", lan, "link", "add", port, "type", "veth", "peer", "name", &peer,
-        ]);
-        ip(&["-n", lan, "link", "set", port, "master", "lan0", "up"]);
-        ip(&["-n", lan, "link", "set", &peer, "netns", ns, "name", "eth0"]);
-        ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
-        ip(&["-n", ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        wire(&self.ns, "lan0", ns, addr, port);
     }
+}
+
+/// Gives namespace `ns` an `eth0` with `addr`, through port `port` of `bridge` in namespace
+/// `switch`.
+pub fn wire(switch: &str, bridge: &str, ns: &str, addr: &str, port: &str) {
+    let peer = format!("{port}p");
+    ip(&[
+        "-n", switch, "link", "add", port, "type", "veth", "peer", "name", &peer,
+    ]);
+    ip(&["-n", switch, "link", "set", port, "master", bridge, "up"]);
+    ip(&[
+        "-n", switch, "link", "set", &peer, "netns", ns, "name", "eth0",
+    ]);
+    ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
+    ip(&["-n", ns, "link", "set", "eth0", "up"]);
+    ip(&["-n", ns, "link", "set", "lo", "up"]);
 }
 
 impl Drop for Lan {

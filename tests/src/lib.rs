@@ -2,6 +2,7 @@
 //! namespace with its own netd daemon, state dir and bpffs dir, removed on drop.
 
 pub mod child;
+pub mod cluster;
 pub mod cni;
 pub mod docker;
 mod lab;

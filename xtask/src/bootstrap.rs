@@ -30,6 +30,8 @@ const APT_PACKAGES: &[&str] = &[
     // dirs); the package's service is never started. The etcd client's build needs protoc.
     "etcd-server",
     "protobuf-compiler",
+    // The cluster tests make their etcd members' TLS certificates with it.
+    "openssl",
 ];
 
 /// Debian's way of telling package scripts not to start services: installing `prometheus`

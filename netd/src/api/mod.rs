@@ -6,6 +6,7 @@ pub mod client;
 mod error;
 pub mod listen;
 mod monitor;
+mod nodes;
 mod ports;
 pub mod server;
 pub mod wire;

@@ -35,6 +35,11 @@ pub const MAX_BODY: usize = 1 << 20;
 pub fn router(daemon: Shared) -> Router {
     Router::new()
         .route("/v1/version", get(version))
+        .route("/v1/nodes", get(super::nodes::list))
+        .route(
+            "/v1/nodes/{name}",
+            axum::routing::delete(super::nodes::remove),
+        )
         .route("/v1/networks", get(list_networks).post(create_network))
         .route("/v1/networks/prune", post(prune_networks))
         .route(

@@ -1,6 +1,7 @@
 //! The command line: `netd daemon` and a `docker network`/`docker run`-like client of the API.
 
 mod alias;
+mod cluster;
 mod container;
 mod network;
 mod output;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Manage aliases with virtual IPs.
     #[command(subcommand)]
     Alias(alias::AliasCommand),
+    /// The hosts of the cluster (`netd daemon --cluster-store`).
+    #[command(subcommand)]
+    Node(cluster::NodeCommand),
     /// Create a container and start its command.
     Run(container::RunArgs),
     /// Create a container (a network sandbox) without starting anything.
@@ -138,11 +142,15 @@ pub struct DaemonArgs {
     /// restarted with another size starts its connections over.
     #[arg(long, default_value_t = netd_common::maps::CONNTRACK_MAX, value_parser = parse_conntrack_max)]
     pub conntrack_max: u32,
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
-impl From<&DaemonArgs> for crate::daemon::Options {
-    fn from(a: &DaemonArgs) -> Self {
-        Self {
+impl TryFrom<&DaemonArgs> for crate::daemon::Options {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &DaemonArgs) -> anyhow::Result<Self> {
+        Ok(Self {
             state_dir: a.state_dir.clone(),
             bpffs: a.bpffs.clone(),
             netns: a.netns.clone(),
@@ -151,7 +159,8 @@ impl From<&DaemonArgs> for crate::daemon::Options {
             metrics_addr: a.metrics_addr.0,
             docker_plugin: a.docker_plugin.clone(),
             conntrack_max: a.conntrack_max,
-        }
+            cluster: a.cluster.options()?,
+        })
     }
 }
 
@@ -176,6 +185,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Daemon(_) => unreachable!("main runs the daemon before any runtime starts"),
         Command::Network(cmd) => network::run(&client, cmd).await,
         Command::Alias(cmd) => alias::run(&client, cmd).await,
+        Command::Node(cmd) => cluster::run(&client, cmd).await,
         Command::Stop { time, containers } => container::stop(&client, time, &containers).await,
         Command::Run(args) => container::run(&client, args).await,
         Command::Create(args) => container::create(&client, args).await,

@@ -6,7 +6,9 @@ pub mod conformance;
 pub mod endpoints;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod joining;
 pub mod memory;
+pub mod nodes;
 pub mod store;
 
 pub use endpoints::{StoreAddress, TlsFiles};

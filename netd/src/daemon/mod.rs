@@ -8,8 +8,11 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+mod cluster;
 mod lock;
 mod upkeep;
+
+pub use cluster::ClusterOptions;
 
 use crate::{
     api::{
@@ -41,6 +44,8 @@ pub struct Options {
     pub docker_plugin: Option<String>,
     /// Entries of the connection-tracking table.
     pub conntrack_max: u32,
+    /// Join the cluster of this store; none: this host on its own.
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. Enters `--netns` before any runtime thread
@@ -161,8 +166,12 @@ async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> R
             None
         }
     };
+    let cluster = match &args.cluster {
+        Some(options) => Some(cluster::join(options, &host).await?),
+        None => None,
+    };
     tokio::spawn(upkeep::maintain(host, changes.clone()));
-    let daemon = Daemon::new(engine, monitor);
+    let daemon = Daemon::new(engine, monitor, cluster);
     tokio::spawn(upkeep::repair(Arc::clone(&daemon), changes));
     for (id, process) in alive {
         daemon.watch_adopted(id, process);

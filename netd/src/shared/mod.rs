@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 pub use operations::{OpCount, Operations};
 
 use crate::{
+    cluster::joining::ClusterNode,
     engine::{containers::Started, Engine},
     monitor::Monitor,
     process,
@@ -22,16 +23,23 @@ pub struct Daemon {
     pub(crate) operations: Operations,
     /// `netd monitor` events; none when the datapath's ring could not be read.
     pub(crate) monitor: Option<Arc<Monitor>>,
+    /// This host's place in a cluster (`--cluster-store`).
+    pub(crate) cluster: Option<Arc<ClusterNode>>,
 }
 
 pub type Shared = Arc<Daemon>;
 
 impl Daemon {
-    pub fn new(engine: Engine, monitor: Option<Arc<Monitor>>) -> Shared {
+    pub fn new(
+        engine: Engine,
+        monitor: Option<Arc<Monitor>>,
+        cluster: Option<Arc<ClusterNode>>,
+    ) -> Shared {
         Arc::new(Self {
             engine: Mutex::new(engine),
             operations: Operations::default(),
             monitor,
+            cluster,
         })
     }
 

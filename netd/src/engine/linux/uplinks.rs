@@ -16,6 +16,12 @@ pub(super) struct Uplink {
 }
 
 impl LinuxHost {
+    /// The addresses of the attached uplinks, in the order they were named.
+    pub fn uplink_addresses(&self) -> Vec<Ipv4Addr> {
+        let uplinks = self.uplinks.lock().unwrap_or_else(|p| p.into_inner());
+        uplinks.iter().map(|u| u.addr).collect()
+    }
+
     /// Attaches the uplink programs to `names`, or to the interfaces of the default route
     /// when none is named. Returns the uplinks attached.
     pub async fn attach_uplinks(&self, names: &[String]) -> Result<Vec<String>, HostError> {
