@@ -65,6 +65,11 @@ async fn etcd_behaves_as_netd_needs() {
     };
     conformance::watches_behind_a_compaction_end(&store, "/compact", compact, first).await;
 
+    // 50 addresses claimed at once by each of three hosts: 150 distinct addresses.
+    let shared: std::sync::Arc<dyn ClusterStore> = std::sync::Arc::new(store);
+    conformance::concurrent_claims_are_distinct(shared.clone(), "blue", 3, 50).await;
+    let store = shared;
+
     // A lease with no keepalive expires by itself (etcd's TTLs are whole seconds).
     let lease = store.grant_lease(2).await.unwrap();
     store.put("/lease/node", b"up", Some(lease)).await.unwrap();

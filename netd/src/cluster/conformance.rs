@@ -12,6 +12,7 @@ const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// Every check that needs no help from outside the store.
 pub async fn run_all(store: &dyn ClusterStore, prefix: &str) {
     claims_are_create_only(store, &format!("{prefix}/claims")).await;
+    claims_of_several_keys_are_all_or_none(store, &format!("{prefix}/multi")).await;
     deletes_compare_the_value(store, &format!("{prefix}/deletes")).await;
     lists_are_ordered_with_a_revision(store, &format!("{prefix}/lists")).await;
     watches_see_changes_after_a_list(store, &format!("{prefix}/watch")).await;
@@ -28,6 +29,25 @@ pub async fn claims_are_create_only(store: &dyn ClusterStore, prefix: &str) {
         held.value, b"node-a",
         "the second claim overwrote the first"
     );
+}
+
+pub async fn claims_of_several_keys_are_all_or_none(store: &dyn ClusterStore, prefix: &str) {
+    let (name, vni, other) = (
+        format!("{prefix}/names/blue"),
+        format!("{prefix}/vnis/4097"),
+        format!("{prefix}/vnis/4098"),
+    );
+    assert!(store
+        .create_all(&[(&name, b"id1"), (&vni, b"id1")])
+        .await
+        .unwrap());
+    // The name is taken: the other VNI is not claimed either.
+    assert!(!store
+        .create_all(&[(&other, b"id2"), (&name, b"id2")])
+        .await
+        .unwrap());
+    assert!(store.get(&other).await.unwrap().is_none(), "half a claim");
+    assert_eq!(store.get(&name).await.unwrap().unwrap().value, b"id1");
 }
 
 pub async fn deletes_compare_the_value(store: &dyn ClusterStore, prefix: &str) {
@@ -148,4 +168,67 @@ pub async fn next_changes(watch: &mut super::store::Watch, n: usize) -> Vec<Chan
         }
     }
     changes
+}
+
+/// `hosts` hosts each claiming `per_host` addresses of one overlay network at once get
+/// distinct addresses, and a static address another host holds is refused, naming it.
+pub async fn concurrent_claims_are_distinct(
+    store: std::sync::Arc<dyn ClusterStore>,
+    name: &str,
+    hosts: usize,
+    per_host: usize,
+) {
+    use super::{
+        addresses::{self, AddressClaim},
+        overlay::{OverlayNetwork, Overlays},
+    };
+    let net = OverlayNetwork {
+        id: format!("{name}-id"),
+        name: name.into(),
+        vni: 0,
+        subnet: crate::config::subnet::SubnetSpec::parse("10.200.0.0/24", None, None).unwrap(),
+        internal: false,
+        icc: true,
+        vip_aliases: false,
+        mtu: 0,
+        labels: Default::default(),
+        created: chrono::Utc::now(),
+    };
+    let net = Overlays::new(store.clone()).create(net).await.unwrap();
+    let mut claimers = tokio::task::JoinSet::new();
+    for h in 0..hosts {
+        for e in 0..per_host {
+            let (store, net) = (store.clone(), net.clone());
+            claimers.spawn(async move {
+                let claim = AddressClaim {
+                    node: format!("host{h}"),
+                    endpoint: format!("ep{h}-{e}"),
+                };
+                addresses::claim(store.as_ref(), &net, &claim, None).await
+            });
+        }
+    }
+    let mut got = std::collections::BTreeSet::new();
+    while let Some(claimed) = claimers.join_next().await {
+        let ip = claimed.unwrap().expect("an address");
+        assert!(got.insert(ip), "{ip} handed out twice");
+    }
+    assert_eq!(got.len(), hosts * per_host);
+    let held = addresses::claims(store.as_ref(), &net.id).await.unwrap();
+    assert_eq!(held.len(), hosts * per_host, "claims in the store");
+
+    let taken = *got.iter().next().unwrap();
+    let thief = AddressClaim {
+        node: "intruder".into(),
+        endpoint: "x".into(),
+    };
+    let e = addresses::claim(store.as_ref(), &net, &thief, Some(taken))
+        .await
+        .unwrap_err()
+        .to_string();
+    let holder = &held[&taken];
+    assert!(
+        e.contains(&taken.to_string()) && e.contains(&holder.node),
+        "{e}"
+    );
 }

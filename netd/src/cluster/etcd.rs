@@ -164,6 +164,20 @@ impl ClusterStore for EtcdStore {
         Ok(done.succeeded())
     }
 
+    async fn create_all(&self, entries: &[(&str, &[u8])]) -> Result<bool> {
+        let absent: Vec<Compare> = entries
+            .iter()
+            .map(|(k, _)| Compare::create_revision(*k, CompareOp::Equal, 0))
+            .collect();
+        let puts: Vec<TxnOp> = entries
+            .iter()
+            .map(|(k, v)| TxnOp::put(*k, *v, None))
+            .collect();
+        let txn = Txn::new().when(absent).and_then(puts);
+        let done = self.client().txn(txn).await.map_err(|e| self.err(e))?;
+        Ok(done.succeeded())
+    }
+
     async fn put(&self, key: &str, value: &[u8], lease: Option<LeaseId>) -> Result<Revision> {
         let done = self.client().put(key, value, put_options(lease)).await;
         let done = done.map_err(|e| self.err(e))?;

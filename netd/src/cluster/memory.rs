@@ -194,6 +194,17 @@ impl ClusterStore for MemoryStore {
         Ok(true)
     }
 
+    async fn create_all(&self, entries: &[(&str, &[u8])]) -> Result<bool> {
+        let mut s = self.state()?;
+        if entries.iter().any(|(k, _)| s.keys.contains_key(*k)) {
+            return Ok(false);
+        }
+        for (key, value) in entries {
+            s.put(key, value, 0);
+        }
+        Ok(true)
+    }
+
     async fn put(&self, key: &str, value: &[u8], lease: Option<LeaseId>) -> Result<Revision> {
         let mut s = self.state()?;
         let lease = s.check_lease(lease, &self.describe())?;

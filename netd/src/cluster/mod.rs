@@ -1,6 +1,7 @@
 //! The cluster's shared state: a distributed store (etcd) behind [`ClusterStore`], so that
 //! hosts agree on overlay networks, nodes and addresses without consensus of netd's own.
 
+pub mod addresses;
 #[doc(hidden)]
 pub mod conformance;
 pub mod endpoints;
@@ -9,10 +10,14 @@ pub mod etcd;
 pub mod joining;
 pub mod memory;
 pub mod nodes;
+pub mod overlay;
 pub mod store;
 
 pub use endpoints::{StoreAddress, TlsFiles};
 pub use store::{ClusterError, ClusterStore};
+
+#[cfg(test)]
+mod tests_overlay;
 
 #[cfg(test)]
 mod tests {

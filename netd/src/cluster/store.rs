@@ -85,6 +85,8 @@ pub trait ClusterStore: Send + Sync {
 
     /// Writes `key` only if it does not exist: false when it does (someone else's claim).
     async fn create(&self, key: &str, value: &[u8], lease: Option<LeaseId>) -> Result<bool>;
+    /// Writes every key, in one step, only if none of them exists: false when one does.
+    async fn create_all(&self, entries: &[(&str, &[u8])]) -> Result<bool>;
     /// Writes `key` whatever it holds; returns the revision of the write.
     async fn put(&self, key: &str, value: &[u8], lease: Option<LeaseId>) -> Result<Revision>;
     async fn get(&self, key: &str) -> Result<Option<Entry>>;
