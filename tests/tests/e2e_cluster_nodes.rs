@@ -75,20 +75,21 @@ fn hosts_join_and_see_each_other() {
 }
 
 #[test]
-fn a_dead_host_is_unreachable_then_removable_and_rejoins() {
-    if !privileged("a_dead_host_is_unreachable") || !has_etcd("a_dead_host") {
+fn a_host_cut_off_is_unreachable_then_removable_and_rejoins() {
+    if !privileged("a_host_cut_off_is_unreachable") || !has_etcd("a_host_cut_off") {
         return;
     }
-    let mut c = cluster();
+    let c = cluster();
     assert!(c.wait_nodes(0, &ALL_READY, Duration::from_secs(20)));
     let refused = c.hosts[0].fails(&["node", "rm", "host3"]);
     assert!(refused.contains("alive"), "{refused}");
     let own = c.hosts[0].fails(&["node", "rm", "host1"]);
     assert!(own.contains("own"), "{own}");
 
-    // host3's daemon SIGKILLed: its lease is no longer renewed.
-    let killed = Instant::now();
-    c.hosts[2].kill_daemon();
+    // host3's underlay link down: its lease is no longer renewed.
+    let cut = Instant::now();
+    let host3 = c.hosts[2].netns.clone();
+    integration_tests::lan::ip(&["-n", &host3, "link", "set", "eth0", "down"]);
     let down = [("host1", true), ("host2", true), ("host3", false)];
     assert!(
         c.wait_nodes(0, &down, Duration::from_secs(TTL as u64 + 15)),
@@ -96,8 +97,8 @@ fn a_dead_host_is_unreachable_then_removable_and_rejoins() {
         c.nodes(0)
     );
     println!(
-        "host3 seen unreachable {:?} after its daemon died (lease TTL {TTL} s)",
-        killed.elapsed()
+        "host3 seen unreachable {:?} after its link went down (lease TTL {TTL} s)",
+        cut.elapsed()
     );
     assert!(c.wait_nodes(1, &down, Duration::from_secs(5)));
 
@@ -109,12 +110,53 @@ fn a_dead_host_is_unreachable_then_removable_and_rejoins() {
         c.nodes(1)
     );
 
-    c.hosts[2].start_daemon();
+    // Back on the underlay, host3 takes a new lease and its record again.
+    integration_tests::lan::ip(&["-n", &host3, "link", "set", "eth0", "up"]);
     assert!(
-        c.wait_nodes(1, &ALL_READY, Duration::from_secs(20)),
+        c.wait_nodes(1, &ALL_READY, Duration::from_secs(30)),
         "{:?}",
         c.nodes(1)
     );
+}
+
+/// The `alive_since` of `node` as host `i` lists it.
+fn alive_since(c: &Cluster, i: usize, node: &str) -> Option<String> {
+    let nodes = c.hosts[i].json(&["node", "ls", "--format", "json"]);
+    let node = nodes.as_array()?.iter().find(|n| n["name"] == node)?;
+    node["alive_since"].as_str().map(str::to_string)
+}
+
+#[test]
+fn a_crashed_daemons_host_stays_ready_and_the_restart_adopts_its_heartbeat() {
+    if !privileged("a_crashed_daemons_host_stays_ready") || !has_etcd("crashed_daemon") {
+        return;
+    }
+    let mut c = cluster();
+    assert!(c.wait_nodes(0, &ALL_READY, Duration::from_secs(20)));
+    let since = alive_since(&c, 0, "host3").expect("host3 is alive");
+    c.hosts[2].kill_daemon();
+    // Watched for well past the TTL: the heartbeat alone keeps host3 ready, since its
+    // containers still forward.
+    let watch_until = Instant::now() + Duration::from_secs(2 * TTL as u64 + 2);
+    while Instant::now() < watch_until {
+        assert!(
+            c.nodes(0)
+                .is_some_and(|n| n.iter().all(|(_, _, ready)| *ready)),
+            "host3 went unreachable with only its daemon down: {:?}",
+            c.nodes(0)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    c.hosts[2].start_daemon();
+    assert!(c.wait_nodes(0, &ALL_READY, Duration::from_secs(10)));
+    assert_eq!(
+        alive_since(&c, 0, "host3").as_deref(),
+        Some(since.as_str()),
+        "the restarted daemon took a new lease instead of adopting its heartbeat"
+    );
+    assert!(c.hosts[2]
+        .daemon_log()
+        .contains("adopting the running heartbeat"));
 }
 
 #[test]

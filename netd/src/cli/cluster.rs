@@ -78,6 +78,43 @@ impl ClusterArgs {
     }
 }
 
+/// `netd cluster-heartbeat`: what the daemon starts to keep its node's lease alive.
+#[derive(Args, Clone, Debug)]
+pub struct HeartbeatArgs {
+    #[arg(long)]
+    pub cluster_store: String,
+    #[arg(long)]
+    pub cluster_ca: Option<PathBuf>,
+    #[arg(long)]
+    pub cluster_cert: Option<PathBuf>,
+    #[arg(long)]
+    pub cluster_key: Option<PathBuf>,
+    #[arg(long)]
+    pub lease: i64,
+    #[arg(long, value_parser = clap::value_parser!(i64).range(2..=60))]
+    pub node_ttl: i64,
+}
+
+/// Renews the lease until it is gone; the exit code says why it ended.
+#[cfg(feature = "etcd")]
+pub async fn heartbeat(args: HeartbeatArgs) -> anyhow::Result<i32> {
+    let tls = TlsFiles {
+        ca: args.cluster_ca,
+        cert: args.cluster_cert,
+        key: args.cluster_key,
+    };
+    let address = StoreAddress::parse(&args.cluster_store, tls)?;
+    let store = crate::cluster::etcd::EtcdStore::connect(&address).await?;
+    log::info!("heartbeat of lease {:x} on {address}", args.lease);
+    crate::cluster::heartbeat::renew(&store, args.lease, args.node_ttl).await;
+    Ok(0)
+}
+
+#[cfg(not(feature = "etcd"))]
+pub async fn heartbeat(_: HeartbeatArgs) -> anyhow::Result<i32> {
+    anyhow::bail!("this netd was built without etcd (feature etcd)")
+}
+
 #[derive(Subcommand)]
 pub enum NodeCommand {
     /// List the cluster's hosts: name, underlay address, ready or unreachable.

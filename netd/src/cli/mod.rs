@@ -41,6 +41,9 @@ pub enum Command {
     /// The hosts of the cluster (`netd daemon --cluster-store`).
     #[command(subcommand)]
     Node(cluster::NodeCommand),
+    /// Keeps a cluster node's lease alive (started by the daemon).
+    #[command(hide = true)]
+    ClusterHeartbeat(cluster::HeartbeatArgs),
     /// Create a container and start its command.
     Run(container::RunArgs),
     /// Create a container (a network sandbox) without starting anything.
@@ -186,6 +189,10 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Network(cmd) => network::run(&client, cmd).await,
         Command::Alias(cmd) => alias::run(&client, cmd).await,
         Command::Node(cmd) => cluster::run(&client, cmd).await,
+        Command::ClusterHeartbeat(args) => cluster::heartbeat(args).await.or_else(|e| {
+            eprintln!("Error: {e:#}");
+            Ok(1)
+        }),
         Command::Stop { time, containers } => container::stop(&client, time, &containers).await,
         Command::Run(args) => container::run(&client, args).await,
         Command::Create(args) => container::create(&client, args).await,

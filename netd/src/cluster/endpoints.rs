@@ -47,6 +47,25 @@ impl StoreAddress {
         Ok(Self { members, tls })
     }
 
+    /// The flags that name this store again (for the heartbeat process).
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            "--cluster-store".to_string(),
+            format!("{SCHEME}{}", self.members.join(",")),
+        ];
+        if let Some((ca, cert, key)) = &self.tls {
+            for (flag, path) in [
+                ("--cluster-ca", ca),
+                ("--cluster-cert", cert),
+                ("--cluster-key", key),
+            ] {
+                flags.push(flag.into());
+                flags.push(path.display().to_string());
+            }
+        }
+        flags
+    }
+
     /// The members' URLs, https when TLS is on.
     pub fn urls(&self) -> Vec<String> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };

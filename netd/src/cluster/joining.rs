@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::RwLock;
 
 use super::{
+    heartbeat::LeaseKeeper,
     nodes::{Membership, NodeError, NodeRecord},
     store::ClusterStore,
 };
@@ -19,6 +20,7 @@ pub struct ClusterNode {
     store: Arc<dyn ClusterStore>,
     record: NodeRecord,
     ttl_secs: i64,
+    keeper: Arc<dyn LeaseKeeper>,
     joined: RwLock<Option<Arc<Membership>>>,
     /// Why the last join failed, for callers while it is not joined.
     last_error: std::sync::Mutex<String>,
@@ -29,11 +31,13 @@ impl ClusterNode {
         store: Arc<dyn ClusterStore>,
         record: NodeRecord,
         ttl_secs: i64,
+        keeper: Arc<dyn LeaseKeeper>,
     ) -> Result<Arc<Self>, NodeError> {
         let node = Arc::new(Self {
             store,
             record,
             ttl_secs,
+            keeper,
             joined: RwLock::new(None),
             last_error: std::sync::Mutex::new("not joined yet".into()),
         });
@@ -66,8 +70,14 @@ impl ClusterNode {
     }
 
     async fn try_join(&self) -> Result<(), NodeError> {
-        let m = Membership::join(self.store.clone(), self.record.clone(), self.ttl_secs).await?;
-        m.keep_alive();
+        let m = Membership::join(
+            self.store.clone(),
+            self.record.clone(),
+            self.ttl_secs,
+            self.keeper.clone(),
+        )
+        .await?;
+        m.watch_liveness();
         log::info!(
             "node {} joined the cluster at {} ({})",
             self.record.name,

@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod endpoints;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod heartbeat;
 pub mod joining;
 pub mod memory;
 pub mod nodes;

@@ -8,7 +8,10 @@ use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::store::{ClusterError, ClusterStore, LeaseId};
+use super::{
+    heartbeat::LeaseKeeper,
+    store::{ClusterError, ClusterStore, LeaseId},
+};
 
 const NODES: &str = "/netd/v1/nodes/";
 const ALIVE: &str = "/netd/v1/alive/";
@@ -90,29 +93,36 @@ pub struct Membership {
     store: Arc<dyn ClusterStore>,
     me: NodeRecord,
     ttl_secs: i64,
+    keeper: Arc<dyn LeaseKeeper>,
     lease: std::sync::Mutex<LeaseId>,
 }
 
 impl Membership {
     /// Registers this node and takes its liveness key. A name whose liveness key another
-    /// address holds is refused; this node's own earlier key (a restart within the TTL) is
-    /// taken over.
+    /// address holds is refused. The lease a keeper from before still renews (a daemon
+    /// restarted while its heartbeat ran on) is adopted when the liveness key is under it.
     pub async fn join(
         store: Arc<dyn ClusterStore>,
         me: NodeRecord,
         ttl_secs: i64,
+        keeper: Arc<dyn LeaseKeeper>,
     ) -> Result<Arc<Self>, NodeError> {
         let node = Arc::new(Self {
             store,
             me,
             ttl_secs,
+            keeper,
             lease: std::sync::Mutex::new(0),
         });
-        node.check_name_free().await?;
-        let record = serde_json::to_vec(&node.me).expect("a node record serializes");
-        let key = format!("{NODES}{}", node.me.name);
-        node.store.put(&key, &record, None).await?;
-        node.take_liveness().await?;
+        let held = node.check_name_free().await?;
+        node.put_record().await?;
+        match (held, node.keeper.adopt()) {
+            (Some(lease), Some(kept)) if lease == kept => {
+                log::info!("node {}: adopting the running heartbeat", node.me.name);
+                *node.lease.lock().unwrap_or_else(|p| p.into_inner()) = lease;
+            }
+            _ => node.take_liveness().await?,
+        }
         Ok(node)
     }
 
@@ -124,22 +134,34 @@ impl Membership {
         &self.store
     }
 
-    async fn check_name_free(&self) -> Result<(), NodeError> {
+    /// Refuses the name when another address holds its liveness key; returns the lease of
+    /// this node's own key, if it has one.
+    async fn check_name_free(&self) -> Result<Option<LeaseId>, NodeError> {
         let key = format!("{ALIVE}{}", self.me.name);
-        if let Some(held) = self.store.get(&key).await? {
-            let alive: Alive = decode(self.store.as_ref(), &key, &held.value)?;
-            if alive.address != self.me.address {
-                return Err(NodeError::NameTaken {
-                    name: self.me.name.clone(),
-                    address: alive.address,
-                });
-            }
+        let Some(held) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let alive: Alive = decode(self.store.as_ref(), &key, &held.value)?;
+        if alive.address != self.me.address {
+            return Err(NodeError::NameTaken {
+                name: self.me.name.clone(),
+                address: alive.address,
+            });
         }
+        Ok(Some(held.lease))
+    }
+
+    /// This node's record, again: an operator may have removed it while the node was away.
+    async fn put_record(&self) -> Result<(), NodeError> {
+        let record = serde_json::to_vec(&self.me).expect("a node record serializes");
+        let key = format!("{NODES}{}", self.me.name);
+        self.store.put(&key, &record, None).await?;
         Ok(())
     }
 
-    /// A new lease and the liveness key under it.
+    /// A new lease, the liveness key under it, and a keeper for it.
     async fn take_liveness(&self) -> Result<(), NodeError> {
+        self.put_record().await?;
         let lease = self.store.grant_lease(self.ttl_secs).await?;
         let alive = Alive {
             address: self.me.address,
@@ -148,14 +170,20 @@ impl Membership {
         let value = serde_json::to_vec(&alive).expect("serializes");
         let key = format!("{ALIVE}{}", self.me.name);
         self.store.put(&key, &value, Some(lease)).await?;
+        self.keeper
+            .start(self.store.clone(), lease, self.ttl_secs)
+            .map_err(|e| ClusterError::Refused {
+                store: self.store.describe(),
+                reason: format!("starting the heartbeat: {e}"),
+            })?;
         *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = lease;
         Ok(())
     }
 
-    /// Renews the lease every third of its TTL; a lease the store lost (an outage longer
-    /// than the TTL) is taken again. Runs until the daemon ends. The lease is not revoked
-    /// at a clean stop: a restart within the TTL goes unnoticed by the peers.
-    pub fn keep_alive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Looks every third of the TTL whether this node's liveness key is still there, under
+    /// its lease; one that expired (the host was cut off for longer than the TTL) is taken
+    /// again, with a new heartbeat. Runs until the daemon ends.
+    pub fn watch_liveness(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let node = Arc::clone(self);
         tokio::spawn(async move {
             let period = Duration::from_millis((node.ttl_secs as u64 * 1000 / 3).max(300));
@@ -163,24 +191,25 @@ impl Membership {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let lease = *node.lease.lock().unwrap_or_else(|p| p.into_inner());
-                match node.store.keep_alive(lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        log::warn!("node {}: its lease expired; joining again", node.me.name);
-                        match node.check_name_free().await {
-                            Ok(()) => {
-                                if let Err(e) = node.take_liveness().await {
-                                    log::warn!("node {}: {e}", node.me.name);
-                                }
-                            }
-                            Err(e) => log::error!("node {}: {e}", node.me.name),
-                        }
-                    }
-                    Err(e) => log::warn!("node {}: keeping its lease: {e}", node.me.name),
+                if let Err(e) = node.check_liveness().await {
+                    log::warn!("node {}: {e}", node.me.name);
                 }
             }
         })
+    }
+
+    async fn check_liveness(&self) -> Result<(), NodeError> {
+        let lease = *self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.check_name_free().await?;
+        let kept = self.keeper.adopt();
+        if held == Some(lease) && kept == Some(lease) {
+            return Ok(());
+        }
+        log::warn!(
+            "node {}: its liveness lapsed (key under {held:x?}, heartbeat on {kept:x?}); taking it again",
+            self.me.name
+        );
+        self.take_liveness().await
     }
 
     /// Every node of the cluster, with whether it is alive.
@@ -233,7 +262,22 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::memory::MemoryStore;
+    use crate::cluster::{heartbeat::TaskKeeper, memory::MemoryStore};
+
+    async fn join(
+        store: &Arc<dyn ClusterStore>,
+        name: &str,
+        ip: [u8; 4],
+        ttl: i64,
+    ) -> Result<Arc<Membership>, NodeError> {
+        Membership::join(
+            store.clone(),
+            record(name, ip),
+            ttl,
+            Arc::new(TaskKeeper::default()),
+        )
+        .await
+    }
 
     fn record(name: &str, ip: [u8; 4]) -> NodeRecord {
         NodeRecord {
@@ -247,12 +291,8 @@ mod tests {
     #[tokio::test]
     async fn nodes_join_and_are_listed_ready() {
         let store: Arc<dyn ClusterStore> = Arc::new(MemoryStore::new());
-        let a = Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 5)
-            .await
-            .unwrap();
-        Membership::join(store.clone(), record("b", [10, 0, 0, 2]), 5)
-            .await
-            .unwrap();
+        let a = join(&store, "a", [10, 0, 0, 1], 5).await.unwrap();
+        join(&store, "b", [10, 0, 0, 2], 5).await.unwrap();
         let nodes = a.nodes().await.unwrap();
         let names: Vec<_> = nodes.iter().map(|n| n.record.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
@@ -262,30 +302,22 @@ mod tests {
     #[tokio::test]
     async fn a_live_nodes_name_is_refused_to_another_address() {
         let store: Arc<dyn ClusterStore> = Arc::new(MemoryStore::new());
-        Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 5)
-            .await
-            .unwrap();
-        let e = Membership::join(store.clone(), record("a", [10, 0, 0, 9]), 5)
+        join(&store, "a", [10, 0, 0, 1], 5).await.unwrap();
+        let e = join(&store, "a", [10, 0, 0, 9], 5)
             .await
             .err()
             .expect("refused");
         assert!(e.to_string().contains("10.0.0.1"), "{e}");
         // The same node again (a restart within the TTL) takes its name back.
-        Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 5)
-            .await
-            .unwrap();
+        join(&store, "a", [10, 0, 0, 1], 5).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_dead_node_is_unreachable_and_only_then_removable() {
         let memory = Arc::new(MemoryStore::new());
         let store: Arc<dyn ClusterStore> = memory.clone();
-        let a = Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 5)
-            .await
-            .unwrap();
-        let b = Membership::join(store.clone(), record("b", [10, 0, 0, 2]), 5)
-            .await
-            .unwrap();
+        let a = join(&store, "a", [10, 0, 0, 1], 5).await.unwrap();
+        let b = join(&store, "b", [10, 0, 0, 2], 5).await.unwrap();
         assert!(matches!(a.remove("b").await, Err(NodeError::Alive(_))));
         assert!(matches!(a.remove("a").await, Err(NodeError::Own(_))));
         memory.expire_lease(*b.lease.lock().unwrap());
@@ -301,15 +333,32 @@ mod tests {
     async fn a_lost_lease_is_taken_again() {
         let memory = Arc::new(MemoryStore::new());
         let store: Arc<dyn ClusterStore> = memory.clone();
-        let a = Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 3)
-            .await
-            .unwrap();
-        let keeper = a.keep_alive();
+        let a = join(&store, "a", [10, 0, 0, 1], 3).await.unwrap();
+        let watcher = a.watch_liveness();
         memory.expire_lease(*a.lease.lock().unwrap());
         assert!(!a.nodes().await.unwrap()[0].ready);
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(a.nodes().await.unwrap()[0].ready, "joined again");
-        keeper.abort();
+        watcher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_daemon_adopts_the_running_heartbeat() {
+        let store: Arc<dyn ClusterStore> = Arc::new(MemoryStore::new());
+        let keeper: Arc<dyn LeaseKeeper> = Arc::new(TaskKeeper::default());
+        let first = Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 3, keeper.clone())
+            .await
+            .unwrap();
+        let since = first.nodes().await.unwrap()[0].alive_since;
+        drop(first);
+        // Longer than the TTL: the heartbeat alone kept the node alive.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let again = Membership::join(store.clone(), record("a", [10, 0, 0, 1]), 3, keeper)
+            .await
+            .unwrap();
+        let node = &again.nodes().await.unwrap()[0];
+        assert!(node.ready);
+        assert_eq!(node.alive_since, since, "the same liveness, not a new one");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::Context;
 use anyhow::{bail, Result};
 
 #[cfg(feature = "etcd")]
-use crate::cluster::{etcd::EtcdStore, nodes::NodeRecord, ClusterStore};
+use crate::cluster::{etcd::EtcdStore, heartbeat::ProcessKeeper, nodes::NodeRecord, ClusterStore};
 use crate::{
     cluster::{joining::ClusterNode, StoreAddress},
     engine::linux::LinuxHost,
@@ -26,12 +26,20 @@ pub struct ClusterOptions {
 }
 
 #[cfg(not(feature = "etcd"))]
-pub async fn join(_: &ClusterOptions, _: &LinuxHost) -> Result<Arc<ClusterNode>> {
+pub async fn join(
+    _: &ClusterOptions,
+    _: &LinuxHost,
+    _: &std::path::Path,
+) -> Result<Arc<ClusterNode>> {
     bail!("this netd was built without etcd (feature etcd)")
 }
 
 #[cfg(feature = "etcd")]
-pub async fn join(options: &ClusterOptions, host: &LinuxHost) -> Result<Arc<ClusterNode>> {
+pub async fn join(
+    options: &ClusterOptions,
+    host: &LinuxHost,
+    state_dir: &std::path::Path,
+) -> Result<Arc<ClusterNode>> {
     let address = match options.advertise {
         Some(ip) => ip,
         None => match host.uplink_addresses().first() {
@@ -52,7 +60,9 @@ pub async fn join(options: &ClusterOptions, host: &LinuxHost) -> Result<Arc<Clus
         vxlan_port: options.vxlan_port,
         joined: chrono::Utc::now(),
     };
-    ClusterNode::start(store, record, options.ttl_secs)
+    let exe = std::env::current_exe().context("finding netd's own executable")?;
+    let keeper = Arc::new(ProcessKeeper::new(state_dir, &exe, options.store.flags()));
+    ClusterNode::start(store, record, options.ttl_secs, keeper)
         .await
         .context("joining the cluster")
 }

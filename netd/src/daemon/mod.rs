@@ -167,7 +167,7 @@ async fn serve(args: Options, socket: PathBuf, protected: netns::Protected) -> R
         }
     };
     let cluster = match &args.cluster {
-        Some(options) => Some(cluster::join(options, &host).await?),
+        Some(options) => Some(cluster::join(options, &host, &args.state_dir).await?),
         None => None,
     };
     tokio::spawn(upkeep::maintain(host, changes.clone()));
