@@ -153,7 +153,12 @@ fn row(n: &Value) -> Vec<String> {
         str_of(n, "/address"),
         if ready { "ready" } else { "unreachable" }.into(),
         match ready {
-            true => str_of(n, "/alive_since"),
+            // To the second: 2026-12-07T23:27:36Z.
+            true => str_of(n, "/alive_since")
+                .split('.')
+                .next()
+                .map(|s| format!("{}Z", s.trim_end_matches('Z')))
+                .unwrap_or_default(),
             false => "-".into(),
         },
         str_of(n, "/vxlan_port"),

@@ -51,7 +51,7 @@ pub enum NodeError {
         "node name {name} is taken by a live node at {address}; give this host another --node-name"
     )]
     NameTaken { name: String, address: Ipv4Addr },
-    #[error("node {0} is alive: stop its daemon (or let its lease expire) before removing it")]
+    #[error("node {0} is alive (its lease is renewed): remove a node only once its host is gone for good")]
     Alive(String),
     #[error("node {0} is this daemon's own")]
     Own(String),

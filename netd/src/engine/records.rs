@@ -38,14 +38,20 @@ impl Engine {
         ])?)
     }
 
-    /// Persists a changed container and refreshes its files, all or nothing: the files'
-    /// space is taken first, then the record is written, then the files (into that space).
+    /// Persists a changed container and refreshes its files: the files' space is taken
+    /// first, then the record is written, then the files (into that space). Once the record
+    /// is written the change stands, as the kernel has it: files that still fail to write are
+    /// logged, and written again at the container's next change.
     pub(super) fn commit_container(&mut self, c: Container) -> Result<(), EngineError> {
         let files = self.prepare_files(&c)?;
         self.store.save_container(&c)?;
+        let name = c.name.clone();
         self.containers.insert(c.id.clone(), c);
         self.refresh_names();
-        Ok(files.commit()?)
+        if let Err(e) = files.commit() {
+            log::warn!("container {name}: writing its hosts, resolv.conf and hostname: {e}");
+        }
+        Ok(())
     }
 
     /// Records a change the kernel has made already (an interface gone): the engine knows it
