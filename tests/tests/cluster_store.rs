@@ -174,3 +174,68 @@ async fn the_store_outlives_its_leader_and_a_full_stop() {
     let held = held.await.expect("the cluster answers again");
     assert_eq!(held.expect("the claim survived").value, b"node-a");
 }
+
+/// Waits (bounded) until the peer view satisfies `ready`.
+async fn view_until(
+    rx: &mut tokio::sync::watch::Receiver<std::sync::Arc<netd::cluster::peers::PeerView>>,
+    limit: Duration,
+    ready: impl Fn(&netd::cluster::peers::PeerView) -> bool,
+) -> bool {
+    tokio::time::timeout(limit, async {
+        loop {
+            if ready(&rx.borrow_and_update()) {
+                return;
+            }
+            rx.changed().await.expect("the follower runs");
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn the_peer_view_follows_etcd_across_a_leader_kill() {
+    use netd::cluster::peers::{self, EndpointRecord};
+    if !has_etcd("the_peer_view_follows_etcd_across_a_leader_kill") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path());
+    let store: std::sync::Arc<dyn ClusterStore> = std::sync::Arc::new(
+        EtcdStore::connect(&address(&c, true))
+            .await
+            .expect("connect"),
+    );
+    let node = br#"{"name":"host2","address":"10.88.0.12","vxlan_port":4790,"joined":"2026-12-07T00:00:00Z"}"#;
+    store.put("/netd/v1/nodes/host2", node, None).await.unwrap();
+    let endpoint = |last: u8| {
+        let ip = std::net::Ipv4Addr::new(10, 1, 0, last);
+        EndpointRecord {
+            network_id: "blue-id".into(),
+            ip,
+            mac: netd::config::mac::Mac::from_ipv4(ip),
+            node: "host2".into(),
+            names: vec![],
+        }
+    };
+    let mut view = peers::follow(store.clone());
+    peers::publish(store.as_ref(), &endpoint(1)).await.unwrap();
+    let seen = view_until(&mut view, Duration::from_secs(10), |v| {
+        v.remotes("host1").len() == 1
+    });
+    assert!(seen.await, "{:?}", view.borrow());
+
+    let leader = labkit::wait_until(Duration::from_secs(10), || c.leader().is_some())
+        .then(|| c.leader())
+        .flatten()
+        .expect("a leader");
+    c.kill(leader);
+    let published = within(Duration::from_secs(20), async || {
+        peers::publish(store.as_ref(), &endpoint(2)).await
+    });
+    published.await.expect("the two members left answer");
+    let seen = view_until(&mut view, Duration::from_secs(30), |v| {
+        v.remotes("host1").len() == 2
+    });
+    assert!(seen.await, "the view missed a change: {:?}", view.borrow());
+}

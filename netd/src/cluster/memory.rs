@@ -59,6 +59,15 @@ impl MemoryStore {
         }
     }
 
+    /// Ends every watch, as a lost connection does, while requests go on being answered.
+    pub fn drop_watches(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watchers
+            .clear();
+    }
+
     /// Forgets the history before `revision`, as etcd's compaction does.
     pub fn compact(&self, revision: Revision) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,6 +12,7 @@ pub mod joining;
 pub mod memory;
 pub mod nodes;
 pub mod overlay;
+pub mod peers;
 pub mod store;
 
 pub use endpoints::{StoreAddress, TlsFiles};
@@ -19,6 +20,8 @@ pub use store::{ClusterError, ClusterStore};
 
 #[cfg(test)]
 mod tests_overlay;
+#[cfg(test)]
+mod tests_peers;
 
 #[cfg(test)]
 mod tests {
