@@ -68,6 +68,8 @@ async fn etcd_behaves_as_netd_needs() {
     // 50 addresses claimed at once by each of three hosts: 150 distinct addresses.
     let shared: std::sync::Arc<dyn ClusterStore> = std::sync::Arc::new(store);
     conformance::concurrent_claims_are_distinct(shared.clone(), "blue", 3, 50).await;
+    // Longer than a page of the etcd client's lists.
+    conformance::long_lists_are_whole(shared.clone(), "/long", 5000).await;
     let store = shared;
 
     // A lease with no keepalive expires by itself (etcd's TTLs are whole seconds).

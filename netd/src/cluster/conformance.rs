@@ -232,3 +232,25 @@ pub async fn concurrent_claims_are_distinct(
         "{e}"
     );
 }
+
+/// A list longer than any one answer holds comes whole, in key order, at one revision.
+pub async fn long_lists_are_whole(store: std::sync::Arc<dyn ClusterStore>, prefix: &str, n: usize) {
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let (store, prefix) = (store.clone(), prefix.to_string());
+        writers.spawn(async move {
+            for i in (w..n).step_by(16) {
+                let key = format!("{prefix}/{i:06}");
+                store.put(&key, b"x", None).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let (entries, revision) = store.list(&format!("{prefix}/")).await.unwrap();
+    assert_eq!(entries.len(), n);
+    let sorted = entries.windows(2).all(|w| w[0].key < w[1].key);
+    assert!(sorted, "a list out of key order");
+    assert!(entries.iter().all(|e| e.mod_revision <= revision));
+}

@@ -19,6 +19,8 @@ use super::{
 /// Each request's bound: a store that does not answer is unreachable, not slow.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Keys a list reads per request.
+const LIST_PAGE: i64 = 2000;
 /// How many responses a watch may hold before the reader takes them.
 const WATCH_BACKLOG: usize = 256;
 
@@ -115,6 +117,20 @@ fn entry(store: &str, kv: &etcd_client::KeyValue) -> Result<Entry> {
     })
 }
 
+/// The end of the key range of `prefix`, as etcd's clients compute it: the prefix with its
+/// last byte below 0xff raised by one and what follows it dropped.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the key space.
+    vec![0]
+}
+
 fn put_options(lease: Option<LeaseId>) -> Option<PutOptions> {
     lease.map(|id| PutOptions::new().with_lease(id))
 }
@@ -196,13 +212,37 @@ impl ClusterStore for EtcdStore {
             .transpose()
     }
 
+    /// In pages, all read at the first page's revision: a cluster's hundred thousand
+    /// endpoints exceed any one answer's size limit.
     async fn list(&self, prefix: &str) -> Result<(Vec<Entry>, Revision)> {
-        let options = GetOptions::new().with_prefix();
-        let got = self.client().get(prefix, Some(options)).await;
-        let got = got.map_err(|e| self.err(e))?;
-        let revision = got.header().map_or(0, |h| h.revision());
-        let entries = got.kvs().iter().map(|kv| entry(&self.described, kv));
-        Ok((entries.collect::<Result<_>>()?, revision))
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut entries = Vec::new();
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(LIST_PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let got = self.client().get(from.clone(), Some(options)).await;
+            let got = got.map_err(|e| self.err(e))?;
+            if revision == 0 {
+                revision = got.header().map_or(0, |h| h.revision());
+            }
+            for kv in got.kvs() {
+                entries.push(entry(&self.described, kv)?);
+            }
+            match got.kvs().last() {
+                Some(last) if got.more() => {
+                    // The next page starts just after the last key of this one.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((entries, revision)),
+            }
+        }
     }
 
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool> {
@@ -256,5 +296,17 @@ impl ClusterStore for EtcdStore {
             }
         });
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_are_etcds() {
+        assert_eq!(prefix_end(b"/netd/v1/"), b"/netd/v10");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
     }
 }

@@ -34,6 +34,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn long_lists_are_whole() {
+        conformance::long_lists_are_whole(std::sync::Arc::new(MemoryStore::new()), "/l", 5000)
+            .await;
+    }
+
+    #[tokio::test]
     async fn a_watch_behind_a_compaction_is_told() {
         let store = MemoryStore::new();
         let first = store.put("/c/a", b"1", None).await.unwrap();
