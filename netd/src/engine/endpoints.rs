@@ -48,13 +48,15 @@ impl Engine {
         if let Some(mac) = req.mac {
             self.check_mac_free(net, mac)?;
         }
-        if net.macvlan.is_some() && (req.handover || req.dnat_target) {
+        // Without a host end there is no port to take over or to publish through.
+        if !driver.host_end() && (req.handover || req.dnat_target) {
             return Err(EngineError::Conflict(format!(
-                "network {} is a macvlan network: {}",
+                "network {} is a {} network: {}",
                 net.name,
+                net.driver.as_str(),
                 match req.handover {
                     true => "a runtime cannot take over its interfaces yet",
-                    false => "its containers have LAN addresses of their own, so ports are not published (-p) there",
+                    false => "its containers have addresses of their own on the LAN, so ports are not published (-p) there",
                 }
             )));
         }

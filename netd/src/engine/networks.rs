@@ -104,7 +104,10 @@ impl Engine {
         options: &BTreeMap<String, String>,
     ) -> Result<Network, EngineError> {
         let mut net = self.network(key)?.clone();
-        if net.subnet.is_none() || net.macvlan.is_some() {
+        // Gateway policies (icc, gateway mode, masquerade) are those of a network whose
+        // containers have a host end behind the network's gateway.
+        let gated = self.host.driver(net.driver).is_some_and(|d| d.host_end());
+        if net.subnet.is_none() || !gated {
             return Err(EngineError::Conflict(format!(
                 "network {} ({} driver) has no options to change",
                 net.name,
