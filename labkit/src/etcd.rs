@@ -304,6 +304,16 @@ impl EtcdCluster {
             .is_some_and(|b| b.contains("\"health\":\"true\""))
     }
 
+    /// A counter of member `i`'s Prometheus metrics (summed over its label sets).
+    pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let body = self.curl(i, "/metrics", None)?;
+        let values = body
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        Some(values.sum())
+    }
+
     /// The index of the member that is the leader, as the running members report it.
     pub fn leader(&self) -> Option<usize> {
         let field = |body: &str, name: &str| -> Option<String> {

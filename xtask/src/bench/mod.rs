@@ -66,6 +66,9 @@ pub enum Suite {
     /// A container's throughput and new connections to a LAN host: macvlan vs a netd
     /// bridge network in routed gateway mode, side by side.
     Macvlan,
+    /// One host's view of a simulated cluster (1,000 nodes, 100,000 overlay endpoints in
+    /// etcd): convergence from a list and through a watch, memory, etcd traffic.
+    Cluster,
 }
 
 pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
@@ -121,6 +124,11 @@ pub fn run(netd: &Path, xtask: &Path, opts: &Options) -> Result<()> {
         let table = programs()?;
         println!("\n{table}");
         std::fs::write(dir.join("programs.md"), &table)?;
+    }
+    if opts.suites.contains(&Suite::Cluster) {
+        let table = bench_table("cluster_scale")?;
+        println!("\n{table}");
+        std::fs::write(dir.join("cluster.md"), &table)?;
     }
     if opts.suites.contains(&Suite::Runtimes) {
         println!(
@@ -190,13 +198,18 @@ fn published_ports(netd: &Path, xtask: &Path, opts: &Options, dir: &Path) -> Res
 
 /// The table of `tests/benches/programs.rs` (it loads the object into a namespace of its own).
 fn programs() -> Result<String> {
+    bench_table("programs")
+}
+
+/// The markdown table a bench of `tests/benches/` prints.
+fn bench_table(name: &str) -> Result<String> {
     let mut cargo = crate::cmd::cargo();
     cargo
-        .args(["bench", "-p", "integration-tests", "--bench", "programs"])
+        .args(["bench", "-p", "integration-tests", "--bench", name])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
     let out = cargo.output()?;
-    anyhow::ensure!(out.status.success(), "the programs benchmark failed");
+    anyhow::ensure!(out.status.success(), "the {name} benchmark failed");
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
