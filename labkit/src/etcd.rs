@@ -253,6 +253,15 @@ impl EtcdCluster {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
+        // A test or benchmark killed without its teardown takes its members with it.
+        // SAFETY: prctl(2) is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = cmd
             .spawn()
             .map_err(|e| LabError(format!("starting etcd member {i}: {e}")))?;

@@ -18,6 +18,8 @@ const NODES: &str = "/netd/v1/nodes/";
 const ALIVE: &str = "/netd/v1/alive/";
 /// Between tries while the store is away.
 const RETRY: Duration = Duration::from_millis(500);
+/// The most often the view is copied out to its readers while changes stream in.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// An overlay endpoint as every host sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,19 +203,28 @@ async fn follow_once(
                 continue;
             }
         };
+        let mut published = tokio::time::Instant::now();
         while let Some(event) = changes.recv().await {
-            match event {
-                WatchEvent::Changes(batch) => {
-                    batch.iter().for_each(|c| view.apply(c));
-                    tx.send_replace(Arc::new(view.clone()));
-                }
-                WatchEvent::Compacted { revision } => {
+            // One copy of the view for a burst of changes, not one per change: at most
+            // every PUBLISH_EVERY, with what came meanwhile.
+            let wait = PUBLISH_EVERY.saturating_sub(published.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let mut event = Some(event);
+            while let Some(e) = event.take().or_else(|| changes.try_recv().ok()) {
+                if let WatchEvent::Compacted { revision } = e {
                     log::info!(
                         "the cluster's history before {revision} is compacted: listing again"
                     );
                     return Ok(());
                 }
+                if let WatchEvent::Changes(batch) = e {
+                    batch.iter().for_each(|c| view.apply(c));
+                }
             }
+            tx.send_replace(Arc::new(view.clone()));
+            published = tokio::time::Instant::now();
             if tx.is_closed() {
                 return Ok(());
             }
